@@ -1,0 +1,161 @@
+"""The consumer-facing JSON API: /v1/availability, and health endpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from proxy.errors import BadRequest, ProblemError
+from proxy.model import ScheduleResult, Window
+from proxy.settings import LimitSettings
+from proxy.timefmt import format_utc, parse_rfc3339
+from proxy.typedefs import CONSUMERS, READINESS, SETTINGS, SOURCE
+
+# Deliberately plain: a mailbox address as Exchange accepts it, ASCII, no quoting or comments.
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_MAX_ADDRESS_LENGTH = 254
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityQuery:
+    """A validated request: addresses as the consumer spelled them, and a UTC window."""
+
+    schedules: tuple[str, ...]
+    window: Window
+
+
+def parse_query(raw: Mapping[str, Any], limits: LimitSettings) -> AvailabilityQuery:
+    """Validate a request's fields into a query, or raise BadRequest saying what is wrong."""
+    unknown = set(raw) - {"schedules", "start", "end"}
+    if unknown:
+        raise BadRequest(f"unknown field: {sorted(unknown)[0]}", code="unknown_field")
+    schedules = raw.get("schedules")
+    if not isinstance(schedules, list) or not schedules:
+        raise BadRequest(
+            "schedules must be a non-empty list of addresses", code="invalid_schedules"
+        )
+    if len(schedules) > limits.max_schedules:
+        raise BadRequest(
+            f"at most {limits.max_schedules} schedules per request", code="too_many_schedules"
+        )
+    for address in schedules:
+        if (
+            not isinstance(address, str)
+            or len(address) > _MAX_ADDRESS_LENGTH
+            or not _ADDRESS.match(address)
+        ):
+            raise BadRequest("every schedule must be an e-mail address", code="invalid_schedules")
+    start, end = _instant(raw, "start"), _instant(raw, "end")
+    if not start < end:
+        raise BadRequest("end must be after start", code="invalid_window")
+    if end - start > timedelta(days=limits.max_window_days):
+        raise BadRequest(
+            f"the window may span at most {limits.max_window_days} days", code="window_too_long"
+        )
+    return AvailabilityQuery(schedules=tuple(schedules), window=Window(start=start, end=end))
+
+
+def _instant(raw: Mapping[str, Any], name: str) -> Any:
+    value = raw.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(
+            f"{name} is required (RFC 3339, e.g. 2026-03-15T09:00:00Z)", code="invalid_time"
+        )
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be an RFC 3339 date-time with offset, e.g. 2026-03-15T09:00:00Z",
+            code="invalid_time",
+        ) from None
+
+
+def render_availability(query: AvailabilityQuery, results: Mapping[str, ScheduleResult]) -> bytes:
+    """The JSON API body: an entry per requested address, in request order, field by field."""
+    schedules = []
+    for address in query.schedules:
+        result = results[address.casefold()]
+        schedules.append(
+            {
+                "schedule": address,
+                "items": [
+                    {
+                        "status": item.status.value,
+                        "start": format_utc(item.start),
+                        "end": format_utc(item.end),
+                    }
+                    for item in result.items
+                ],
+                "error": None if result.error is None else {"code": result.error.value},
+            }
+        )
+    document = {
+        "start": format_utc(query.window.start),
+        "end": format_utc(query.window.end),
+        "schedules": schedules,
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+async def availability(request: web.Request) -> web.Response:
+    """GET or POST /v1/availability: minimized free/busy for the requested addresses."""
+    consumer = request.app[CONSUMERS].authenticate(request.headers.get("Authorization"))
+    raw = await _read_request(request)
+    query = parse_query(raw, request.app[SETTINGS].limits)
+    request.app[CONSUMERS].authorize(consumer, query.schedules)
+    unique = list({address.casefold(): address for address in query.schedules}.values())
+    results = await request.app[SOURCE].get_schedules(unique, query.window)
+    return web.Response(
+        body=render_availability(query, results),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _read_request(request: web.Request) -> Mapping[str, Any]:
+    """The request's fields from a JSON body (POST) or the query string (GET)."""
+    if request.method == "GET":
+        query = request.query
+        for name in query:
+            if len(query.getall(name)) > 1:
+                raise BadRequest(f"{name} is given more than once", code="invalid_request")
+        raw: dict[str, Any] = dict(query)
+        if "schedules" in raw:
+            raw["schedules"] = [s.strip() for s in raw["schedules"].split(",") if s.strip()]
+        return raw
+    if request.content_type != "application/json":
+        raise ProblemError(
+            "send a JSON body with Content-Type: application/json",
+            code="unsupported_media_type",
+            status=415,
+        )
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    return body
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: a token can be had and Graph answers; 503 otherwise."""
+    report = await request.app[READINESS].report()
+    return web.json_response(
+        {"status": "ready" if report.ready else "not_ready", "checks": report.checks},
+        status=200 if report.ready else 503,
+    )

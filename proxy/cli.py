@@ -1,0 +1,125 @@
+"""Command line: serve, mock-graph, check-config, new-key."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from proxy.app import init_app, run_kwargs
+from proxy.consumers import new_key
+from proxy.errors import ConfigError
+from proxy.settings import CONFIG_ENV, load_settings
+
+log = logging.getLogger("proxy")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command named on the command line; return the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level if "log_level" in args else "INFO")
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"freebusy-proxy: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="freebusy-proxy",
+        description="Minimized free/busy from Microsoft Graph for scheduling apps.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the proxy (with no config: the demo against the built-in mock)"
+    )
+    serve.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.set_defaults(run=_serve)
+
+    mock = commands.add_parser("mock-graph", help="run the mock Graph and identity platform")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8443)
+    mock.add_argument(
+        "--cert-dir", type=Path, default=Path("mock-certs"), help="where the CA PEM is written"
+    )
+    mock.add_argument(
+        "--org-size", type=int, default=40, help="people and rooms in contoso.example"
+    )
+    mock.add_argument("--seed", type=int, default=1)
+    mock.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    mock.set_defaults(run=_mock_graph)
+
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_check_config)
+
+    key = commands.add_parser("new-key", help="print a fresh consumer API key and its SHA-256")
+    key.set_defaults(run=_new_key)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # msal logs request details at DEBUG/INFO; we report its outcomes ourselves.
+    logging.getLogger("msal").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if config is None:
+        from proxy.demo import run_demo
+
+        return run_demo(host=args.host or "127.0.0.1", port=args.port or 8080)
+    settings = load_settings(config)
+    app = init_app(settings)
+    web.run_app(
+        app,
+        host=args.host or settings.server.host,
+        port=args.port if args.port is not None else settings.server.port,
+        print=lambda line: log.info("%s", line.strip()),
+        **run_kwargs(),
+    )
+    return 0
+
+
+def _mock_graph(args: argparse.Namespace) -> int:
+    from proxy.mock import MockSettings, serve_forever
+
+    serve_forever(
+        host=args.host,
+        port=args.port,
+        cert_dir=args.cert_dir,
+        settings=MockSettings(org_size=args.org_size, seed=args.seed),
+    )
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file)
+    print(
+        f"{args.file}: OK ({len(settings.consumers)} consumer(s); "
+        f"Graph at {settings.graph.base_url})"
+    )
+    return 0
+
+
+def _new_key(args: argparse.Namespace) -> int:
+    key, digest = new_key()
+    print(f"key:        {key}")
+    print(f"key_sha256: {digest}")
+    print("Give the key to the consumer; put only key_sha256 in the config.")
+    return 0

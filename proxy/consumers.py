@@ -1,0 +1,81 @@
+"""Consumer authentication (API keys stored as SHA-256) and address allowlists."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from proxy.errors import Forbidden, Unauthorized
+from proxy.settings import ConsumerSettings
+
+KEY_PREFIX = "fbp_"
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """An authenticated downstream app."""
+
+    name: str
+    exact: frozenset[str]
+    domains: frozenset[str]
+
+    def may_query(self, address: str) -> bool:
+        """True when the allowlist covers the address (case-insensitive)."""
+        folded = address.casefold()
+        return folded in self.exact or folded.rpartition("@")[2] in self.domains
+
+
+def new_key() -> tuple[str, str]:
+    """Return a fresh random API key and the SHA-256 hex digest to put in the config."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, hash_key(key)
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 hex digest of a key, as stored in the config."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ConsumerRegistry:
+    """Finds the consumer a bearer key belongs to, in time independent of which one matches."""
+
+    def __init__(self, consumers: Iterable[ConsumerSettings]) -> None:
+        self._entries = [(bytes.fromhex(c.key_sha256), _consumer(c)) for c in consumers]
+
+    def authenticate(self, authorization: str | None) -> Consumer:
+        """Return the consumer for an ``Authorization: Bearer <key>`` header or raise."""
+        if not authorization:
+            raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.casefold() != "bearer" or not key or len(key) > 512:
+            raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+        digest = hashlib.sha256(key.encode()).digest()
+        found: Consumer | None = None
+        for stored, consumer in self._entries:
+            # Compare against every entry so timing does not reveal which one matched.
+            if hmac.compare_digest(stored, digest):
+                found = consumer
+        if found is None:
+            raise Unauthorized("the API key is not valid")
+        return found
+
+    @staticmethod
+    def authorize(consumer: Consumer, addresses: Iterable[str]) -> None:
+        """Raise Forbidden unless the consumer may query every address."""
+        denied = [address for address in addresses if not consumer.may_query(address)]
+        if denied:
+            raise Forbidden(
+                f"this API key may not query: {', '.join(denied[:5])}"
+                + (f" and {len(denied) - 5} more" if len(denied) > 5 else ""),
+                code="schedule_not_allowed",
+            )
+
+
+def _consumer(settings: ConsumerSettings) -> Consumer:
+    exact = frozenset(p.casefold() for p in settings.allow if not p.startswith("*@"))
+    domains = frozenset(p[2:].casefold() for p in settings.allow if p.startswith("*@"))
+    return Consumer(name=settings.name, exact=exact, domains=domains)

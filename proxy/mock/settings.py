@@ -1,0 +1,37 @@
+"""Fixed demo identities and the knobs of one mock Graph instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MOCK_TENANT_ID = "6f1c3a52-8d4e-4b7a-9c1f-2e5d7a9b0c13"
+MOCK_CLIENT_ID = "0b9e2c7d-4f61-4a3e-8b5d-9c2a1e7f6d48"
+# Deliberately self-describing: this value must never look like a real credential.
+MOCK_CLIENT_SECRET = "mock-graph-demo-secret-not-a-real-credential"  # noqa: S105
+MOCK_DOMAIN = "contoso.example"
+CANARY_PREFIX = "CANARY"
+
+# The environment variable the demo output suggests for the client secret.
+CLIENT_SECRET_ENV_VAR = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105
+
+
+@dataclass(frozen=True, kw_only=True)
+class MockSettings:
+    """Everything that shapes one mock: the organisation, identities, tokens and limits."""
+
+    org_size: int = 40
+    seed: int = 1
+    token_lifetime_s: int = 3599
+    app_roles: tuple[str, ...] = ("Calendars.ReadBasic",)
+    tenant_id: str = MOCK_TENANT_ID
+    client_id: str = MOCK_CLIENT_ID
+    client_secret: str = MOCK_CLIENT_SECRET
+    mailbox_concurrency_limit: int = 4
+    mailbox_rate_limit: int = 10_000
+    """Requests per mailbox per ten minutes, as Outlook counts them."""
+
+    def __post_init__(self) -> None:
+        if self.org_size < 1:
+            raise ValueError("org_size must be at least 1")
+        if self.mailbox_concurrency_limit < 1 or self.mailbox_rate_limit < 1:
+            raise ValueError("mailbox limits must be positive")

@@ -1,0 +1,74 @@
+"""Frozen value objects: the only shapes availability data takes inside the proxy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Graph's freeBusyStatus vocabulary, canonical spelling."""
+
+    FREE = "free"
+    TENTATIVE = "tentative"
+    BUSY = "busy"
+    OOF = "oof"
+    WORKING_ELSEWHERE = "workingElsewhere"
+    UNKNOWN = "unknown"
+
+
+# Lower-cased spelling -> canonical status; Graph's docs show both "busy" and "Busy".
+STATUS_BY_FOLDED: dict[str, Status] = {status.value.casefold(): status for status in Status}
+
+
+class ErrorCode(StrEnum):
+    """Stable per-schedule error codes; upstream text is never passed on."""
+
+    NOT_FOUND = "not_found"
+    THROTTLED = "throttled"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    NOT_CONNECTED = "not_connected"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open UTC interval [start, end) with start < end."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.utcoffset() != timedelta(0) or self.end.utcoffset() != timedelta(0):
+            raise ValueError("window bounds must be UTC")
+        if not self.start < self.end:
+            raise ValueError("window end must be after start")
+
+    @property
+    def duration(self) -> timedelta:
+        """Length of the window."""
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class BusyItem:
+    """One minimized schedule item: a status over a UTC interval, nothing else."""
+
+    start: datetime
+    end: datetime
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleResult:
+    """Minimized availability for one mailbox: items, or an error code, never both."""
+
+    items: tuple[BusyItem, ...] = ()
+    error: ErrorCode | None = None
+
+    @classmethod
+    def failed(cls, code: ErrorCode) -> ScheduleResult:
+        """Return a result carrying only the error code."""
+        return cls(items=(), error=code)

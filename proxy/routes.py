@@ -1,0 +1,15 @@
+"""URL map of the proxy."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy import api
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register every route the proxy serves."""
+    app.router.add_route("GET", "/v1/availability", api.availability)
+    app.router.add_route("POST", "/v1/availability", api.availability)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)

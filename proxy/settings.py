@@ -1,0 +1,222 @@
+"""Configuration: TOML files validated strictly on load; secrets come from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from proxy.errors import ConfigError
+
+CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
+CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
+
+_ADDRESS_PATTERN = re.compile(r"^(\*|[^@\s*]+)@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    """Where the proxy listens and how much a request may carry."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    client_max_size: int = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphSettings:
+    """How to reach the identity platform and Microsoft Graph."""
+
+    tenant_id: str
+    client_id: str
+    authority: str = "https://login.microsoftonline.com"
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    ca_file: Path | None = None
+    timeout_seconds: float = 20.0
+    max_retries: int = 3
+    mailbox_concurrency: int = 4
+    # Never in a file: filled from FREEBUSY_PROXY_CLIENT_SECRET.
+    client_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitSettings:
+    """What one consumer request may ask for."""
+
+    max_schedules: int = 100
+    max_window_days: int = 180
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerSettings:
+    """A downstream app: its key's SHA-256 and the addresses it may query."""
+
+    name: str
+    key_sha256: str = field(repr=False)
+    allow: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The whole validated configuration."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    graph: GraphSettings
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    consumers: tuple[ConsumerSettings, ...] = ()
+
+
+T = TypeVar("T")
+
+
+def load_settings(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a TOML config file; raise ConfigError naming the first bad key."""
+    env = os.environ if environ is None else environ
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_settings(document, environ=env, base_dir=path.parent)
+
+
+def parse_settings(
+    document: Mapping[str, Any], *, environ: Mapping[str, str], base_dir: Path
+) -> Settings:
+    """Validate a parsed TOML document into Settings; raise ConfigError naming the bad key."""
+    if "client_secret" in document.get("graph", {}):
+        raise ConfigError(
+            f"graph.client_secret: secrets are not read from files; set {CLIENT_SECRET_ENV}"
+        )
+    _reject_unknown(document, {"server", "graph", "limits", "consumers"}, "")
+    if "graph" not in document:
+        raise ConfigError("graph: missing section [graph]")
+    server = _build(ServerSettings, document.get("server", {}), "server")
+    graph = _build(GraphSettings, document["graph"], "graph")
+    limits = _build(LimitSettings, document.get("limits", {}), "limits")
+    raw_consumers = document.get("consumers", [])
+    if not isinstance(raw_consumers, list):
+        raise ConfigError("consumers: must be an array of tables ([[consumers]])")
+    consumers = tuple(
+        _build(ConsumerSettings, raw, f"consumers[{index}]")
+        for index, raw in enumerate(raw_consumers)
+    )
+    _check_server(server)
+    graph = _check_graph(graph, environ=environ, base_dir=base_dir)
+    _check_limits(limits)
+    _check_consumers(consumers)
+    return Settings(server=server, graph=graph, limits=limits, consumers=consumers)
+
+
+def _check_server(server: ServerSettings) -> None:
+    if not 0 <= server.port <= 65535:
+        raise ConfigError("server.port: must be between 0 and 65535")
+    if server.client_max_size < 1024:
+        raise ConfigError("server.client_max_size: must be at least 1024 bytes")
+
+
+def _check_graph(
+    graph: GraphSettings, *, environ: Mapping[str, str], base_dir: Path
+) -> GraphSettings:
+    for key in ("authority", "base_url"):
+        if not getattr(graph, key).startswith("https://"):
+            raise ConfigError(f"graph.{key}: must be an https:// URL")
+    if graph.max_retries < 0 or graph.max_retries > 10:
+        raise ConfigError("graph.max_retries: must be between 0 and 10")
+    if not 1 <= graph.mailbox_concurrency <= 4:
+        raise ConfigError("graph.mailbox_concurrency: Graph allows 1 to 4 concurrent requests")
+    if graph.timeout_seconds <= 0:
+        raise ConfigError("graph.timeout_seconds: must be positive")
+    ca_file = graph.ca_file
+    if ca_file is not None:
+        ca_file = ca_file if ca_file.is_absolute() else base_dir / ca_file
+        if not ca_file.is_file():
+            raise ConfigError(f"graph.ca_file: no such file: {ca_file}")
+    secret = environ.get(CLIENT_SECRET_ENV) or None
+    return replace(graph, ca_file=ca_file, client_secret=secret)
+
+
+def _check_limits(limits: LimitSettings) -> None:
+    if limits.max_schedules < 1:
+        raise ConfigError("limits.max_schedules: must be at least 1")
+    if limits.max_window_days < 1:
+        raise ConfigError("limits.max_window_days: must be at least 1")
+
+
+def _check_consumers(consumers: tuple[ConsumerSettings, ...]) -> None:
+    names: set[str] = set()
+    hashes: set[str] = set()
+    for index, consumer in enumerate(consumers):
+        where = f"consumers[{index}]"
+        if consumer.name in names:
+            raise ConfigError(f"{where}.name: duplicate consumer name {consumer.name!r}")
+        names.add(consumer.name)
+        if not re.fullmatch(r"[0-9a-f]{64}", consumer.key_sha256):
+            raise ConfigError(f"{where}.key_sha256: must be 64 lower-case hex digits")
+        if consumer.key_sha256 in hashes:
+            raise ConfigError(f"{where}.key_sha256: two consumers share one key")
+        hashes.add(consumer.key_sha256)
+        for pattern in consumer.allow:
+            if not _ADDRESS_PATTERN.match(pattern):
+                raise ConfigError(
+                    f"{where}.allow: {pattern!r} is neither an address nor '*@domain'"
+                )
+
+
+def _reject_unknown(table: Mapping[str, Any], known: set[str], where: str) -> None:
+    for key in table:
+        if key not in known:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(f"{name}: unknown key")
+
+
+def _build(cls: type[T], table: Any, where: str) -> T:
+    """Build a settings dataclass from a TOML table, checking keys and types."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    hints = typing.get_type_hints(cls)
+    settable = {f.name: f for f in fields(cls) if f.name != "client_secret"}  # type: ignore[arg-type]
+    _reject_unknown(table, set(settable), where)
+    values: dict[str, Any] = {}
+    for name, spec in settable.items():
+        if name not in table:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(f"{where}.{name}: required key is missing")
+            continue
+        values[name] = _coerce(table[name], hints[name], f"{where}.{name}")
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a TOML value against a field type, converting where TOML has no such type."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _coerce(value, options[0], where)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a list of strings")
+        return tuple(value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: must be a path")
+        return Path(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: must be a number")
+        return float(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: must be an integer")
+    if hint is str and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{where}: must be a non-empty string")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false")
+    return value

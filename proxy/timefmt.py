@@ -1,0 +1,37 @@
+"""Time parsing and formatting at the edges: RFC 3339 outside, aware UTC datetimes inside."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+# RFC 3339 §5.6 date-time; an offset is mandatory so no instant is ever guessed.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Return the UTC instant of an RFC 3339 date-time with offset; raise ValueError otherwise."""
+    if not _RFC3339.match(text):
+        raise ValueError("not an RFC 3339 date-time with offset")
+    normalized = text.upper().replace(" ", "T")
+    head, sep, frac_and_offset = normalized.partition(".")
+    if sep:
+        # Python keeps microseconds; nanosecond digits beyond that are truncated, not rounded.
+        digits = re.match(r"\d+", frac_and_offset)
+        assert digits is not None
+        normalized = f"{head}.{digits.group()[:6]:0<6}{frac_and_offset[digits.end() :]}"
+    return datetime.fromisoformat(normalized).astimezone(UTC)
+
+
+def format_utc(instant: datetime) -> str:
+    """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix."""
+    utc = instant.astimezone(UTC)
+    spec = "seconds" if utc.microsecond == 0 else "microseconds"
+    return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def format_graph_local(instant: datetime) -> str:
+    """Format a naive-local or UTC datetime the way Graph writes dateTimeTimeZone.dateTime."""
+    return instant.replace(tzinfo=None).isoformat(timespec="microseconds") + "0"

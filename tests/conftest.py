@@ -1,0 +1,135 @@
+"""Shared fixtures: the mock Graph over real HTTPS, the proxy over a real socket, leak guards."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from proxy.app import init_app
+from proxy.consumers import new_key
+from proxy.mock import (
+    MOCK_CLIENT_ID,
+    MOCK_CLIENT_SECRET,
+    MOCK_DOMAIN,
+    MOCK_TENANT_ID,
+    MockSettings,
+    RunningMock,
+    start_mock,
+)
+from proxy.settings import ConsumerSettings, GraphSettings, LimitSettings, Settings
+
+# Keys for the consumers every proxy under test knows.
+KEY_ALL, KEY_ALL_SHA = new_key()
+KEY_ONE, KEY_ONE_SHA = new_key()
+ONE_ADDRESS = f"adele.vance@{MOCK_DOMAIN}"
+
+# Strings that must never appear in a log line, a response or a file we write.
+FORBIDDEN_MARKERS = ("CANARY", MOCK_CLIENT_SECRET, KEY_ALL, KEY_ONE, "eyJ")
+
+
+@pytest.fixture(autouse=True)
+def _hostile_ca_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set the variables that make requests ignore Session.verify, as many containers do."""
+    bundle = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
+    monkeypatch.setenv("CURL_CA_BUNDLE", bundle)
+
+
+@pytest.fixture(autouse=True)
+def log_capture(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Capture every log line at DEBUG and fail the test if a secret or canary is in one."""
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    text = caplog.text
+    for marker in FORBIDDEN_MARKERS:
+        assert marker not in text, f"a log line contains {marker[:8]}…"
+
+
+def assert_no_leak(*texts: str) -> None:
+    """Fail if any forbidden marker is in any of the texts."""
+    for text in texts:
+        for marker in FORBIDDEN_MARKERS:
+            assert marker not in text, f"leaked {marker[:8]}…"
+
+
+MockFactory = Callable[..., Awaitable[RunningMock]]
+
+
+@pytest.fixture
+async def make_mock(tmp_path: Path) -> AsyncIterator[MockFactory]:
+    """Start mocks with given MockSettings fields; all are closed after the test."""
+    started: list[RunningMock] = []
+
+    async def make(**settings: Any) -> RunningMock:
+        cert_dir = tmp_path / f"mock{len(started)}"
+        cert_dir.mkdir()
+        running = await start_mock(settings=MockSettings(**settings), cert_dir=cert_dir)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.close()
+
+
+@pytest.fixture
+async def mock_graph(make_mock: MockFactory) -> RunningMock:
+    """The default mock organisation over HTTPS."""
+    return await make_mock()
+
+
+def proxy_settings(mock: RunningMock, **graph: Any) -> Settings:
+    """Settings pointing the proxy at a mock, with two consumers."""
+    base = GraphSettings(
+        tenant_id=MOCK_TENANT_ID,
+        client_id=MOCK_CLIENT_ID,
+        authority=mock.authority,
+        base_url=mock.graph_base_url,
+        ca_file=mock.ca_file,
+        client_secret=MOCK_CLIENT_SECRET,
+        timeout_seconds=10.0,
+    )
+    return Settings(
+        graph=replace(base, **graph),
+        limits=LimitSettings(),
+        consumers=(
+            ConsumerSettings(name="all", key_sha256=KEY_ALL_SHA, allow=(f"*@{MOCK_DOMAIN}",)),
+            ConsumerSettings(name="one", key_sha256=KEY_ONE_SHA, allow=(ONE_ADDRESS,)),
+        ),
+    )
+
+
+ProxyFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def make_proxy(aiohttp_client: Any) -> ProxyFactory:
+    """Serve the real proxy app on a real socket, configured for a given mock."""
+
+    async def make(
+        mock: RunningMock, *, settings: Settings | None = None, **graph: Any
+    ) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = await aiohttp_client(
+            init_app(settings or proxy_settings(mock, **graph))
+        )
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def proxy(make_proxy: ProxyFactory, mock_graph: RunningMock) -> TestClient[Any, Any]:
+    """The proxy in front of the default mock."""
+    return await make_proxy(mock_graph)
+
+
+def auth(key: str = KEY_ALL) -> dict[str, str]:
+    """Authorization header for a consumer key."""
+    return {"Authorization": f"Bearer {key}"}

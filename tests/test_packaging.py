@@ -1,0 +1,330 @@
+"""Packaging: the Docker files, compose file, example configs, console script and CI agree."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+import typing
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+
+from proxy import settings as settings_module
+from proxy.settings import CLIENT_SECRET_ENV, Settings, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+EXAMPLE = ROOT / "config" / "example.toml"
+README = ROOT / "README.md"
+# Fields the proxy never reads from a file (parse_settings rejects them there).
+ENV_ONLY_FIELDS = {"client_secret"}
+_COMMENTED_KEY = re.compile(r"^#\s?([A-Za-z_][A-Za-z0-9_]*\s*=.*)$")
+
+
+def _compose() -> dict[str, Any]:
+    with COMPOSE.open() as handle:
+        document = yaml.safe_load(handle)
+    assert isinstance(document, dict)
+    return document
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def _build(service: dict[str, Any]) -> tuple[Path, Path]:
+    """The build context and Dockerfile of a service, as repo paths."""
+    build = service["build"]
+    if isinstance(build, str):
+        build = {"context": build}
+    context = (ROOT / build.get("context", ".")).resolve()
+    return context, context / build.get("dockerfile", "Dockerfile")
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == name and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(entry.partition("=")[::2] for entry in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _volumes(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, container path) of each short-syntax volume."""
+    mounts = []
+    for entry in service.get("volumes", []):
+        source, target = entry.split(":")[:2]
+        mounts.append((source, target))
+    return mounts
+
+
+def _dockerfile_lines(dockerfile: Path) -> list[str]:
+    """Instructions with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def _image_files(dockerfile: Path) -> dict[PurePosixPath, Path]:
+    """Map each COPY destination in the image to its source in the build context."""
+    context = dockerfile.parent
+    workdir = PurePosixPath("/")
+    copied: dict[PurePosixPath, Path] = {}
+    for line in _dockerfile_lines(dockerfile):
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() == "WORKDIR":
+            workdir = workdir / rest.strip()
+        elif instruction.upper() in ("COPY", "ADD"):
+            args = [a for a in shlex.split(rest) if not a.startswith("--")]
+            *sources, destination = args
+            target = workdir / destination
+            for source in sources:
+                into_dir = destination.endswith("/") or len(sources) > 1
+                copied[target / PurePosixPath(source).name if into_dir else target] = (
+                    context / source
+                )
+    return copied
+
+
+def _in_image(path: str, dockerfile: Path) -> Path | None:
+    """The repo file that ends up at ``path`` in the image, if a COPY puts it there."""
+    wanted = PurePosixPath(path)
+    for destination, source in _image_files(dockerfile).items():
+        if wanted == destination:
+            return source
+        if destination in wanted.parents:
+            return source / wanted.relative_to(destination)
+    return None
+
+
+def _settings_dataclasses() -> list[type[Any]]:
+    return [
+        cls
+        for _, cls in inspect.getmembers(settings_module, dataclasses.is_dataclass)
+        if isinstance(cls, type) and cls.__module__ == settings_module.__name__
+    ]
+
+
+def _uncommented(text: str) -> str:
+    """The TOML with commented-out ``# key = value`` lines switched on."""
+    return "\n".join(
+        match.group(1) if (match := _COMMENTED_KEY.match(line.strip())) else line
+        for line in text.splitlines()
+    )
+
+
+def _section_class(hint: Any) -> type[Any]:
+    """The settings dataclass behind a field of Settings (``X`` or ``tuple[X, ...]``)."""
+    args = typing.get_args(hint)
+    cls = args[0] if args else hint
+    assert dataclasses.is_dataclass(cls), f"{hint} is not a settings dataclass"
+    return cls  # type: ignore[return-value]
+
+
+def test_compose_file_parses() -> None:
+    """docker-compose.yml is valid YAML with at least the mock-graph and proxy services."""
+    assert {"mock-graph", "proxy"} <= set(_services())
+
+
+@pytest.mark.parametrize("name", sorted(_services()))
+def test_compose_build_context_has_dockerfile(name: str) -> None:
+    """Every compose service builds from an existing context that holds its Dockerfile."""
+    context, dockerfile = _build(_services()[name])
+    assert context.is_dir(), f"{name}: build context {context} does not exist"
+    assert dockerfile.is_file(), f"{name}: no Dockerfile at {dockerfile}"
+
+
+def test_dockerfile_copy_sources_exist_and_are_not_ignored() -> None:
+    """Every COPY source of the Dockerfile is in the repo and not excluded by .dockerignore."""
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    sources = list(_image_files(ROOT / "Dockerfile").values())
+    assert sources, "the Dockerfile copies nothing"
+    for source in sources:
+        assert source.exists(), f"COPY source {source} is missing"
+        assert source.relative_to(ROOT).parts[0] not in ignored, f"{source} is .dockerignored"
+
+
+def test_dockerfile_runs_the_console_script_as_non_root() -> None:
+    """The image's entry point is freebusy-proxy, it exposes 8080 and drops root."""
+    lines = _dockerfile_lines(ROOT / "Dockerfile")
+    assert lines[0].startswith("FROM python:3.11-slim")
+    assert 'ENTRYPOINT ["freebusy-proxy"]' in lines
+    assert 'CMD ["serve"]' in lines
+    assert "EXPOSE 8080" in lines
+    users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]
+    assert users, "the image runs as root"
+    assert users[-1] not in ("root", "0")
+
+
+@pytest.mark.parametrize("name", sorted(_services()))
+def test_compose_referenced_files_exist(name: str) -> None:
+    """Bind-mounted paths and --config files of every service exist in the repo or image."""
+    service = _services()[name]
+    named_volumes = set(_compose().get("volumes") or {})
+    for source, _target in _volumes(service):
+        if source not in named_volumes:
+            assert (ROOT / source).exists(), f"{name}: mounted {source} does not exist"
+    config = _option(_command(service), "--config")
+    if config is not None:
+        _, dockerfile = _build(service)
+        in_repo = _in_image(config, dockerfile)
+        assert in_repo is not None, f"{name}: {config} is not copied into the image"
+        assert in_repo.is_file(), f"{name}: {config} comes from {in_repo}, which is missing"
+
+
+@pytest.mark.parametrize("name", sorted(_services()))
+def test_compose_environment_is_read_or_documented(name: str) -> None:
+    """Every environment variable compose sets is read by proxy/ or documented in README.md."""
+    code = "\n".join(path.read_text() for path in (ROOT / "proxy").rglob("*.py"))
+    readme = README.read_text()
+    for variable in _environment(_services()[name]):
+        assert variable in code or variable in readme, f"{name}: {variable} is used nowhere"
+
+
+def test_compose_config_is_valid_and_matches_the_mock(tmp_path: Path) -> None:
+    """config/compose.toml validates and points at the mock service, its CA and identities."""
+    from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_TENANT_ID
+
+    services = _services()
+    proxy_service = services["proxy"]
+    _, dockerfile = _build(proxy_service)
+    config_path = _in_image(_option(_command(proxy_service), "--config") or "", dockerfile)
+    assert config_path is not None
+    document = tomllib.loads(config_path.read_text())
+
+    # The CA path is inside the volume the mock writes mock-ca.pem into.
+    ca_file = PurePosixPath(document["graph"]["ca_file"])
+    mock_cert_dir = _option(_command(services["mock-graph"]), "--cert-dir")
+    assert ca_file == PurePosixPath(str(mock_cert_dir)) / "mock-ca.pem"
+    mock_volume = dict((t, s) for s, t in _volumes(services["mock-graph"]))[str(mock_cert_dir)]
+    proxy_volume = dict((t, s) for s, t in _volumes(proxy_service))[str(ca_file.parent)]
+    assert mock_volume == proxy_volume
+
+    # Validate everything else for real, with a CA file that exists here.
+    fake_ca = tmp_path / "mock-ca.pem"
+    fake_ca.write_text("placeholder\n")
+    document["graph"]["ca_file"] = str(fake_ca)
+    environ = _environment(proxy_service)
+    loaded = parse_settings(document, environ=environ, base_dir=config_path.parent)
+
+    assert loaded.graph.client_secret == MOCK_CLIENT_SECRET
+    assert loaded.graph.tenant_id == MOCK_TENANT_ID
+    assert loaded.graph.client_id == MOCK_CLIENT_ID
+    assert loaded.graph.authority == "https://mock-graph:8443"
+    assert loaded.graph.base_url == "https://mock-graph:8443/v1.0"
+    assert loaded.server.host == "0.0.0.0"  # noqa: S104 (inside a container)
+    assert "8080:8080" in [str(p) for p in proxy_service.get("ports", [])]
+    assert len(loaded.consumers) == 1
+
+
+def test_readme_demo_key_matches_compose_config() -> None:
+    """The demo key in README.md's Docker Compose section is the one config/compose.toml admits."""
+    section = README.read_text().partition("\n## Docker Compose\n")[2].partition("\n## ")[0]
+    keys = set(re.findall(r"fbp_[A-Za-z0-9_-]{43}", section))
+    assert len(keys) == 1, f"the Docker Compose section should name one demo key, found {keys}"
+    document = tomllib.loads((ROOT / "config" / "compose.toml").read_text())
+    digest = hashlib.sha256(keys.pop().encode()).hexdigest()
+    assert [c["key_sha256"] for c in document["consumers"]] == [digest]
+
+
+def test_console_script_is_declared() -> None:
+    """pyproject.toml installs freebusy-proxy as proxy.cli:main, and that callable exists."""
+    from proxy import cli
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["freebusy-proxy"] == "proxy.cli:main"
+    assert callable(cli.main)
+
+
+def test_python_m_proxy_help() -> None:
+    """``python -m proxy --help`` exits 0 and lists every command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "mock-graph", "check-config", "new-key"):
+        assert command in result.stdout
+
+
+def test_example_config_passes_check_config() -> None:
+    """``python -m proxy check-config config/example.toml`` accepts the example."""
+    env = {k: v for k, v in os.environ.items() if k != CLIENT_SECRET_ENV}
+    result = subprocess.run(  # noqa: S603 (our own interpreter and a repo file)
+        [sys.executable, "-m", "proxy", "check-config", str(EXAMPLE)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_example_config_documents_every_settings_field(tmp_path: Path) -> None:
+    """config/example.toml sets (or shows commented out) every key the settings accept."""
+    text = EXAMPLE.read_text()
+    document = tomllib.loads(_uncommented(text))
+    hints = typing.get_type_hints(Settings)
+    documented: set[type[Any]] = {Settings}
+    for section in dataclasses.fields(Settings):
+        assert section.name in document, f"example.toml lacks [{section.name}]"
+        cls = _section_class(hints[section.name])
+        documented.add(cls)
+        tables = document[section.name]
+        for table in tables if isinstance(tables, list) else [tables]:
+            for spec in dataclasses.fields(cls):
+                if spec.name in ENV_ONLY_FIELDS:
+                    continue
+                assert spec.name in table, f"example.toml lacks {section.name}.{spec.name}"
+    assert set(_settings_dataclasses()) == documented, "a settings dataclass is not covered"
+    assert CLIENT_SECRET_ENV in text
+
+    # Every documented key, switched on, is valid (the CA file only has to exist).
+    fake_ca = tmp_path / "ca.pem"
+    fake_ca.write_text("placeholder\n")
+    document["graph"]["ca_file"] = str(fake_ca)
+    parse_settings(document, environ={}, base_dir=EXAMPLE.parent)
+
+
+def test_ci_script_runs_the_readme_test_command() -> None:
+    """.ci/run is executable, strict, and runs the README's test command."""
+    script = ROOT / ".ci" / "run"
+    assert os.access(script, os.X_OK)
+    text = script.read_text()
+    assert "set -euo pipefail" in text
+    assert "python -m pytest" in README.read_text()
+    assert re.search(r"^python -m pytest$", text, re.MULTILINE)

@@ -1,0 +1,110 @@
+"""Configuration is validated strictly, and errors name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.cli import main
+from proxy.errors import ConfigError
+from proxy.settings import CLIENT_SECRET_ENV, load_settings
+
+VALID = """
+[server]
+port = 9090
+[graph]
+tenant_id = "t"
+client_id = "c"
+[[consumers]]
+name = "scheduler"
+key_sha256 = "%s"
+allow = ["*@contoso.example", "ceo@fabrikam.example"]
+""" % ("ab" * 32)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """Write a config file and return its path."""
+    path = tmp_path / "proxy.toml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
+    """Given keys are used, the rest take their documented defaults; the secret comes from env."""
+    settings = load_settings(write(tmp_path, VALID), environ={CLIENT_SECRET_ENV: "s3cret"})
+    assert settings.server.port == 9090
+    assert settings.server.host == "127.0.0.1"
+    assert settings.graph.base_url == "https://graph.microsoft.com/v1.0"
+    assert settings.graph.client_secret == "s3cret"
+    assert settings.consumers[0].allow == ("*@contoso.example", "ceo@fabrikam.example")
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (lambda t: t.replace("port = 9090", "prot = 9090"), "server.prot: unknown key"),
+        (lambda t: t.replace("port = 9090", 'port = "9090"'), "server.port: must be an integer"),
+        (lambda t: t.replace("port = 9090", "port = 70000"), "server.port"),
+        (lambda t: t.replace('client_id = "c"', ""), "graph.client_id: required"),
+        (
+            lambda t: t.replace('client_id = "c"', 'client_id = "c"\nclient_secret = "x"'),
+            "graph.client_secret",
+        ),
+        (
+            lambda t: t.replace('client_id = "c"', 'client_id = "c"\nbase_url = "http://graph"'),
+            "graph.base_url",
+        ),
+        (
+            lambda t: t.replace('client_id = "c"', 'client_id = "c"\nca_file = "missing.pem"'),
+            "graph.ca_file",
+        ),
+        (
+            lambda t: t.replace('client_id = "c"', 'client_id = "c"\nmailbox_concurrency = 8'),
+            "graph.mailbox_concurrency",
+        ),
+        (lambda t: t.replace("ab" * 32, "AB" * 32), "consumers[0].key_sha256"),
+        (
+            lambda t: t.replace('"ceo@fabrikam.example"', '"ceo*@fabrikam.example"'),
+            "consumers[0].allow",
+        ),
+        (lambda t: t + "[limits]\nmax_schedules = 0\n", "limits.max_schedules"),
+        (lambda t: t + "[surprise]\n", "surprise: unknown key"),
+        (lambda t: t.replace("[graph]", "[graf]"), "graf: unknown key"),
+        (
+            lambda t: (
+                t
+                + "[[consumers]]\nname = 'scheduler'\nkey_sha256 = '"
+                + "cd" * 32
+                + "'\nallow = []\n"
+            ),
+            "consumers[1].name",
+        ),
+        (lambda t: "port = [", "not valid TOML"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path: Path, edit: object, names: str) -> None:
+    """Every kind of mistake is refused with a message naming the offending key."""
+    assert callable(edit)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, edit(VALID)), environ={})
+    assert names in str(caught.value)
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config exits 0 on a valid file and 2 naming the key on an invalid one."""
+    assert main(["check-config", str(write(tmp_path, VALID))]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["check-config", str(write(tmp_path, VALID + "[nope]\n"))]) == 2
+    assert "nope: unknown key" in capsys.readouterr().err
+
+
+def test_new_key_prints_key_and_matching_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    """new-key prints a key and the SHA-256 the config needs for it."""
+    import hashlib
+
+    assert main(["new-key"]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines() if ":" in line)
+    key, digest = lines["key"].strip(), lines["key_sha256"].strip()
+    assert hashlib.sha256(key.encode()).hexdigest() == digest

@@ -1,0 +1,56 @@
+"""RFC 3339 at the edges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from proxy.timefmt import format_graph_local, format_utc, parse_rfc3339
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-15T09:00:00Z", datetime(2026, 3, 15, 9, tzinfo=UTC)),
+        ("2026-03-15t09:00:00z", datetime(2026, 3, 15, 9, tzinfo=UTC)),
+        ("2026-03-15T10:00:00+01:00", datetime(2026, 3, 15, 9, tzinfo=UTC)),
+        ("2026-03-15T09:00:00.123456789Z", datetime(2026, 3, 15, 9, 0, 0, 123456, tzinfo=UTC)),
+    ],
+)
+def test_parse_accepts_rfc3339(text: str, expected: datetime) -> None:
+    """Offsets are applied and the result is UTC."""
+    parsed = parse_rfc3339(text)
+    assert parsed == expected
+    assert parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-15T09:00:00",
+        "2026-03-15",
+        "2026-W11-1T09:00Z",
+        "2026-03-15T09:00Z",
+        "tomorrow",
+        "2026-13-40T09:00:00Z",
+        "",
+    ],
+)
+def test_parse_rejects_anything_else(text: str) -> None:
+    """No offset, no seconds, or not a date-time: rejected rather than guessed."""
+    with pytest.raises(ValueError, match=r".+"):
+        parse_rfc3339(text)
+
+
+def test_format_is_utc_with_z() -> None:
+    """Output is always UTC with a Z suffix."""
+    assert (
+        format_utc(datetime(2026, 3, 15, 10, tzinfo=timezone(timedelta(hours=1))))
+        == "2026-03-15T09:00:00Z"
+    )
+
+
+def test_graph_local_has_seven_fraction_digits() -> None:
+    """Graph's dateTime shape: seven fractional digits, no offset."""
+    assert format_graph_local(datetime(2026, 3, 15, 9, tzinfo=UTC)) == "2026-03-15T09:00:00.0000000"
