@@ -13,9 +13,10 @@ from aiohttp import web
 
 from proxy.errors import BadRequest, ProblemError
 from proxy.model import ScheduleResult, Window
+from proxy.service import lookup
 from proxy.settings import LimitSettings
 from proxy.timefmt import format_utc, parse_rfc3339
-from proxy.typedefs import CONSUMERS, READINESS, SETTINGS, SOURCE
+from proxy.typedefs import CONSUMERS, READINESS, SETTINGS
 
 # Deliberately plain: a mailbox address as Exchange accepts it, ASCII, no quoting or comments.
 _ADDRESS = re.compile(
@@ -111,9 +112,7 @@ async def availability(request: web.Request) -> web.Response:
     consumer = request.app[CONSUMERS].authenticate(request.headers.get("Authorization"))
     raw = await _read_request(request)
     query = parse_query(raw, request.app[SETTINGS].limits)
-    request.app[CONSUMERS].authorize(consumer, query.schedules)
-    unique = list({address.casefold(): address for address in query.schedules}.values())
-    results = await request.app[SOURCE].get_schedules(unique, query.window)
+    results = await lookup(request.app, consumer, query.schedules, query.window)
     return web.Response(
         body=render_availability(query, results),
         content_type="application/json",

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from proxy.errors import Forbidden, Unauthorized
+from proxy.model import Status
 from proxy.settings import ConsumerSettings
 
 KEY_PREFIX = "fbp_"
@@ -21,6 +22,7 @@ class Consumer:
     name: str
     exact: frozenset[str]
     domains: frozenset[str]
+    busy_statuses: frozenset[Status]
 
     def may_query(self, address: str) -> bool:
         """True when the allowlist covers the address (case-insensitive)."""
@@ -78,4 +80,9 @@ class ConsumerRegistry:
 def _consumer(settings: ConsumerSettings) -> Consumer:
     exact = frozenset(p.casefold() for p in settings.allow if not p.startswith("*@"))
     domains = frozenset(p[2:].casefold() for p in settings.allow if p.startswith("*@"))
-    return Consumer(name=settings.name, exact=exact, domains=domains)
+    return Consumer(
+        name=settings.name,
+        exact=exact,
+        domains=domains,
+        busy_statuses=frozenset(Status(s) for s in settings.busy_statuses),
+    )

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from proxy.errors import ConfigError
+from proxy.model import Status
 
 CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
 CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
 
+_STATUSES = tuple(status.value for status in Status)
 _ADDRESS_PATTERN = re.compile(r"^(\*|[^@\s*]+)@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
@@ -60,6 +62,8 @@ class ConsumerSettings:
     name: str
     key_sha256: str = field(repr=False)
     allow: tuple[str, ...]
+    # Statuses that count as busy wherever a view has only busy/free (Google, iCal, policies).
+    busy_statuses: tuple[str, ...] = ("busy", "oof", "tentative", "unknown")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,6 +168,11 @@ def _check_consumers(consumers: tuple[ConsumerSettings, ...]) -> None:
         if consumer.key_sha256 in hashes:
             raise ConfigError(f"{where}.key_sha256: two consumers share one key")
         hashes.add(consumer.key_sha256)
+        for status in consumer.busy_statuses:
+            if status not in _STATUSES:
+                raise ConfigError(
+                    f"{where}.busy_statuses: {status!r} is not one of {', '.join(_STATUSES)}"
+                )
         for pattern in consumer.allow:
             if not _ADDRESS_PATTERN.match(pattern):
                 raise ConfigError(

@@ -176,7 +176,7 @@ def test_dockerfile_runs_the_console_script_as_non_root() -> None:
     lines = _dockerfile_lines(ROOT / "Dockerfile")
     assert lines[0].startswith("FROM python:3.11-slim")
     assert 'ENTRYPOINT ["freebusy-proxy"]' in lines
-    assert 'CMD ["serve"]' in lines
+    assert 'CMD ["serve", "--host", "0.0.0.0"]' in lines
     assert "EXPOSE 8080" in lines
     users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]
     assert users, "the image runs as root"
