@@ -12,30 +12,51 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from proxy.audit import audit_middleware, audit_trail_ctx, check_audit_settings
+from proxy.clock import Clock, SystemClock
 from proxy.consumers import ConsumerRegistry
+from proxy.cors import cors_middleware
 from proxy.errors import ConfigError
 from proxy.graph import GraphScheduleSource, RetryPolicy
+from proxy.hardening import security_headers
 from proxy.limits import KeyedLimiter
 from proxy.problems import problem_middleware
+from proxy.ratelimit import TokenBuckets
 from proxy.readiness import Readiness
 from proxy.routes import setup_routes
 from proxy.settings import CLIENT_SECRET_ENV, Settings
 from proxy.tls import client_ssl_context
 from proxy.tokens import MsalAppTokens
-from proxy.typedefs import CONSUMERS, GRAPH_SESSION, READINESS, SETTINGS, SOURCE, TOKENS
+from proxy.typedefs import (
+    CLOCK,
+    CONSUMERS,
+    GRAPH_SESSION,
+    RATE_LIMITS,
+    READINESS,
+    SETTINGS,
+    SOURCE,
+    TOKENS,
+)
 
 SERVER_HEADER = "freebusy-proxy"
 
 
-def init_app(settings: Settings) -> web.Application:
-    """Build the proxy application from validated settings."""
+def init_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the proxy application from validated settings (and a clock, for tests)."""
     if settings.graph.client_secret is None:
         raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
+    check_audit_settings(settings.audit)
+    # CORS outermost so problems carry its headers; audit inside problems sees raw errors.
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.server.client_max_size
+        middlewares=[cors_middleware, problem_middleware, audit_middleware],
+        client_max_size=settings.server.client_max_size,
     )
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
+    app[CLOCK] = clock or SystemClock()
+    app[RATE_LIMITS] = TokenBuckets(app[CLOCK])
+    app.cleanup_ctx.append(audit_trail_ctx)
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)

@@ -14,6 +14,8 @@ from aiohttp import web
 from proxy.app import init_app, run_kwargs
 from proxy.consumers import new_key
 from proxy.errors import ConfigError
+from proxy.hardening import server_kwargs
+from proxy.logs import configure_logging
 from proxy.settings import CONFIG_ENV, load_settings
 
 log = logging.getLogger("proxy")
@@ -70,12 +72,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # msal logs request details at DEBUG/INFO; we report its outcomes ourselves.
-    logging.getLogger("msal").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # JSON lines with secrets redacted (proxy/logs.py); msal and urllib3 stay at WARNING.
+    configure_logging(level)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -85,12 +83,16 @@ def _serve(args: argparse.Namespace) -> int:
 
         return run_demo(host=args.host or "127.0.0.1", port=args.port or 8080)
     settings = load_settings(config)
+    # Now that the secrets are known, redact their literal values too.
+    secrets = (settings.graph.client_secret, settings.audit.hmac_key)
+    configure_logging(args.log_level, secrets=[s for s in secrets if s])
     app = init_app(settings)
     web.run_app(
         app,
         host=args.host or settings.server.host,
         port=args.port if args.port is not None else settings.server.port,
         print=lambda line: log.info("%s", line.strip()),
+        handler_args=server_kwargs(settings.server),
         **run_kwargs(),
     )
     return 0

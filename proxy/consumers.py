@@ -8,8 +8,10 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from proxy.audit_record import note_consumer
 from proxy.errors import Forbidden, Unauthorized
 from proxy.model import Status
+from proxy.policy import DEFAULT_POLICY, Policy
 from proxy.settings import ConsumerSettings
 
 KEY_PREFIX = "fbp_"
@@ -23,6 +25,7 @@ class Consumer:
     exact: frozenset[str]
     domains: frozenset[str]
     busy_statuses: frozenset[Status]
+    policy: Policy = DEFAULT_POLICY
 
     def may_query(self, address: str) -> bool:
         """True when the allowlist covers the address (case-insensitive)."""
@@ -55,7 +58,8 @@ class ConsumerRegistry:
         key = key.strip()
         if scheme.casefold() != "bearer" or not key or len(key) > 512:
             raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-        digest = hashlib.sha256(key.encode()).digest()
+        # A header may carry undecodable bytes (kept as surrogates); they must not crash us.
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
         found: Consumer | None = None
         for stored, consumer in self._entries:
             # Compare against every entry so timing does not reveal which one matched.
@@ -63,6 +67,7 @@ class ConsumerRegistry:
                 found = consumer
         if found is None:
             raise Unauthorized("the API key is not valid")
+        note_consumer(found.name)
         return found
 
     @staticmethod
@@ -80,9 +85,20 @@ class ConsumerRegistry:
 def _consumer(settings: ConsumerSettings) -> Consumer:
     exact = frozenset(p.casefold() for p in settings.allow if not p.startswith("*@"))
     domains = frozenset(p[2:].casefold() for p in settings.allow if p.startswith("*@"))
+    busy = frozenset(Status(s) for s in settings.busy_statuses)
     return Consumer(
         name=settings.name,
         exact=exact,
         domains=domains,
-        busy_statuses=frozenset(Status(s) for s in settings.busy_statuses),
+        busy_statuses=busy,
+        policy=Policy(
+            detail="busy" if settings.detail == "busy" else "status",
+            granularity_minutes=settings.granularity_minutes,
+            busy_statuses=busy,
+            max_window_days=settings.max_window_days,
+            max_schedules=settings.max_schedules,
+            max_lookback_days=settings.max_lookback_days,
+            max_lookahead_days=settings.max_lookahead_days,
+            rate_per_minute=settings.rate_per_minute,
+        ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shlex
 import signal
 import tempfile
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from proxy.app import init_app, run_kwargs
 from proxy.consumers import new_key
+from proxy.hardening import server_kwargs
 from proxy.mock import (
     MOCK_CLIENT_ID,
     MOCK_CLIENT_SECRET,
@@ -23,8 +25,15 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
-from proxy.settings import ConsumerSettings, GraphSettings, ServerSettings, Settings
+from proxy.settings import (
+    AuditSettings,
+    ConsumerSettings,
+    GraphSettings,
+    ServerSettings,
+    Settings,
+)
 from proxy.timefmt import format_utc
+from proxy.typedefs import SETTINGS
 
 
 def demo_settings(mock: RunningMock, *, host: str, port: int, key_sha256: str) -> Settings:
@@ -42,6 +51,8 @@ def demo_settings(mock: RunningMock, *, host: str, port: int, key_sha256: str) -
         consumers=(
             ConsumerSettings(name="demo", key_sha256=key_sha256, allow=(f"*@{MOCK_DOMAIN}",)),
         ),
+        # A key for this run only: the demo's audit lines need not correlate across runs.
+        audit=AuditSettings(hmac_key=secrets.token_urlsafe(32)),
     )
 
 
@@ -69,7 +80,7 @@ async def _demo(*, host: str, port: int) -> None:
         mock = await start_mock(settings=MockSettings(), cert_dir=Path(cert_dir))
         key, digest = new_key()
         app = init_app(demo_settings(mock, host=host, port=port, key_sha256=digest))
-        runner = web.AppRunner(app, **run_kwargs())
+        runner = web.AppRunner(app, **run_kwargs(), **server_kwargs(app[SETTINGS].server))
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)

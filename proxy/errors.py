@@ -7,6 +7,7 @@ Hierarchy::
     │   ├── BadRequest             (400)
     │   ├── Unauthorized           (401)
     │   ├── Forbidden              (403)
+    │   ├── RateLimited            (429, proxy/ratelimit.py; with Retry-After)
     │   └── UpstreamFailure        (502 / 504: Graph failed as a whole)
     ├── TokenError                 (the identity platform refused or failed; code only)
     └── ConfigError                (the configuration is invalid; names the key)
@@ -35,6 +36,10 @@ class ProblemError(ProxyError):
             self.code = code
         if status is not None:
             self.status = status
+
+    def extra_headers(self) -> dict[str, str]:
+        """Headers the problem response must carry besides the defaults (e.g. Retry-After)."""
+        return {}
 
 
 class BadRequest(ProblemError):

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from proxy.audit_record import count_upstream_call
 from proxy.errors import TokenError, UpstreamFailure
 from proxy.limits import KeyedLimiter
 from proxy.minimize import minimize
@@ -222,6 +223,7 @@ class GraphScheduleSource:
             "Prefer": 'outlook.timezone="UTC"',
             "Accept": "application/json",
         }
+        count_upstream_call()
         async with self._session.post(url, json=body, headers=headers) as resp:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if resp.status != 200:

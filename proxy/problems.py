@@ -53,6 +53,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except ProblemError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {**(headers or {}), **exc.extra_headers()} or None
         return problem_response(exc.status, code=exc.code, detail=exc.detail, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -17,6 +17,9 @@ from proxy.model import Status
 
 CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
 CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
+AUDIT_KEY_ENV = "FREEBUSY_PROXY_AUDIT_KEY"
+# Fields filled from the environment only; a file that sets them is rejected.
+_ENV_ONLY = frozenset({"client_secret", "hmac_key"})
 
 _STATUSES = tuple(status.value for status in Status)
 _ADDRESS_PATTERN = re.compile(r"^(\*|[^@\s*]+)@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -29,6 +32,10 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     client_max_size: int = 64 * 1024
+    # aiohttp's parser limits: request line (with query string), one header, header count.
+    max_line_size: int = 8190
+    max_field_size: int = 8190
+    max_headers: int = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +71,34 @@ class ConsumerSettings:
     allow: tuple[str, ...]
     # Statuses that count as busy wherever a view has only busy/free (Google, iCal, policies).
     busy_statuses: tuple[str, ...] = ("busy", "oof", "tentative", "unknown")
+    # Privacy policy and limits of this consumer (proxy/policy.py).
+    detail: str = "status"
+    granularity_minutes: int = 0
+    max_window_days: int | None = None
+    max_schedules: int | None = None
+    max_lookback_days: int = 0
+    max_lookahead_days: int = 365
+    rate_per_minute: int = 120
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditSettings:
+    """The audit trail: one JSON line per consumer request (proxy/audit.py)."""
+
+    enabled: bool = True
+    # None: standard output. Otherwise a file, appended to.
+    file: Path | None = None
+    audit_addresses: bool = False
+    # Never in a file: filled from FREEBUSY_PROXY_AUDIT_KEY.
+    hmac_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorsSettings:
+    """Browser cross-origin access: off unless origins are listed (proxy/cors.py)."""
+
+    allow_origins: tuple[str, ...] = ()
+    max_age_seconds: int = 600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +109,8 @@ class Settings:
     graph: GraphSettings
     limits: LimitSettings = field(default_factory=LimitSettings)
     consumers: tuple[ConsumerSettings, ...] = ()
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    cors: CorsSettings = field(default_factory=CorsSettings)
 
 
 T = TypeVar("T")
@@ -100,7 +137,9 @@ def parse_settings(
         raise ConfigError(
             f"graph.client_secret: secrets are not read from files; set {CLIENT_SECRET_ENV}"
         )
-    _reject_unknown(document, {"server", "graph", "limits", "consumers"}, "")
+    if "hmac_key" in document.get("audit", {}):
+        raise ConfigError(f"audit.hmac_key: secrets are not read from files; set {AUDIT_KEY_ENV}")
+    _reject_unknown(document, {"server", "graph", "limits", "consumers", "audit", "cors"}, "")
     if "graph" not in document:
         raise ConfigError("graph: missing section [graph]")
     server = _build(ServerSettings, document.get("server", {}), "server")
@@ -117,7 +156,21 @@ def parse_settings(
     graph = _check_graph(graph, environ=environ, base_dir=base_dir)
     _check_limits(limits)
     _check_consumers(consumers)
-    return Settings(server=server, graph=graph, limits=limits, consumers=consumers)
+    audit = _build(AuditSettings, document.get("audit", {}), "audit")
+    cors = _build(CorsSettings, document.get("cors", {}), "cors")
+    audit = _check_audit(audit, environ=environ, base_dir=base_dir)
+    _check_cors(cors)
+    _check_server_limits(server)
+    for index, consumer in enumerate(consumers):
+        _check_policy(consumer, f"consumers[{index}]")
+    return Settings(
+        server=server,
+        graph=graph,
+        limits=limits,
+        consumers=consumers,
+        audit=audit,
+        cors=cors,
+    )
 
 
 def _check_server(server: ServerSettings) -> None:
@@ -192,7 +245,7 @@ def _build(cls: type[T], table: Any, where: str) -> T:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: must be a table")
     hints = typing.get_type_hints(cls)
-    settable = {f.name: f for f in fields(cls) if f.name != "client_secret"}  # type: ignore[arg-type]
+    settable = {f.name: f for f in fields(cls) if f.name not in _ENV_ONLY}  # type: ignore[arg-type]
     _reject_unknown(table, set(settable), where)
     values: dict[str, Any] = {}
     for name, spec in settable.items():
@@ -229,3 +282,55 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: must be true or false")
     return value
+
+
+_ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_DETAILS = ("status", "busy")
+
+
+def _check_server_limits(server: ServerSettings) -> None:
+    for key in ("max_line_size", "max_field_size"):
+        if not 1024 <= getattr(server, key) <= 65536:
+            raise ConfigError(f"server.{key}: must be between 1024 and 65536 bytes")
+    if not 16 <= server.max_headers <= 256:
+        raise ConfigError("server.max_headers: must be between 16 and 256")
+
+
+def _check_policy(consumer: ConsumerSettings, where: str) -> None:
+    """Validate a consumer's privacy policy and limits."""
+    if consumer.detail not in _DETAILS:
+        raise ConfigError(f"{where}.detail: must be one of {', '.join(_DETAILS)}")
+    minutes = consumer.granularity_minutes
+    if minutes and (not 1 <= minutes <= 1440 or 1440 % minutes):
+        # A divisor of a day keeps the grid on the same UTC times every day.
+        raise ConfigError(f"{where}.granularity_minutes: must be 0 or divide 1440 (a day)")
+    for key in ("max_window_days", "max_schedules"):
+        value = getattr(consumer, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{where}.{key}: must be at least 1")
+    if not 0 <= consumer.max_lookback_days <= 3660:
+        raise ConfigError(f"{where}.max_lookback_days: must be between 0 and 3660")
+    if not 1 <= consumer.max_lookahead_days <= 3660:
+        raise ConfigError(f"{where}.max_lookahead_days: must be between 1 and 3660")
+    if not 0 <= consumer.rate_per_minute <= 100_000:
+        raise ConfigError(f"{where}.rate_per_minute: must be between 0 (no limit) and 100000")
+
+
+def _check_audit(
+    audit: AuditSettings, *, environ: Mapping[str, str], base_dir: Path
+) -> AuditSettings:
+    file = audit.file
+    if file is not None and not file.is_absolute():
+        file = base_dir / file
+    key = environ.get(AUDIT_KEY_ENV) or None
+    return replace(audit, file=file, hmac_key=key)
+
+
+def _check_cors(cors: CorsSettings) -> None:
+    for origin in cors.allow_origins:
+        if not _ORIGIN_PATTERN.match(origin):
+            raise ConfigError(
+                f"cors.allow_origins: {origin!r} is not an origin like https://app.example.com"
+            )
+    if not 0 <= cors.max_age_seconds <= 86400:
+        raise ConfigError("cors.max_age_seconds: must be between 0 and 86400")

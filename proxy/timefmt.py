@@ -22,7 +22,11 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"\d+", frac_and_offset)
         assert digits is not None
         normalized = f"{head}.{digits.group()[:6]:0<6}{frac_and_offset[digits.end() :]}"
-    return datetime.fromisoformat(normalized).astimezone(UTC)
+    try:
+        return datetime.fromisoformat(normalized).astimezone(UTC)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+01:00 is before datetime's range once in UTC.
+        raise ValueError("date-time out of range") from None
 
 
 def format_utc(instant: datetime) -> str:

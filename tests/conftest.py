@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.app import init_app
+from proxy.clock import Clock, FixedClock
 from proxy.consumers import new_key
+from proxy.hardening import server_kwargs
 from proxy.mock import (
     MOCK_CLIENT_ID,
     MOCK_CLIENT_SECRET,
@@ -23,15 +26,36 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
-from proxy.settings import ConsumerSettings, GraphSettings, LimitSettings, Settings
+from proxy.settings import (
+    AuditSettings,
+    ConsumerSettings,
+    GraphSettings,
+    LimitSettings,
+    Settings,
+)
 
 # Keys for the consumers every proxy under test knows.
 KEY_ALL, KEY_ALL_SHA = new_key()
 KEY_ONE, KEY_ONE_SHA = new_key()
 ONE_ADDRESS = f"adele.vance@{MOCK_DOMAIN}"
 
+# The audit trail's HMAC key in tests (what FREEBUSY_PROXY_AUDIT_KEY holds in production).
+AUDIT_KEY = "test-audit-key-" + "k" * 32
+# "Now" for every proxy under test: the tests' fixed dates (2026-01 to 2026-04) lie ahead.
+TEST_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
 # Strings that must never appear in a log line, a response or a file we write.
-FORBIDDEN_MARKERS = ("CANARY", MOCK_CLIENT_SECRET, KEY_ALL, KEY_ONE, "eyJ")
+# "refresh_token\":\"" and "access_token\":\"" catch a token response logged whole.
+FORBIDDEN_MARKERS = (
+    "CANARY",
+    MOCK_CLIENT_SECRET,
+    KEY_ALL,
+    KEY_ONE,
+    "eyJ",
+    AUDIT_KEY,
+    '"refresh_token": "',
+    '"access_token": "',
+)
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +127,7 @@ def proxy_settings(mock: RunningMock, **graph: Any) -> Settings:
             ConsumerSettings(name="all", key_sha256=KEY_ALL_SHA, allow=(f"*@{MOCK_DOMAIN}",)),
             ConsumerSettings(name="one", key_sha256=KEY_ONE_SHA, allow=(ONE_ADDRESS,)),
         ),
+        audit=AuditSettings(hmac_key=AUDIT_KEY),
     )
 
 
@@ -114,10 +139,16 @@ def make_proxy(aiohttp_client: Any) -> ProxyFactory:
     """Serve the real proxy app on a real socket, configured for a given mock."""
 
     async def make(
-        mock: RunningMock, *, settings: Settings | None = None, **graph: Any
+        mock: RunningMock,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        **graph: Any,
     ) -> TestClient[Any, Any]:
+        settings = settings or proxy_settings(mock, **graph)
         client: TestClient[Any, Any] = await aiohttp_client(
-            init_app(settings or proxy_settings(mock, **graph))
+            init_app(settings, clock=clock or FixedClock(TEST_NOW)),
+            server_kwargs=server_kwargs(settings.server),
         )
         return client
 

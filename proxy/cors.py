@@ -1,0 +1,78 @@
+"""CORS: off by default; exact origins from [cors] allow_origins may call from a browser.
+
+A small middleware rather than aiohttp-cors: the policy is one allowlist for every route,
+and preflights must be answered before routing turns OPTIONS into a 405.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy.problems import problem_response
+from proxy.typedefs import SETTINGS
+
+# What a browser client may send and read; everything else stays hidden from scripts.
+ALLOWED_REQUEST_HEADERS = frozenset({"authorization", "content-type"})
+EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer preflights for allowed origins and mark responses readable by them."""
+    cors = request.app[SETTINGS].cors
+    if not cors.allow_origins:
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin in cors.allow_origins
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        methods = _route_methods(request)
+        if methods is not None:
+            return _preflight(request, allowed=allowed, methods=methods, origin=origin or "")
+    response = await handler(request)
+    response.headers.add("Vary", "Origin")
+    if allowed and origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+    return response
+
+
+def _route_methods(request: web.Request) -> frozenset[str] | None:
+    """Methods the path serves, or None when there is no such path (404 as usual)."""
+    error = request.match_info.http_exception
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        return frozenset(error.allowed_methods)
+    if error is None:
+        return frozenset({request.method})
+    return None
+
+
+def _preflight(
+    request: web.Request, *, allowed: bool, methods: frozenset[str], origin: str
+) -> web.StreamResponse:
+    """204 with the grant for an allowed origin, method and headers; 403 problem otherwise."""
+    cors = request.app[SETTINGS].cors
+    method = request.headers["Access-Control-Request-Method"].strip().upper()
+    asked = {
+        name.strip().lower()
+        for name in request.headers.get("Access-Control-Request-Headers", "").split(",")
+        if name.strip()
+    }
+    if not allowed or method not in methods or not asked <= ALLOWED_REQUEST_HEADERS:
+        response = problem_response(
+            403,
+            code="cors_not_allowed",
+            detail="this origin, method or header may not call the proxy from a browser",
+        )
+        response.headers["Vary"] = "Origin"
+        return response
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": ", ".join(sorted(methods - {"HEAD", "OPTIONS"})),
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": str(cors.max_age_seconds),
+            "Vary": "Origin",
+        },
+    )
