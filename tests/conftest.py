@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
