@@ -125,14 +125,18 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
 def merge(items: Iterable[BusyItem]) -> list[BusyItem]:
     """Merge sorted same-status items that overlap or touch into single intervals."""
     merged: list[BusyItem] = []
+    last: dict[Status, int] = {}  # status -> index in merged of its latest interval
     for item in sorted(items):
-        last = merged[-1] if merged else None
-        if last is not None and last.status == item.status and item.start <= last.end:
-            if item.end > last.end:
-                merged[-1] = BusyItem(start=last.start, end=item.end, status=last.status)
+        index = last.get(item.status)
+        if index is not None and item.start <= merged[index].end:
+            if item.end > merged[index].end:
+                merged[index] = BusyItem(
+                    start=merged[index].start, end=item.end, status=item.status
+                )
             continue
+        last[item.status] = len(merged)
         merged.append(item)
-    return merged
+    return sorted(merged)
 
 
 def _grid(policy: Policy) -> timedelta | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from proxy.app import init_app
 from proxy.clock import Clock, FixedClock
@@ -164,3 +166,11 @@ async def proxy(make_proxy: ProxyFactory, mock_graph: RunningMock) -> TestClient
 def auth(key: str = KEY_ALL) -> dict[str, str]:
     """Authorization header for a consumer key."""
     return {"Authorization": f"Bearer {key}"}
+
+
+# Hypothesis: modest example counts so CI on two cores stays within minutes; no deadline
+# (a real socket and a busy machine make single examples slow now and then). The request
+# fuzzer sets its own, larger count. HYPOTHESIS_PROFILE=thorough runs ten times as many.
+hypothesis_settings.register_profile("ci", max_examples=150, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("thorough", max_examples=1500, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
