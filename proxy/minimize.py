@@ -89,7 +89,10 @@ def parse_graph_datetime(value: Any) -> datetime | None:
         return None
     if local.tzinfo is not None:
         # An explicit offset in dateTime is authoritative over the zone label.
-        return local.astimezone(UTC)
+        try:
+            return local.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:00:00-12:00 is past datetime's range
+            return None
     if not isinstance(zone_name, str):
         return None
     zone = resolve_zone(zone_name)
