@@ -1,0 +1,185 @@
+"""The audit trail: one JSON line per consumer request, pseudonymous addresses, no leaks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxy.app import init_app
+from proxy.errors import ConfigError
+from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, Fault, RunningMock
+from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, AuditSettings, Settings
+from tests.conftest import (
+    AUDIT_KEY,
+    KEY_ONE,
+    ONE_ADDRESS,
+    ProxyFactory,
+    assert_no_leak,
+    auth,
+    proxy_settings,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}
+OTHER = f"alex.wilber@{MOCK_DOMAIN}"
+
+
+def audited(mock: RunningMock, path: Path, **audit: Any) -> Settings:
+    """Test settings whose audit trail goes to ``path``."""
+    fields: dict[str, Any] = {"hmac_key": AUDIT_KEY, "file": path, **audit}
+    return replace(proxy_settings(mock), audit=AuditSettings(**fields))
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    """The audit file's lines, parsed, after checking none holds a forbidden marker."""
+    text = path.read_text()
+    assert_no_leak(text)
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def pseudonym(address: str) -> str:
+    """What the trail writes for an address with the test key."""
+    return hmac.new(AUDIT_KEY.encode(), address.casefold().encode(), hashlib.sha256).hexdigest()
+
+
+async def test_one_line_per_request_with_every_outcome(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """ok, 401, 403, 400, 502 and 404 each give exactly one line with the documented fields."""
+    path = tmp_path / "audit.jsonl"
+    client = await make_proxy(mock_graph, settings=audited(mock_graph, path))
+    mock_graph.graph.add_fault(Fault(kind="body", body={"value": "CANARY-x"}, count=1))
+    requests: list[tuple[dict[str, Any], dict[str, str]]] = [
+        ({"schedules": [ONE_ADDRESS.upper(), OTHER], **DAY}, auth()),
+        ({"schedules": [ONE_ADDRESS], **DAY}, {"Authorization": "Bearer wrong"}),
+        ({"schedules": [ONE_ADDRESS, OTHER], **DAY}, auth(KEY_ONE)),
+        ({"schedules": [ONE_ADDRESS], "start": "yesterday", "end": DAY["end"]}, auth()),
+    ]
+    for body, headers in requests:
+        async with client.post("/v1/availability", json=body, headers=headers) as resp:
+            await resp.read()
+    mock_graph.graph.add_fault(Fault(kind="status", status=500, count=None))
+    async with client.post(
+        "/v1/availability", json={"schedules": [ONE_ADDRESS], **DAY}, headers=auth()
+    ) as resp:
+        assert resp.status == 502
+    async with client.get("/nothing/here?CANARY=1", headers=auth()) as resp:
+        assert resp.status == 404
+    async with client.get("/healthz") as resp:
+        assert resp.status == 200
+
+    ok, unauthorized, forbidden, invalid, failed, missing = lines(path)
+    assert set(ok) == {
+        "time", "consumer", "route", "addresses", "schedules", "window", "status", "outcome",
+        "upstream_calls",
+    }  # fmt: skip
+    assert ok == {
+        "time": "2026-01-01T00:00:00Z",
+        "consumer": "all",
+        "route": "POST /v1/availability",
+        "addresses": 2,
+        "schedules": [pseudonym(ONE_ADDRESS), pseudonym(OTHER)],
+        "window": {"start": DAY["start"], "end": DAY["end"]},
+        "status": 200,
+        "outcome": "ok",
+        "upstream_calls": 1,
+    }
+    assert (unauthorized["consumer"], unauthorized["status"], unauthorized["outcome"]) == (
+        None,
+        401,
+        "unauthorized",
+    )
+    assert unauthorized["schedules"] == []
+    assert (forbidden["consumer"], forbidden["outcome"], forbidden["upstream_calls"]) == (
+        "one",
+        "schedule_not_allowed",
+        0,
+    )
+    assert forbidden["addresses"] == 2
+    assert (invalid["status"], invalid["outcome"], invalid["window"]) == (400, "invalid_time", None)
+    # 500 is not retried: one call, and the whole request failed.
+    assert (failed["status"], failed["outcome"], failed["upstream_calls"]) == (
+        502,
+        "upstream_error",
+        1,
+    )
+    assert missing["route"] == "GET unmatched"
+    assert missing["status"] == 404
+
+
+async def test_retries_count_as_upstream_calls(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """Two 503s then success: three Graph calls on the request's line."""
+    path = tmp_path / "audit.jsonl"
+    client = await make_proxy(mock_graph, settings=audited(mock_graph, path))
+    mock_graph.graph.add_fault(Fault(kind="status", status=503, retry_after="0", count=2))
+    async with client.post(
+        "/v1/availability", json={"schedules": [ONE_ADDRESS], **DAY}, headers=auth()
+    ) as resp:
+        assert resp.status == 200
+    (line,) = lines(path)
+    assert line["upstream_calls"] == 3
+
+
+async def test_addresses_in_clear_only_when_configured(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """audit_addresses = true writes the addresses (lower case) instead of HMACs."""
+    path = tmp_path / "audit.jsonl"
+    settings = audited(mock_graph, path, audit_addresses=True, hmac_key=None)
+    client = await make_proxy(mock_graph, settings=settings)
+    async with client.post(
+        "/v1/availability", json={"schedules": [ONE_ADDRESS.upper()], **DAY}, headers=auth()
+    ) as resp:
+        assert resp.status == 200
+    assert lines(path)[0]["schedules"] == [ONE_ADDRESS]
+
+
+async def test_audit_file_is_private(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """The audit file is created readable and writable by its owner only."""
+    path = tmp_path / "audit.jsonl"
+    await make_proxy(mock_graph, settings=audited(mock_graph, path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_refuses_to_start_without_a_key(mock_graph: RunningMock) -> None:
+    """Hashing addresses needs FREEBUSY_PROXY_AUDIT_KEY; a short key is refused too."""
+    base = proxy_settings(mock_graph)
+    for key in (None, "short"):
+        with pytest.raises(ConfigError, match=AUDIT_KEY_ENV):
+            init_app(replace(base, audit=AuditSettings(hmac_key=key)))
+    # Either explicit alternative starts.
+    init_app(replace(base, audit=AuditSettings(audit_addresses=True)))
+    init_app(replace(base, audit=AuditSettings(enabled=False)))
+
+
+def test_serve_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    """`serve` with a config but no audit key stops with status 2 and says what to set."""
+    config = tmp_path / "proxy.toml"
+    config.write_text('[graph]\ntenant_id = "t"\nclient_id = "c"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
+    result = subprocess.run(  # noqa: S603 (our own interpreter)
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config), "--port", "0"],
+        cwd=ROOT,
+        env={**env, CLIENT_SECRET_ENV: MOCK_CLIENT_SECRET, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert AUDIT_KEY_ENV in result.stderr
+    assert MOCK_CLIENT_SECRET not in result.stderr
