@@ -1,0 +1,243 @@
+"""Hostile or odd requests: clear problems, no banner, no caching, CORS only when allowed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from proxy.mock import RunningMock
+from proxy.settings import CorsSettings
+from tests.conftest import ONE_ADDRESS, ProxyFactory, assert_no_leak, auth, proxy_settings
+
+DAY = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}
+APP_ORIGIN = "https://scheduler.example"
+
+
+async def raw_request(
+    client: TestClient[Any, Any], data: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes on a fresh connection; return the status, headers and body."""
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("POST", "/v1/availability", {"json": {"schedules": [ONE_ADDRESS], **DAY}}, 200),
+        ("GET", "/healthz", {}, 200),
+        ("GET", "/nope", {}, 404),
+        ("DELETE", "/v1/availability", {}, 405),
+        (
+            "POST",
+            "/v1/availability",
+            {"json": {"schedules": [ONE_ADDRESS], **DAY}, "auth": None},
+            401,
+        ),
+        ("POST", "/v1/availability", {"json": {"schedules": "x"}}, 400),
+        ("POST", "/v1/availability", {"data": b"{" + b" " * 70_000 + b"}"}, 413),
+    ],
+)
+async def test_every_answer_has_only_the_product_banner_and_no_store(
+    proxy: TestClient[Any, Any], method: str, path: str, kwargs: dict[str, Any], status: int
+) -> None:
+    """Success, 401, 400, 404, 405 and 413 all say Server: freebusy-proxy, no-store, nosniff."""
+    headers = {} if kwargs.pop("auth", True) is None else auth()
+    if "data" in kwargs:
+        headers["Content-Type"] = "application/json"
+    async with proxy.request(method, path, headers=headers, **kwargs) as resp:
+        await resp.read()
+        assert resp.status == status
+        assert resp.headers["Server"] == "freebusy-proxy"
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+01:00",  # before datetime's range once in UTC
+        "9999-12-31T23:59:59-01:00",  # after it
+        "2026-02-30T00:00:00Z",
+        "2026-03-16T24:00:00Z",
+        "2026-03-16T23:59:60Z",
+        "2026-03-16T10:00:00+24:00",
+        "2026-03-16T10:00:00.1234567890Z",
+        "\uff12\uff10\uff12\uff16-03-16T10:00:00Z",
+        "2026-03-16T10:00:00Z\n",
+        "2026-03-16T10:00:00",
+        "1773655200",
+    ],
+)
+async def test_odd_time_formats_are_400(proxy: TestClient[Any, Any], value: str) -> None:
+    """Times out of range, invalid or without offset are 400 invalid_time, never a 500."""
+    body = {"schedules": [ONE_ADDRESS], "start": value, "end": "2026-01-06T00:00:00Z"}
+    async with proxy.post("/v1/availability", json=body, headers=auth()) as resp:
+        problem = json.loads(await resp.text())
+        assert resp.status == 400, problem
+    assert problem["code"] in ("invalid_time", "invalid_window")
+
+
+async def test_far_future_window_is_refused_before_any_arithmetic(
+    proxy: TestClient[Any, Any],
+) -> None:
+    """A window at the end of datetime's range is 400 window_too_late, not an overflow."""
+    body = {
+        "schedules": [ONE_ADDRESS],
+        "start": "9999-12-30T00:00:00Z",
+        "end": "9999-12-31T23:00:00Z",
+    }
+    async with proxy.post("/v1/availability", json=body, headers=auth()) as resp:
+        assert resp.status == 400
+        assert (await resp.json(content_type=None))["code"] == "window_too_late"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # Request line (query string) longer than server.max_line_size.
+        b"GET /v1/availability?schedules=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        # One header longer than server.max_field_size.
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 9000 + b"\r\n\r\n",
+        # More headers than server.max_headers.
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 1\r\n" * 100 + b"\r\n",
+        # Not HTTP at all.
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64 + b"\r\n\r\n",
+    ],
+)
+async def test_parser_limits_answer_400_before_the_app(
+    proxy: TestClient[Any, Any], data: bytes
+) -> None:
+    """aiohttp refuses these while parsing, before our middleware: a plain-text 400.
+
+    It cannot be problem+json (nor carry our Server header) without replacing aiohttp's
+    request handler; the limits are configurable ([server] max_line_size, max_field_size,
+    max_headers) and documented.
+    """
+    status, headers, body = await raw_request(proxy, data)
+    assert status == 400
+    assert headers["content-type"].startswith("text/plain")
+    assert_no_leak(body.decode("latin-1"))
+
+
+async def test_undecodable_key_bytes_are_401(proxy: TestClient[Any, Any]) -> None:
+    """An Authorization header with bytes that are not UTF-8 is refused, not a crash."""
+    status, headers, _ = await raw_request(
+        proxy,
+        b"GET /v1/availability?schedules=a@contoso.example HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer fbp_\xff\xfe\xc0\r\nConnection: close\r\n\r\n",
+    )
+    assert status == 401
+    assert headers["content-type"].startswith("application/problem+json")
+    assert headers["server"] == "freebusy-proxy"
+
+
+# --- CORS ---------------------------------------------------------------------------------
+
+
+def preflight(method: str = "POST", headers: str = "authorization, content-type") -> dict[str, str]:
+    """Headers of a browser's CORS preflight from APP_ORIGIN."""
+    return {
+        "Origin": APP_ORIGIN,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": headers,
+    }
+
+
+async def test_cors_is_off_by_default(proxy: TestClient[Any, Any]) -> None:
+    """Without an allowlist: no CORS headers, and a preflight is an ordinary 405."""
+    async with proxy.options("/v1/availability", headers=preflight()) as resp:
+        assert resp.status == 405
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    async with proxy.post(
+        "/v1/availability",
+        json={"schedules": [ONE_ADDRESS], **DAY},
+        headers={**auth(), "Origin": APP_ORIGIN},
+    ) as resp:
+        assert resp.status == 200
+        assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+@pytest.fixture
+async def cors_proxy(make_proxy: ProxyFactory, mock_graph: RunningMock) -> TestClient[Any, Any]:
+    """The proxy with one allowed browser origin."""
+    settings = replace(
+        proxy_settings(mock_graph),
+        cors=CorsSettings(allow_origins=(APP_ORIGIN,), max_age_seconds=60),
+    )
+    return await make_proxy(mock_graph, settings=settings)
+
+
+async def test_cors_preflight_for_an_allowed_origin(cors_proxy: TestClient[Any, Any]) -> None:
+    """An allowed origin's preflight gets 204 with the methods and headers it may use."""
+    async with cors_proxy.options("/v1/availability", headers=preflight()) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+        assert resp.headers["Access-Control-Allow-Methods"] == "GET, POST"
+        assert resp.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
+        assert resp.headers["Access-Control-Max-Age"] == "60"
+        assert resp.headers["Vary"] == "Origin"
+        assert "Access-Control-Allow-Credentials" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {**preflight(), "Origin": "https://evil.example"},
+        {**preflight(), "Origin": APP_ORIGIN + ".evil.example"},
+        preflight(method="DELETE"),
+        preflight(headers="authorization, x-forwarded-for"),
+    ],
+)
+async def test_cors_preflight_refusals(
+    cors_proxy: TestClient[Any, Any], headers: dict[str, str]
+) -> None:
+    """Other origins, methods or headers: 403 cors_not_allowed without a grant."""
+    async with cors_proxy.options("/v1/availability", headers=headers) as resp:
+        assert resp.status == 403
+        assert resp.content_type == "application/problem+json"
+        assert (await resp.json(content_type=None))["code"] == "cors_not_allowed"
+        assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_cors_actual_requests(cors_proxy: TestClient[Any, Any]) -> None:
+    """Answers (errors too) are readable by the allowed origin only; preflight to 404 is 404."""
+    body = {"schedules": [ONE_ADDRESS], **DAY}
+    async with cors_proxy.post(
+        "/v1/availability", json=body, headers={**auth(), "Origin": APP_ORIGIN}
+    ) as resp:
+        assert resp.status == 200
+        assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+        assert "Retry-After" in resp.headers["Access-Control-Expose-Headers"]
+        assert resp.headers["Vary"] == "Origin"
+    async with cors_proxy.post(
+        "/v1/availability", json=body, headers={"Origin": APP_ORIGIN}
+    ) as resp:
+        assert resp.status == 401
+        assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    async with cors_proxy.post(
+        "/v1/availability", json=body, headers={**auth(), "Origin": "https://evil.example"}
+    ) as resp:
+        assert resp.status == 200
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    async with cors_proxy.options("/nothing", headers=preflight()) as resp:
+        assert resp.status == 404
