@@ -23,6 +23,7 @@ from aiohttp.typedefs import Handler
 from proxy.audit_record import CURRENT, AuditRecord
 from proxy.clock import Clock
 from proxy.errors import ConfigError, ProblemError
+from proxy.problems import http_error_code
 from proxy.settings import AUDIT_KEY_ENV, AuditSettings
 from proxy.timefmt import format_utc
 from proxy.typedefs import AUDIT_TRAIL, CLOCK, SETTINGS
@@ -137,7 +138,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         status, outcome = exc.status, exc.code
         raise
     except web.HTTPException as exc:
-        status, outcome = exc.status, "http_error"
+        status, outcome = exc.status, http_error_code(exc.status)
         raise
     except BaseException as exc:
         # The client went away (cancelled) or a bug: still one line.

@@ -3,9 +3,11 @@
 The first line of defence is not logging secrets at all. This module catches what slips
 through anyway, at every level and in tracebacks: bearer tokens, JWTs, consumer keys,
 OAuth form fields (client_secret, refresh_token, …) and any literal secret registered at
-start-up (the client secret). Third-party loggers (aiohttp, msal, urllib3) get the filter too:
-aiohttp's HTTP parser, for one, logs the first 100 bytes of an over-long header, which can
-be an Authorization header.
+start-up (the client secret). The handler redacts every record that reaches it, from any
+logger (aiohttp, msal, urllib3 included). aiohttp's HTTP parser logs the first 100 bytes of
+an over-long header, which can be an Authorization header: its logger (``proxy.http``,
+given to aiohttp by ``proxy.hardening.server_kwargs``) redacts at the source, so no
+handler at all sees that key.
 """
 
 from __future__ import annotations
@@ -19,25 +21,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 REDACTED = "[redacted]"
-# The loggers whose records are redacted at the source (a filter on a logger only sees
-# records logged to that very logger, so each is named).
-REDACTED_LOGGERS = (
-    "proxy",
-    "proxy.http",
-    "aiohttp.access",
-    "aiohttp.client",
-    "aiohttp.internal",
-    "aiohttp.server",
-    "aiohttp.web",
-    "msal",
-    "msal.application",
-    "msal.authority",
-    "msal.oauth2cli",
-    "msal.telemetry",
-    "urllib3",
-    "urllib3.connectionpool",
-    "asyncio",
-)
 HTTP_LOGGER = "proxy.http"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -112,9 +95,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Render the record as a JSON line (redacted again: defence in depth)."""
         document = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-            if record.created
-            else None,
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": self.redactor(record.getMessage()),
@@ -128,15 +111,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False)
 
 
-def redact_loggers(redactor: Redactor, names: Iterable[str] = REDACTED_LOGGERS) -> None:
-    """Put one RedactingFilter (replacing any earlier one) on each named logger."""
-    for name in names:
-        logger = logging.getLogger(name)
-        for old in [f for f in logger.filters if isinstance(f, RedactingFilter)]:
-            logger.removeFilter(old)
-        logger.addFilter(RedactingFilter(redactor))
-
-
 def http_logger() -> logging.Logger:
     """The logger aiohttp's server protocol reports bad requests to, redacted at the source."""
     logger = logging.getLogger(HTTP_LOGGER)
@@ -145,19 +119,30 @@ def http_logger() -> logging.Logger:
     return logger
 
 
+class ProxyLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The proxy's own handler: JSON lines, redacted by a filter and again by the formatter."""
+
+
 def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
-    """JSON lines on standard error, redacted on every logger we know and at the handler."""
+    """JSON lines on standard error, every record redacted; msal and urllib3 at WARNING.
+
+    Like logging.basicConfig, it leaves a logging setup made by someone else (a test
+    runner, an application embedding the proxy) alone. Called again, it replaces its own
+    handler, so the literal secrets can be registered once the config is read.
+    """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if isinstance(h, ProxyLogHandler)]
+    if len(ours) != len(root.handlers):
+        return
+    for old in ours:
+        root.removeHandler(old)
     redactor = Redactor(secrets)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ProxyLogHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(redactor))
     handler.addFilter(RedactingFilter(redactor))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    redact_loggers(redactor)
     # msal and urllib3 log request details at DEBUG/INFO; we report outcomes ourselves.
-    # Redaction covers them anyway should someone turn them up.
+    # The handler's redaction covers them anyway should someone turn them up.
     logging.getLogger("msal").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)

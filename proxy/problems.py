@@ -27,6 +27,11 @@ _HTTP_CODES = {
 }
 
 
+def http_error_code(status: int) -> str:
+    """Our stable code for one of aiohttp's HTTP errors (404, 405, 413, …)."""
+    return _HTTP_CODES.get(status, "http_error")
+
+
 def problem_response(
     status: int, *, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> web.Response:

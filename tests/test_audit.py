@@ -114,7 +114,7 @@ async def test_one_line_per_request_with_every_outcome(
         1,
     )
     assert missing["route"] == "GET unmatched"
-    assert missing["status"] == 404
+    assert (missing["status"], missing["outcome"]) == (404, "not_found")
 
 
 async def test_retries_count_as_upstream_calls(

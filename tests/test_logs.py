@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient
 
 from proxy.logs import (
     REDACTED,
-    REDACTED_LOGGERS,
     JsonFormatter,
     RedactingFilter,
     Redactor,
@@ -80,8 +79,10 @@ def production_logging() -> Iterator[io.StringIO]:
     """configure_logging as `serve` does, writing to a buffer; the test's logging is restored."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    loggers = [logging.getLogger(name) for name in (*REDACTED_LOGGERS, "msal", "urllib3")]
-    saved = {lg.name: (list(lg.filters), lg.level) for lg in loggers}
+    loggers = [logging.getLogger(name) for name in ("msal", "urllib3")]
+    saved = {lg.name: lg.level for lg in loggers}
+    for existing in saved_handlers:  # as in production: nobody configured logging before
+        root.removeHandler(existing)
     buffer = io.StringIO()
     configure_logging("DEBUG", secrets=[MOCK_CLIENT_SECRET])
     (handler,) = root.handlers
@@ -96,7 +97,7 @@ def production_logging() -> Iterator[io.StringIO]:
             root.addHandler(kept)
         root.setLevel(saved_level)
         for lg in loggers:
-            lg.filters[:], lg.level = saved[lg.name]
+            lg.setLevel(saved[lg.name])
 
 
 async def test_msal_debug_and_failed_upstream_tracebacks_are_clean(
@@ -128,6 +129,7 @@ async def test_msal_debug_and_failed_upstream_tracebacks_are_clean(
     text = production_logging.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     assert any(line["logger"].startswith("msal") for line in lines), "msal logged nothing"
+    assert any(line["logger"].startswith("urllib3") for line in lines), "urllib3 logged nothing"
     assert any("exception" in line for line in lines)
     assert token not in text
     assert MOCK_CLIENT_SECRET not in text
