@@ -12,18 +12,15 @@ from proxy.model import Status
 from proxy.settings import AUDIT_KEY_ENV, load_settings
 
 KEY, KEY_SHA = new_key()
-BASE = (
-    """
+BASE = f"""
 [graph]
 tenant_id = "t"
 client_id = "c"
 [[consumers]]
 name = "scheduler"
-key_sha256 = "%s"
+key_sha256 = "{KEY_SHA}"
 allow = ["*@contoso.example"]
 """
-    % KEY_SHA
-)
 
 
 def load(tmp_path: Path, text: str, **environ: str):  # type: ignore[no-untyped-def]
