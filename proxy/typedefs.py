@@ -14,7 +14,7 @@ from proxy.settings import Settings
 from proxy.tokens import TokenProvider
 
 if TYPE_CHECKING:
-    # Modules that read these keys import this one, so their types are for mypy only.
+    # proxy.audit reads these keys, so importing it here would be circular.
     from proxy.audit import AuditTrail
     from proxy.clock import Clock
     from proxy.ratelimit import TokenBuckets
