@@ -9,13 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from proxy.app import init_app, run_kwargs
 from proxy.consumers import new_key
 from proxy.errors import ConfigError
 from proxy.hardening import server_kwargs
 from proxy.logs import configure_logging
+from proxy.serving import serve_until_signalled
 from proxy.settings import CONFIG_ENV, load_settings
 
 log = logging.getLogger("proxy")
@@ -87,13 +86,11 @@ def _serve(args: argparse.Namespace) -> int:
     secrets = (settings.graph.client_secret, settings.audit.hmac_key)
     configure_logging(args.log_level, secrets=[s for s in secrets if s])
     app = init_app(settings)
-    web.run_app(
+    serve_until_signalled(
         app,
         host=args.host or settings.server.host,
         port=args.port if args.port is not None else settings.server.port,
-        print=lambda line: log.info("%s", line.strip()),
-        handler_args=server_kwargs(settings.server),
-        **run_kwargs(),
+        runner_kwargs={**run_kwargs(), **server_kwargs(settings.server)},
     )
     return 0
 
