@@ -47,7 +47,7 @@ MEMORY_ROUNDS = int(os.environ.get("FUZZ_MEMORY_ROUNDS", "60"))
 # Peak of everything Python allocated (proxy, mock and test) while serving worst-case requests.
 MEMORY_PEAK_BOUND = 64 * 1024 * 1024
 # Growth of live memory between two equal batches: a leak per request would show here.
-MEMORY_GROWTH_BOUND = 4 * 1024 * 1024
+MEMORY_GROWTH_BOUND = 1024 * 1024
 KEY_POLICY, KEY_POLICY_SHA = new_key()
 # Strings no answer may carry even when a request echoes itself back (aiohttp's parser
 # errors quote the offending line to the sender, so the sender's own key is allowed there).
@@ -417,6 +417,9 @@ WORST_CASE = [
 
 def test_memory_stays_bounded(live: Live) -> None:
     """Worst-case requests, repeated: the peak stays under 64 MiB and live memory does not grow."""
+    # The suite's DEBUG log capture keeps every record, which would look like growth:
+    # logging is off while measuring (the fuzz tests above check what gets logged).
+    logging.disable(logging.CRITICAL)
     tracemalloc.start()
     try:
 
@@ -427,23 +430,11 @@ def test_memory_stays_bounded(live: Live) -> None:
 
         batch()  # warm-up: the token, the mailbox set, code paths, caches of libraries
         tracemalloc.reset_peak()
-        before = _live_bytes()
+        before, _ = tracemalloc.get_traced_memory()
         batch()
-        after = _live_bytes()
-        _, peak = tracemalloc.get_traced_memory()
+        after, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        logging.disable(logging.NOTSET)
     assert peak < MEMORY_PEAK_BOUND, f"peak {peak / 2**20:.1f} MiB"
     assert after - before < MEMORY_GROWTH_BOUND, f"grew {(after - before) / 2**20:.1f} MiB"
-
-
-def _live_bytes() -> int:
-    """Traced live memory, without what the test harness itself keeps (captured log records)."""
-    snapshot = tracemalloc.take_snapshot().filter_traces(
-        [
-            tracemalloc.Filter(False, logging.__file__),
-            tracemalloc.Filter(False, "*/_pytest/*"),
-            tracemalloc.Filter(False, tracemalloc.__file__),
-        ]
-    )
-    return sum(stat.size for stat in snapshot.statistics("filename"))
