@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -9,6 +10,10 @@ import msal
 import requests
 
 from proxy.settings import GraphSettings
+
+# msal logs authorization codes, PKCE verifiers and client_info at DEBUG/INFO; whatever the
+# application's log level, none of that may reach a log line.
+logging.getLogger("msal").setLevel(logging.WARNING)
 
 _MICROSOFT_HOSTS = (
     "login.microsoftonline.com",

@@ -12,6 +12,7 @@ from proxy.graph import ScheduleSource
 from proxy.model import ErrorCode, ScheduleResult, Window
 
 _FAILURE_CODES = {code.value: code for code in ErrorCode}
+_CONSENT = ErrorCode.NEEDS_CONSENT
 
 
 class RoutingScheduleSource:
@@ -46,17 +47,26 @@ class RoutingScheduleSource:
             *(self._fetch(connection, group, window) for connection, group in groups.values()),
             return_exceptions=True,
         )
-        failures = [o for o in outcomes if isinstance(o, UpstreamFailure)]
-        if failures and len(failures) == len(outcomes) and not results:
+        codes = [
+            self._failure_code(connection, outcome)
+            if isinstance(outcome, UpstreamFailure)
+            else None
+            for (connection, _), outcome in zip(groups.values(), outcomes, strict=True)
+        ]
+        upstream = [
+            o
+            for o, c in zip(outcomes, codes, strict=True)
+            if isinstance(o, UpstreamFailure) and c is not _CONSENT
+        ]
+        if upstream and len(upstream) == len(outcomes) and not results:
             # Nothing answered at all: keep the whole-request 502/504 of a single source.
-            raise failures[0]
-        for (connection, group), outcome in zip(groups.values(), outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, UpstreamFailure):
-                    raise outcome
-                code = self._failure_code(connection, outcome)
+            raise upstream[0]
+        for (_, group), outcome, code in zip(groups.values(), outcomes, codes, strict=True):
+            if code is not None:
                 for address in group:
                     results[address.casefold()] = ScheduleResult.failed(code)
+            elif isinstance(outcome, BaseException):
+                raise outcome
             else:
                 results.update(outcome)
         return results
