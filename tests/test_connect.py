@@ -270,3 +270,77 @@ async def test_start_refused_for_disabled_kind(
     proxy = await make_proxy(mock_graph, settings=settings)
     async with proxy.get("/connect/enterprise", allow_redirects=False) as resp:
         assert resp.status == 404
+
+
+async def test_disconnect_calls_the_removed_hooks(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """DELETE tells every registered hook which connection went (for caches to forget it)."""
+    from proxy.connect.store import Connection
+    from proxy.typedefs import CONNECTION_REMOVED
+
+    proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
+    removed: list[Connection] = []
+
+    async def hook(connection: Connection) -> None:
+        removed.append(connection)
+
+    proxy.server.app[CONNECTION_REMOVED].append(hook)
+    assert (await sign_in(proxy, mock_graph, "individual", user=ADELE))[0] == 200
+    (connection,) = await listing(proxy)
+    async with proxy.delete(f"/admin/connections/{connection['id']}", headers=admin()) as resp:
+        assert resp.status == 204
+    assert [(c.id, c.account) for c in removed] == [(connection["id"], ADELE)]
+
+
+async def test_uncovered_addresses_fall_back_to_application_permissions(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """With application permissions on, Adele goes through her connection, Alex app-only."""
+    settings = connect_settings(mock_graph, tmp_path / "c.db", application_permissions=True)
+    proxy = await make_proxy(mock_graph, settings=settings)
+    assert (await sign_in(proxy, mock_graph, "individual", user=ADELE))[0] == 200
+    answers = await availability(proxy, ADELE, ALEX)
+    assert answers[ADELE]["error"] is None
+    assert answers[ALEX]["error"] is None
+    mailboxes = [entry["mailbox"] for entry in mock_graph.graph.stats()["recent"]]
+    assert sorted(mailboxes) == sorted([ADELE, ALEX])
+    async with proxy.get("/readyz") as resp:
+        ready = await resp.json()
+    assert ready["checks"] == {"token": "ok", "graph": "ok"}
+    assert ready["connections"]["connected"] == 1
+
+
+async def test_connections_survive_a_restart(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """A second proxy on the same database (and key) serves the stored connection."""
+    db = tmp_path / "c.db"
+    first = await make_proxy(mock_graph, settings=connect_settings(mock_graph, db))
+    assert (await sign_in(first, mock_graph, "enterprise", user=MEGAN))[0] == 200
+    second = await make_proxy(mock_graph, settings=connect_settings(mock_graph, db))
+    assert (await availability(second, ALEX))[ALEX]["error"] is None
+
+
+def test_pages_escape_everything() -> None:
+    """Names from upstream are HTML-escaped on the connected page."""
+    from proxy.connect.pages import connected
+    from proxy.connect.store import Connection
+
+    page = connected(
+        Connection(
+            id="x",
+            kind="enterprise",
+            account="a@b.example",
+            tenant_id="t",
+            tenant_name="<script>alert(1)</script>",
+            domains=("b.example",),
+            scopes=("User.Read",),
+            status="connected",
+            public_client=False,
+            created="2026-01-01T00:00:00Z",
+        )
+    )
+    assert page.text is not None
+    assert "<script>" not in page.text
+    assert "&lt;script&gt;" in page.text

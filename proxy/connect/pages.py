@@ -91,7 +91,10 @@ def page(title: str, body: str, *, status: int = 200) -> web.Response:
         charset="utf-8",
         headers={
             "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                "form-action 'self'"
+            ),
             "Referrer-Policy": "no-referrer",
         },
     )

@@ -108,6 +108,7 @@ class Connections:
         store: ConnectionStore,
         session: aiohttp.ClientSession,
         http: requests.Session,
+        on_removed: list[ConnectionRemoved] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -115,7 +116,7 @@ class Connections:
         self._session = session
         self._connections: dict[str, Connection] = {}
         self._sources: dict[str, GraphScheduleSource] = {}
-        self.on_removed: list[ConnectionRemoved] = []
+        self.on_removed: list[ConnectionRemoved] = [] if on_removed is None else on_removed
 
     async def load(self) -> None:
         """Read every stored connection."""

@@ -16,7 +16,15 @@ from proxy.connect.views import setup_connect_routes
 from proxy.readiness import Readiness
 from proxy.settings import Settings
 from proxy.tls import requests_session
-from proxy.typedefs import CONNECT, GRAPH_SESSION, READINESS, SETTINGS, SOURCE, TOKENS
+from proxy.typedefs import (
+    CONNECT,
+    CONNECTION_REMOVED,
+    GRAPH_SESSION,
+    READINESS,
+    SETTINGS,
+    SOURCE,
+    TOKENS,
+)
 
 
 def check_connect_config(settings: Settings) -> None:
@@ -25,7 +33,8 @@ def check_connect_config(settings: Settings) -> None:
 
 
 def install_connect_routes(app: web.Application) -> None:
-    """Add the /connect and /admin routes (before the app is frozen)."""
+    """Add the /connect and /admin routes and the (empty) connection-removed hook list."""
+    app[CONNECTION_REMOVED] = []
     setup_connect_routes(app)
 
 
@@ -36,7 +45,13 @@ async def connect_context(app: web.Application) -> AsyncIterator[None]:
         ConnectionStore, settings.connect.storage_path, fernet_from_key(settings.connect.token_key)
     )
     http = requests_session(settings.graph.ca_file)
-    connections = Connections(settings=settings, store=store, session=app[GRAPH_SESSION], http=http)
+    connections = Connections(
+        settings=settings,
+        store=store,
+        session=app[GRAPH_SESSION],
+        http=http,
+        on_removed=app[CONNECTION_REMOVED],
+    )
     try:
         await connections.load()
         app[CONNECT] = ConnectRuntime(

@@ -174,3 +174,29 @@ async def test_organization_needs_a_user_read_token(mock: RunningMock) -> None:
     (org,) = body["value"]
     assert org["id"] == MOCK_TENANT_ID
     assert MOCK_DOMAIN in {d["name"] for d in org["verifiedDomains"]}
+
+
+async def test_scenario_switches_over_http(mock: RunningMock) -> None:
+    """/_mock/grants revokes or widens a grant; /_mock/devicecode approves a user code."""
+    grant = mock.graph.consent.consent(
+        user=ADELE, client_id=MOCK_CLIENT_ID, requested=("Calendars.ReadBasic",)
+    )
+    device = mock.graph.consent.start_device(
+        client_id=MOCK_CLIENT_ID, requested=("User.Read",), lifetime_s=60, interval_s=1
+    )
+    async with open_session(mock) as session:
+        url = f"{mock.url}/_mock"
+        async with session.post(f"{url}/grants", json={"user": ADELE, "add_scopes": ["Mail.Read"]}):
+            pass
+        assert "Mail.Read" in grant.scopes
+        async with session.post(f"{url}/grants", json={"user": ADELE, "revoke": True}) as resp:
+            assert (await resp.json())["changed"] == 1
+        assert grant.revoked
+        async with session.get(f"{url}/grants") as resp:
+            assert (await resp.json())[0]["revoked"] is True
+        body = {"user_code": device.user_code, "user": ADELE}
+        async with session.post(f"{url}/devicecode", json=body) as resp:
+            assert resp.status == 200
+        assert device.state == "approved"
+        async with session.post(f"{url}/devicecode", json=body) as resp:
+            assert resp.status == 404
