@@ -123,6 +123,11 @@ async def test_revoked_grant_needs_consent(
     assert ready["connections"]["needs_consent"] == [connection["id"]]
     # Still answered without a crash on the next request.
     assert (await availability(proxy, ADELE))[ADELE]["error"] == {"code": "needs_consent"}
+    # Connecting again restores the same connection.
+    assert (await sign_in(proxy, mock, "individual", user=ADELE))[0] == 200
+    assert (await availability(proxy, ADELE))[ADELE]["error"] is None
+    (again,) = await listing(proxy)
+    assert (again["id"], again["status"]) == (connection["id"], "connected")
 
 
 async def test_disconnect_leaves_no_token_in_the_database(
@@ -149,6 +154,7 @@ async def test_disconnect_leaves_no_token_in_the_database(
 
     stored = raw_files()
     assert ADELE.encode() in stored  # the scan reads the real rows
+    assert db.stat().st_mode & 0o077 == 0  # owner-only
     assert_no_token_in(stored)
     (connection,) = await listing(proxy)
     async with proxy.delete(f"/admin/connections/{connection['id']}") as refused:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -90,6 +91,9 @@ class ConnectionStore:
         self._cipher = cipher
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Readable by this user only, before SQLite writes a byte (the tokens are encrypted,
+        # the accounts and domains are not).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         # Deleted rows are overwritten with zeros, so a removed connection leaves no bytes.
         self._db.execute("PRAGMA secure_delete = ON")

@@ -37,7 +37,12 @@ async def start(request: web.Request) -> web.StreamResponse:
     if kind not in request.app[SETTINGS].connect.kinds:
         return pages.failure("disabled")
     runtime = request.app[CONNECT]
-    app = await runtime.starter()
+    try:
+        app = await runtime.starter()
+    except (ValueError, OSError):
+        # msal's discovery failed: the identity platform is unreachable or answers nonsense.
+        log.warning("cannot start a sign-in: the identity platform is unavailable")
+        return pages.failure("sign_in_failed")
     flow: dict[str, Any] = app.initiate_auth_code_flow(
         list(REQUESTED_SCOPES),
         redirect_uri=_redirect_uri(request),
