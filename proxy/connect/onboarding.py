@@ -87,7 +87,9 @@ async def complete(
     configured = settings.graph.tenant_id.casefold()
     if configured not in _MULTI_TENANT and tenant_id.casefold() != configured:
         raise Refusal("wrong_tenant")
-    if kind == "enterprise" and not is_admin(claims):
+    # Roles come from the ID token, which our registration shapes (manifest
+    # groupMembershipClaims "DirectoryRole" adds ``wids``); the Graph token is not ours to shape.
+    if kind == "enterprise" and not is_admin(id_claims):
         raise Refusal("not_admin")
     granted = granted_scopes(claims)
     excess = excess_scopes(granted)

@@ -236,6 +236,8 @@ def user_tokens(
             "sub": stable_object_id(settings.tenant_id, "pairwise", settings.client_id, oid),
             "preferred_username": mailbox.address,
             "name": mailbox.display_name,
+            # As with groupMembershipClaims "DirectoryRole" in the app's manifest.
+            **admin,
         }
         if nonce is not None:
             claims["nonce"] = nonce
