@@ -12,23 +12,38 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from proxy.batching import BatchingScheduleSource
+from proxy.breaker import BreakerScheduleSource, CircuitBreaker
+from proxy.cache import CachedScheduleSource
+from proxy.clock import MONOTONIC, Clock
 from proxy.consumers import ConsumerRegistry
 from proxy.errors import ConfigError
-from proxy.graph import GraphScheduleSource, RetryPolicy
-from proxy.limits import KeyedLimiter
+from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
+from proxy.metrics import Metrics, metrics_middleware
 from proxy.problems import problem_middleware
 from proxy.readiness import Readiness
 from proxy.routes import setup_routes
 from proxy.settings import CLIENT_SECRET_ENV, Settings
+from proxy.throttle import Throttle
 from proxy.tls import client_ssl_context
 from proxy.tokens import MsalAppTokens
-from proxy.typedefs import CONSUMERS, GRAPH_SESSION, READINESS, SETTINGS, SOURCE, TOKENS
+from proxy.typedefs import (
+    CACHE,
+    CLOCK,
+    CONSUMERS,
+    GRAPH_SESSION,
+    METRICS,
+    READINESS,
+    SETTINGS,
+    SOURCE,
+    TOKENS,
+)
 
 SERVER_HEADER = "freebusy-proxy"
 
 
-def init_app(settings: Settings) -> web.Application:
-    """Build the proxy application from validated settings."""
+def init_app(settings: Settings, *, clock: Clock = MONOTONIC) -> web.Application:
+    """Build the proxy application from validated settings (``clock``: for tests)."""
     if settings.graph.client_secret is None:
         raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
     app = web.Application(
@@ -36,6 +51,10 @@ def init_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    # Outermost, so it sees the status the problem middleware settled on.
+    app.middlewares.insert(0, metrics_middleware(app[METRICS]))
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)
@@ -52,7 +71,10 @@ async def _graph_session(app: web.Application) -> AsyncIterator[None]:
     )
     timeout = aiohttp.ClientTimeout(total=graph.timeout_seconds, connect=5)
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, raise_for_status=False
+        connector=connector,
+        timeout=timeout,
+        raise_for_status=False,
+        trace_configs=[app[METRICS].trace_config()],
     ) as session:
         app[GRAPH_SESSION] = session
         yield
@@ -83,12 +105,49 @@ async def _schedule_source(app: web.Application) -> AsyncIterator[None]:
         tokens=app[TOKENS],
         base_url=graph.base_url,
         retry=RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds),
-        mailbox_limiter=KeyedLimiter(graph.mailbox_concurrency),
+        mailbox_limiter=graph_gate(app[SETTINGS], app[CLOCK], app[METRICS]),
     )
+    app[SOURCE] = app[CACHE] = frugal_source(app[SOURCE], app[SETTINGS], app[CLOCK], app[METRICS])
     app[READINESS] = Readiness(
         tokens=app[TOKENS], session=app[GRAPH_SESSION], base_url=graph.base_url
     )
     yield
+
+
+def frugal_source(
+    graph: ScheduleSource, settings: Settings, clock: Clock, metrics: Metrics
+) -> CachedScheduleSource:
+    """Cache (with singleflight) -> micro-batching -> circuit breaker -> ``graph``."""
+    breaker = CircuitBreaker(
+        failures=settings.throttle.breaker_failures,
+        cool_down_s=settings.throttle.breaker_cool_down_seconds,
+        clock=clock,
+    )
+    batched = BatchingScheduleSource(
+        BreakerScheduleSource(graph, breaker, metrics=metrics),
+        wait_s=settings.batching.wait_ms / 1000,
+        max_schedules=settings.batching.max_schedules,
+        metrics=metrics,
+    )
+    return CachedScheduleSource(
+        batched,
+        ttl_s=settings.cache.ttl_seconds,
+        max_entries=settings.cache.max_entries,
+        stale_max_age_s=settings.cache.stale_max_age_seconds,
+        clock=clock,
+        metrics=metrics,
+    )
+
+
+def graph_gate(settings: Settings, clock: Clock, metrics: Metrics) -> Throttle:
+    """The throttle every Graph call holds: budget, 4 per mailbox, a global limit."""
+    return Throttle(
+        mailbox_concurrency=settings.graph.mailbox_concurrency,
+        max_concurrency=settings.throttle.max_concurrency,
+        mailbox_budget=settings.throttle.mailbox_budget,
+        clock=clock,
+        metrics=metrics,
+    )
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from proxy.cache import CachedScheduleSource
+from proxy.clock import Clock
 from proxy.consumers import ConsumerRegistry
 from proxy.graph import ScheduleSource
+from proxy.metrics import Metrics
 from proxy.readiness import Readiness
 from proxy.settings import Settings
 from proxy.tokens import TokenProvider
@@ -17,3 +20,6 @@ GRAPH_SESSION = web.AppKey("graph_session", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenProvider)
 SOURCE = web.AppKey("source", ScheduleSource)
 READINESS = web.AppKey("readiness", Readiness)
+CACHE = web.AppKey("cache", CachedScheduleSource)
+METRICS = web.AppKey("metrics", Metrics)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -1,0 +1,127 @@
+"""A circuit breaker in front of a ScheduleSource: stop asking Graph while it keeps failing.
+
+closed    -> every call goes through; ``failures`` consecutive failed calls open it.
+open      -> calls fail at once with upstream_unavailable (a cache in front may serve stale)
+             until ``cool_down_s`` has passed.
+half-open -> one probe call goes through, the others fail at once; the probe's success
+             closes the breaker, its failure opens it again for another cool-down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from proxy.clock import MONOTONIC, Clock
+from proxy.errors import UpstreamFailure
+from proxy.graph import ScheduleSource
+from proxy.metrics import Metrics
+from proxy.model import ErrorCode, ScheduleResult, Window
+
+# Per-schedule codes that say Graph (not the mailbox) failed.
+CALL_FAILURES = frozenset(
+    {
+        ErrorCode.THROTTLED,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.UPSTREAM_TIMEOUT,
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+    }
+)
+
+
+class BreakerState(StrEnum):
+    """Where the breaker stands."""
+
+    CLOSED = "closed"
+    HALF_OPEN = "half_open"
+    OPEN = "open"
+
+
+_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class CircuitBreaker:
+    """The state machine alone, driven by an injectable clock."""
+
+    def __init__(self, *, failures: int, cool_down_s: float, clock: Clock = MONOTONIC) -> None:
+        self._threshold = failures
+        self._cool_down_s = cool_down_s
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state; an open breaker past its cool-down reads as half-open."""
+        if (
+            self._state is BreakerState.OPEN
+            and self._clock() - self._opened_at >= self._cool_down_s
+        ):
+            self._state = BreakerState.HALF_OPEN
+            self._probing = False
+        return self._state
+
+    def allow(self) -> bool:
+        """Whether a call may go upstream now; in half-open only one probe at a time."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        """A call succeeded: close the breaker and forget past failures."""
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._probing = False
+
+    def record_failure(self) -> None:
+        """A call failed: count it, and open the breaker at the threshold or after a probe."""
+        self._failures += 1
+        if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            self._state = BreakerState.OPEN
+            self._opened_at = self._clock()
+            self._probing = False
+
+
+class BreakerScheduleSource:
+    """A ScheduleSource that fails fast while its upstream keeps failing."""
+
+    def __init__(
+        self, source: ScheduleSource, breaker: CircuitBreaker, *, metrics: Metrics | None = None
+    ) -> None:
+        self._source = source
+        self.breaker = breaker
+        self._metrics = metrics or Metrics()
+
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        """Ask the upstream unless the breaker is open; count the outcome."""
+        if not self.breaker.allow():
+            self._metrics.throttle_events.labels("breaker_rejected").inc()
+            self._publish()
+            raise UpstreamFailure(
+                "Microsoft Graph keeps failing; not asking it for a while",
+                code=ErrorCode.UPSTREAM_UNAVAILABLE.value,
+            )
+        try:
+            results = await self._source.get_schedules(addresses, window)
+        except BaseException:
+            # Whole-request failures, and a probe abandoned half-way, count against Graph.
+            self.breaker.record_failure()
+            self._publish()
+            raise
+        if results and all(result.error in CALL_FAILURES for result in results.values()):
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+        self._publish()
+        return results
+
+    def _publish(self) -> None:
+        self._metrics.breaker_state.set(_GAUGE[self.breaker.state])
