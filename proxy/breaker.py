@@ -97,6 +97,8 @@ class BreakerScheduleSource:
         self._source = source
         self.breaker = breaker
         self._metrics = metrics or Metrics()
+        # Read at scrape time, so an open breaker past its cool-down shows as half-open.
+        self._metrics.breaker_state.set_function(lambda: _GAUGE[self.breaker.state])
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -104,7 +106,6 @@ class BreakerScheduleSource:
         """Ask the upstream unless the breaker is open; count the outcome."""
         if not self.breaker.allow():
             self._metrics.throttle_events.labels("breaker_rejected").inc()
-            self._publish()
             raise UpstreamFailure(
                 "Microsoft Graph keeps failing; not asking it for a while",
                 code=ErrorCode.UPSTREAM_UNAVAILABLE.value,
@@ -114,14 +115,9 @@ class BreakerScheduleSource:
         except BaseException:
             # Whole-request failures, and a probe abandoned half-way, count against Graph.
             self.breaker.record_failure()
-            self._publish()
             raise
         if results and all(result.error in CALL_FAILURES for result in results.values()):
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
-        self._publish()
         return results
-
-    def _publish(self) -> None:
-        self._metrics.breaker_state.set(_GAUGE[self.breaker.state])

@@ -74,9 +74,10 @@ class CachedScheduleSource:
         self._stale_s = stale_max_age_s
         self._clock = clock
         self._metrics = metrics or Metrics()
-        # Entries live as long as they may be served at all, fresh or stale; LRU beyond size.
+        # Entries live as long as they may be served at all, fresh or stale, LRU beyond
+        # size; the second of slack leaves the exact freshness decisions to _answer/_stale.
         self._entries: TTLCache[CacheKey, CachedDay] = TTLCache(
-            maxsize=max_entries, ttl=max(ttl_s + stale_max_age_s, 1e-9), timer=clock
+            maxsize=max_entries, ttl=ttl_s + stale_max_age_s + 1.0, timer=clock
         )
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
