@@ -12,6 +12,7 @@ from tests.conftest import MockFactory
 from tests.frugal_helpers import (
     NEVER_MS,
     ask,
+    cache_of,
     frugal_proxy,
     graph_calls,
     sample,
@@ -373,7 +374,7 @@ async def test_forget_drops_a_mailbox(aiohttp_client: Any, mock_graph: RunningMo
     keep, drop = people(mock_graph, 2)
     week = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-23T00:00:00Z"}
     await ask(client, [keep, drop], week)
-    cache = client.app[__import__("proxy.typedefs").typedefs.CACHE]
+    cache = cache_of(client)
     assert cache.forget([drop.upper()]) == 7
     assert {key[0] for key, _ in cache.entries()} == {keep.casefold()}
     calls = graph_calls(mock_graph)
