@@ -134,6 +134,7 @@ def frugal_source(
         ttl_s=settings.cache.ttl_seconds,
         max_entries=settings.cache.max_entries,
         stale_max_age_s=settings.cache.stale_max_age_seconds,
+        min_fetch_days=settings.cache.min_fetch_days,
         clock=clock,
         metrics=metrics,
     )

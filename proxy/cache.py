@@ -66,12 +66,14 @@ class CachedScheduleSource:
         ttl_s: float,
         max_entries: int,
         stale_max_age_s: float = 0.0,
+        min_fetch_days: int = 1,
         clock: Clock = MONOTONIC,
         metrics: Metrics | None = None,
     ) -> None:
         self._source = source
         self._ttl_s = ttl_s
         self._stale_s = stale_max_age_s
+        self._min_fetch_days = min_fetch_days
         self._clock = clock
         self._metrics = metrics or Metrics()
         # Entries live as long as they may be served at all, fresh or stale, LRU beyond
@@ -137,7 +139,10 @@ class CachedScheduleSource:
         """One upstream fetch per distinct missing day range, for all mailboxes missing it."""
         groups: dict[tuple[int, int], list[str]] = {}
         for mailbox, days in missing.items():
-            groups.setdefault((days[0], days[-1]), []).append(mailbox)
+            # Reaching ahead makes later, overlapping questions hits and aligns the ranges
+            # of different requests, so their mailboxes can share a batch.
+            last = max(days[-1], days[0] + self._min_fetch_days - 1)
+            groups.setdefault((days[0], last), []).append(mailbox)
         started: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         for (first, last), mailboxes in groups.items():
             task = asyncio.get_running_loop().create_task(self._fetch(mailboxes, first, last))

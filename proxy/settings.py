@@ -74,6 +74,8 @@ class CacheSettings:
     max_entries: int = 100_000
     # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
     stale_max_age_seconds: float = 0.0
+    # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.
+    min_fetch_days: int = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +236,8 @@ def _check_frugality(
         raise ConfigError("cache.max_entries: must be at least 1")
     if cache.stale_max_age_seconds < 0:
         raise ConfigError("cache.stale_max_age_seconds: must be 0 (off) or positive")
+    if not 1 <= cache.min_fetch_days <= 61:
+        raise ConfigError("cache.min_fetch_days: must be between 1 and 61")
     if not 0 <= batching.wait_ms <= 1000:
         raise ConfigError("batching.wait_ms: must be between 0 and 1000")
     if not 1 <= batching.max_schedules <= 20:

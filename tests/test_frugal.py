@@ -10,6 +10,7 @@ from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
 from proxy.settings import BatchingSettings, CacheSettings, ThrottleSettings
 from tests.conftest import MockFactory
 from tests.frugal_helpers import (
+    DAY,
     NEVER_MS,
     ask,
     cache_of,
@@ -63,6 +64,18 @@ async def test_sliding_windows_share_entries(aiohttp_client: Any, mock_graph: Ru
     for entry in body["schedules"]:
         for item in entry["items"]:
             assert "2026-03-16T10:00:00Z" <= item["start"] < item["end"] <= "2026-03-17T10:00:00Z"
+
+
+async def test_a_miss_reaches_ahead(aiohttp_client: Any, mock_graph: RunningMock) -> None:
+    """After "today", "the next 7 days" is answered from the same single fetch."""
+    client = await frugal_proxy(aiohttp_client, mock_graph)
+    addresses = people(mock_graph, 2)
+    assert (await ask(client, addresses, {**DAY, "start": "2026-03-16T15:00:00Z"}))[0] == 200
+    week = {"start": "2026-03-16T15:00:00Z", "end": "2026-03-23T15:00:00Z"}
+    assert (await ask(client, addresses, week))[0] == 200
+    assert graph_calls(mock_graph) == 1
+    (entry,) = mock_graph.graph.stats()["recent"]
+    assert (entry["start"], entry["end"]) == ("2026-03-16T00:00:00Z", "2026-03-24T00:00:00Z")
 
 
 async def test_concurrent_identical_requests_make_one_call(
@@ -119,7 +132,7 @@ async def test_per_mailbox_concurrency_at_most_four_under_load(
     aiohttp_client: Any, mock_graph: RunningMock
 ) -> None:
     """Twelve concurrent misses for one mailbox: four in flight, the rest queue in the proxy."""
-    client = await frugal_proxy(aiohttp_client, mock_graph)
+    client = await frugal_proxy(aiohttp_client, mock_graph, cache=CacheSettings(min_fetch_days=1))
     address = people(mock_graph, 1)
     mock_graph.graph.add_fault(HOLD)
     tasks = [asyncio.create_task(ask(client, address, day(d))) for d in range(1, 13)]
@@ -164,7 +177,11 @@ async def test_mailbox_budget_refuses_calls_past_it(
 ) -> None:
     """Past its per-mailbox budget the proxy does not call Graph and reports throttled."""
     client = await frugal_proxy(
-        aiohttp_client, mock_graph, throttle=ThrottleSettings(mailbox_budget=2), max_retries=0
+        aiohttp_client,
+        mock_graph,
+        cache=CacheSettings(min_fetch_days=1),
+        throttle=ThrottleSettings(mailbox_budget=2),
+        max_retries=0,
     )
     address = people(mock_graph, 1)
     assert (await ask(client, address, day(1)))[0] == 200
@@ -375,7 +392,7 @@ async def test_forget_drops_a_mailbox(aiohttp_client: Any, mock_graph: RunningMo
     week = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-23T00:00:00Z"}
     await ask(client, [keep, drop], week)
     cache = cache_of(client)
-    assert cache.forget([drop.upper()]) == 7
+    assert cache.forget([drop.upper()]) == 8
     assert {key[0] for key, _ in cache.entries()} == {keep.casefold()}
     calls = graph_calls(mock_graph)
     await ask(client, [keep, drop], week)
