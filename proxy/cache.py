@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 
 from proxy.clock import MONOTONIC, Clock
 from proxy.errors import UpstreamFailure
@@ -76,15 +76,19 @@ class CachedScheduleSource:
         self._min_fetch_days = min_fetch_days
         self._clock = clock
         self._metrics = metrics or Metrics()
-        # Entries live as long as they may be served at all, fresh or stale, LRU beyond
-        # size; the second of slack leaves the exact freshness decisions to _answer/_stale.
-        self._entries: TTLCache[CacheKey, CachedDay] = TTLCache(
-            maxsize=max_entries, ttl=ttl_s + stale_max_age_s + 1.0, timer=clock
-        )
+        # Size-bounded LRU; ages are checked on every read against fetched_at (TTLCache's
+        # bookkeeping cost more than the rest of a cached request), and entries too old to
+        # be served even stale are purged at least once per max-age.
+        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=max_entries)
+        self._max_age_s = ttl_s + stale_max_age_s
+        self._purged_at = clock()
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
         self._metrics.cache_entries.set_function(lambda: len(self._entries))
+        lookups = self._metrics.cache_lookups
+        self._hits, self._misses = lookups.labels("hit"), lookups.labels("miss")
+        self._coalesced, self._stales = lookups.labels("coalesced"), lookups.labels("stale")
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -106,13 +110,12 @@ class CachedScheduleSource:
                     waits[key] = task
                 else:
                     missing.setdefault(mailbox, []).append(day)
-        lookups = self._metrics.cache_lookups
         if hits:
-            lookups.labels("hit").inc(len(hits))
+            self._hits.inc(len(hits))
         if waits:
-            lookups.labels("coalesced").inc(len(waits))
+            self._coalesced.inc(len(waits))
         if missing:
-            lookups.labels("miss").inc(sum(len(d) for d in missing.values()))
+            self._misses.inc(sum(len(d) for d in missing.values()))
             waits |= self._start_fetches(missing)
         outcomes: dict[asyncio.Task[_Fetched], _Fetched] = {}
         for task in set(waits.values()):
@@ -193,7 +196,15 @@ class CachedScheduleSource:
             for key, value in days.items():
                 if isinstance(value, CachedDay):
                     self._entries[key] = value
+            if fetched_at - self._purged_at >= max(self._max_age_s, 1.0):
+                self._purge(fetched_at)
         return _Fetched(days=days)
+
+    def _purge(self, now: float) -> None:
+        """Drop every entry too old to be served even stale."""
+        self._purged_at = now
+        for key in [k for k, e in self._entries.items() if now - e.fetched_at > self._max_age_s]:
+            del self._entries[key]
 
     def _answer(
         self,
@@ -227,7 +238,7 @@ class CachedScheduleSource:
                             failure = fetched.failure
                             error = got if isinstance(got, ErrorCode) else _code(failure)
                             break
-                        self._metrics.cache_lookups.labels("stale").inc()
+                        self._stales.inc()
                 if entry.error is not None:
                     error = entry.error
                     break
@@ -253,7 +264,7 @@ class CachedScheduleSource:
         entry = self._entries.get(key)
         if entry is None or entry.error is not None:
             return None
-        return entry if now - entry.fetched_at <= self._ttl_s + self._stale_s else None
+        return entry if now - entry.fetched_at <= self._max_age_s else None
 
 
 def _code(failure: UpstreamFailure | None) -> ErrorCode:
@@ -293,7 +304,7 @@ def _split_by_day(
                     start=max(item.start, start), end=min(item.end, end), status=item.status
                 )
             per_day.setdefault(day, []).append(piece)
-    return {day: tuple(sorted(pieces)) for day, pieces in per_day.items()}
+    return {day: tuple(sorted(pieces, key=_order)) for day, pieces in per_day.items()}
 
 
 def _assemble(
@@ -301,27 +312,15 @@ def _assemble(
 ) -> tuple[BusyItem, ...]:
     """Join per-day pieces that meet at midnight with the same status; clip to the window."""
     if len(pieces) == 1:
-        merged: list[BusyItem] = list(pieces[0])
+        day_items = pieces[0]
+        if not day_items or (
+            window.start <= day_items[0].start and max(i.end for i in day_items) <= window.end
+        ):
+            # The common cached case: one day, nothing to clip, already in order.
+            return day_items
+        merged: list[BusyItem] = list(day_items)
     else:
-        merged = []
-        # Per status, indexes into ``merged`` of items ending at the current midnight.
-        open_at_midnight: dict[Status, list[int]] = {}
-        for offset, day_items in enumerate(pieces):
-            start, end = _day_start(first + offset), _day_start(first + offset + 1)
-            still_open: dict[Status, list[int]] = {}
-            for item in day_items:
-                waiting = open_at_midnight.get(item.status)
-                if item.start == start and waiting:
-                    index = waiting.pop(0)
-                    merged[index] = BusyItem(
-                        start=merged[index].start, end=item.end, status=item.status
-                    )
-                else:
-                    index = len(merged)
-                    merged.append(item)
-                if item.end == end:
-                    still_open.setdefault(item.status, []).append(index)
-            open_at_midnight = still_open
+        merged = _join_at_midnight(pieces, first)
     clipped = []
     for item in merged:
         if window.start <= item.start and item.end <= window.end:
@@ -330,5 +329,34 @@ def _assemble(
             start, end = max(item.start, window.start), min(item.end, window.end)
             if start < end:
                 clipped.append(BusyItem(start=start, end=end, status=item.status))
-    clipped.sort()
+    clipped.sort(key=_order)
     return tuple(clipped)
+
+
+def _join_at_midnight(pieces: list[tuple[BusyItem, ...]], first: int) -> list[BusyItem]:
+    """Consecutive days' pieces as items, a piece ending at midnight joined to its sequel."""
+    merged: list[BusyItem] = []
+    # Per status, indexes into ``merged`` of items ending at the current midnight.
+    open_at_midnight: dict[Status, list[int]] = {}
+    for offset, day_items in enumerate(pieces):
+        start, end = _day_start(first + offset), _day_start(first + offset + 1)
+        still_open: dict[Status, list[int]] = {}
+        for item in day_items:
+            waiting = open_at_midnight.get(item.status)
+            if item.start == start and waiting:
+                index = waiting.pop(0)
+                merged[index] = BusyItem(
+                    start=merged[index].start, end=item.end, status=item.status
+                )
+            else:
+                index = len(merged)
+                merged.append(item)
+            if item.end == end:
+                still_open.setdefault(item.status, []).append(index)
+        open_at_midnight = still_open
+    return merged
+
+
+def _order(item: BusyItem) -> tuple[datetime, datetime, str]:
+    """BusyItem's own ordering as a tuple key (much faster than the dataclass __lt__)."""
+    return (item.start, item.end, item.status)

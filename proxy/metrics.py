@@ -25,6 +25,7 @@ from prometheus_client import (
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 3, 5, 10, 15, 20, 40, 100)
 _GET_SCHEDULE_SUFFIX = "/calendar/getSchedule"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -146,6 +147,10 @@ def route_label(request: web.Request) -> str:
 def metrics_middleware(metrics: Metrics) -> Any:
     """A middleware counting every request by route template, method and final status."""
 
+    # Labelled children looked up once: labels() costs more than the increment itself.
+    counters: dict[tuple[str, str, int], Any] = {}
+    histograms: dict[str, Any] = {}
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -159,8 +164,17 @@ def metrics_middleware(metrics: Metrics) -> Any:
             raise
         finally:
             route = route_label(request)
-            metrics.requests.labels(route, request.method, str(status)).inc()
-            metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            # Any token is a valid HTTP method: unknown ones share a label value.
+            method = request.method if request.method in _METHODS else "other"
+            key = (route, method, status)
+            counter = counters.get(key)
+            if counter is None:
+                counter = counters[key] = metrics.requests.labels(route, key[1], str(status))
+            counter.inc()
+            histogram = histograms.get(route)
+            if histogram is None:
+                histogram = histograms[route] = metrics.request_seconds.labels(route)
+            histogram.observe(time.perf_counter() - started)
 
     return middleware
 
