@@ -1,8 +1,9 @@
 """serve --workers N: N processes sharing one listening port through SO_REUSEPORT.
 
 Each worker is a whole proxy with its own Graph session, token cache, availability cache,
-throttle and metrics: the kernel spreads connections across them. Per-mailbox limits are
-therefore per worker too (see the README).
+throttle and metrics: the kernel spreads connections across them. Graph's per-mailbox limits
+are shared out: each worker gets 1/N of graph.mailbox_concurrency and throttle.mailbox_budget
+(at least 1 each), so together they stay within what one process would use.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 from aiohttp import web
 
 from proxy.errors import ConfigError
+from proxy.settings import Settings
 
 log = logging.getLogger("proxy")
 
@@ -36,7 +39,7 @@ def serve_workers(
     processes = [
         context.Process(
             target=_worker,
-            args=(config, host or settings.server.host, bound_port, log_level),
+            args=(config, host or settings.server.host, bound_port, log_level, workers),
             name=f"freebusy-proxy-worker-{n}",
         )
         for n in range(workers)
@@ -69,14 +72,25 @@ def serve_workers(
     return 0 if clean else 1
 
 
-def _worker(config: Path, host: str, port: int, log_level: str) -> None:
+def share_limits(settings: Settings, workers: int) -> Settings:
+    """Settings for one of ``workers`` processes: Graph's per-mailbox limits split between them."""
+    graph = replace(
+        settings.graph, mailbox_concurrency=max(1, settings.graph.mailbox_concurrency // workers)
+    )
+    throttle = replace(
+        settings.throttle, mailbox_budget=max(1, settings.throttle.mailbox_budget // workers)
+    )
+    return replace(settings, graph=graph, throttle=throttle)
+
+
+def _worker(config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     """One worker process: load the config and serve on the shared port."""
     from proxy.app import init_app, run_kwargs
     from proxy.cli import configure_logging
     from proxy.settings import load_settings
 
     configure_logging(log_level)
-    app = init_app(load_settings(config))
+    app = init_app(share_limits(load_settings(config), workers))
     pid = os.getpid()
     web.run_app(
         app,
