@@ -61,15 +61,23 @@ class BatchingScheduleSource:
     ) -> dict[str, ScheduleResult]:
         """Results for ``addresses``, fetched in a call shared with concurrent fetches."""
         batch = self._open.get(window)
+        if batch is None and (not self._in_flight or self._wait_s <= 0):
+            # Idle: nobody to wait for and nobody can join, so call in this very task.
+            self._metrics.batch_schedules.observe(len(addresses))
+            self._metrics.batch_callers.observe(1)
+            self._in_flight += 1
+            try:
+                return await self._source.get_schedules(addresses, window)
+            finally:
+                self._in_flight -= 1
         if batch is None:
             batch = _Batch(window=window, done=asyncio.get_running_loop().create_future())
             self._open[window] = batch
-            if self._in_flight and self._wait_s > 0:
-                batch.timer = asyncio.get_running_loop().call_later(self._wait_s, self._send, batch)
+            batch.timer = asyncio.get_running_loop().call_later(self._wait_s, self._send, batch)
         for address in addresses:
             batch.addresses.setdefault(address.casefold(), address)
         batch.callers += 1
-        if batch.timer is None or len(batch.addresses) >= self._max:
+        if len(batch.addresses) >= self._max:
             self._send(batch)
         # Shielded: one caller giving up must not cancel the call others wait for.
         outcome = await asyncio.shield(batch.done)
