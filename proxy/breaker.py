@@ -9,6 +9,7 @@ half-open -> one probe call goes through, the others fail at once; the probe's s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -17,6 +18,8 @@ from proxy.errors import UpstreamFailure
 from proxy.graph import ScheduleSource
 from proxy.metrics import Metrics
 from proxy.model import ErrorCode, ScheduleResult, Window
+
+log = logging.getLogger(__name__)
 
 # Per-schedule codes that say Graph (not the mailbox) failed.
 CALL_FAILURES = frozenset(
@@ -75,6 +78,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """A call succeeded: close the breaker and forget past failures."""
+        if self._state is not BreakerState.CLOSED:
+            log.warning("circuit breaker closed: Microsoft Graph answers again")
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._probing = False
@@ -83,6 +88,13 @@ class CircuitBreaker:
         """A call failed: count it, and open the breaker at the threshold or after a probe."""
         self._failures += 1
         if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            if self._state is BreakerState.CLOSED:
+                log.warning(
+                    "circuit breaker opened after %d failed calls to Microsoft Graph; "
+                    "not asking it for %.0f s",
+                    self._failures,
+                    self._cool_down_s,
+                )
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
             self._probing = False

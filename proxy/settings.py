@@ -71,7 +71,7 @@ class CacheSettings:
     """How long minimized availability is kept in memory (per process)."""
 
     ttl_seconds: float = 60.0
-    max_entries: int = 100_000
+    max_entries: int = 50_000
     # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
     stale_max_age_seconds: float = 0.0
     # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.

@@ -8,6 +8,7 @@ included, so the proxy stays inside those limits instead of discovering them thr
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from contextlib import asynccontextmanager
 from proxy.clock import MONOTONIC, Clock
 from proxy.limits import KeyedLimiter
 from proxy.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 BUDGET_WINDOW_S = 600.0
 # The budget is counted in slots of this length; see MailboxBudget.
@@ -91,6 +94,8 @@ class Throttle:
         """Yield True while a call for ``mailbox`` may be in flight, or False if over budget."""
         if not self._budget.take(mailbox):
             self._metrics.throttle_events.labels("mailbox_budget").inc()
+            # No address in the log line: the metric and the schedule's code say enough.
+            log.info("a mailbox's call budget is spent; the call is not sent")
             yield False
             return
         if self._in_flight.get(mailbox, 0) >= self._mailbox_concurrency:
