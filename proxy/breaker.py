@@ -21,14 +21,11 @@ from proxy.model import ErrorCode, ScheduleResult, Window
 
 log = logging.getLogger(__name__)
 
-# Per-schedule codes that say Graph (not the mailbox) failed.
+# Per-schedule codes that say Graph is failing. Throttling is not among them: Graph throttles
+# per mailbox (and our own budget refuses per mailbox), so one busy mailbox must not cut
+# every other mailbox off; Retry-After and the budget handle it.
 CALL_FAILURES = frozenset(
-    {
-        ErrorCode.THROTTLED,
-        ErrorCode.UPSTREAM_ERROR,
-        ErrorCode.UPSTREAM_TIMEOUT,
-        ErrorCode.UPSTREAM_UNAVAILABLE,
-    }
+    {ErrorCode.UPSTREAM_ERROR, ErrorCode.UPSTREAM_TIMEOUT, ErrorCode.UPSTREAM_UNAVAILABLE}
 )
 
 
@@ -84,6 +81,10 @@ class CircuitBreaker:
         self._failures = 0
         self._probing = False
 
+    def record_neutral(self) -> None:
+        """A call told nothing about Graph's health (throttled, abandoned): free the probe."""
+        self._probing = False
+
     def record_failure(self) -> None:
         """A call failed: count it, and open the breaker at the threshold or after a probe."""
         self._failures += 1
@@ -124,12 +125,23 @@ class BreakerScheduleSource:
             )
         try:
             results = await self._source.get_schedules(addresses, window)
-        except BaseException:
-            # Whole-request failures, and a probe abandoned half-way, count against Graph.
+        except UpstreamFailure as exc:
+            if exc.code == ErrorCode.THROTTLED.value:
+                self.breaker.record_neutral()
+            else:
+                self.breaker.record_failure()
+            raise
+        except Exception:
             self.breaker.record_failure()
             raise
-        if results and all(result.error in CALL_FAILURES for result in results.values()):
+        except BaseException:
+            self.breaker.record_neutral()
+            raise
+        errors = {result.error for result in results.values()}
+        if errors and errors <= CALL_FAILURES:
             self.breaker.record_failure()
+        elif errors <= CALL_FAILURES | {ErrorCode.THROTTLED}:
+            self.breaker.record_neutral()
         else:
             self.breaker.record_success()
         return results

@@ -361,6 +361,26 @@ async def test_breaker_opens_half_opens_and_closes(
     assert sample(client, "freebusy_throttle_events_total", event="breaker_rejected") == 3
 
 
+async def test_throttling_does_not_open_the_breaker(
+    aiohttp_client: Any, mock_graph: RunningMock
+) -> None:
+    """One mailbox over its budget is throttled alone; the breaker stays closed for others."""
+    client = await frugal_proxy(
+        aiohttp_client,
+        mock_graph,
+        cache=CacheSettings(min_fetch_days=1),
+        throttle=ThrottleSettings(mailbox_budget=1, breaker_failures=1),
+        max_retries=0,
+    )
+    busy, other = people(mock_graph, 2)
+    assert (await ask(client, [busy], day(1)))[0] == 200
+    for n in range(2, 5):
+        status, body = await ask(client, [busy], day(n))
+        assert (status, body["code"]) == (502, "throttled")
+    assert breaker_state(client) == 0
+    assert (await ask(client, [other], day(1)))[0] == 200
+
+
 async def test_open_breaker_serves_stale(aiohttp_client: Any, mock_graph: RunningMock) -> None:
     """With the breaker open, cached mailboxes are answered stale without asking Graph."""
     clock = ManualClock()

@@ -75,3 +75,16 @@ def test_breaker_cycle() -> None:
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED
     assert breaker.allow()
+
+
+def test_neutral_probe_frees_the_half_open_slot() -> None:
+    """A probe that says nothing about Graph (throttled, abandoned) lets the next one try."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(failures=1, cool_down_s=5, clock=clock)
+    breaker.record_failure()
+    clock.advance(5)
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.record_neutral()
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()
