@@ -97,6 +97,9 @@ class CachedScheduleSource:
         days = range(_day(window.start), _day_of_end(window.end) + 1)
         mailboxes = list(dict.fromkeys(address.casefold() for address in addresses))
         now = self._clock()
+        if now - self._purged_at >= max(self._max_age_s, 1.0):
+            # Nothing is kept longer than it may be served, even when nothing new arrives.
+            self._purge(now)
         hits: dict[CacheKey, CachedDay] = {}
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
@@ -196,8 +199,6 @@ class CachedScheduleSource:
             for key, value in days.items():
                 if isinstance(value, CachedDay):
                     self._entries[key] = value
-            if fetched_at - self._purged_at >= max(self._max_age_s, 1.0):
-                self._purge(fetched_at)
         return _Fetched(days=days)
 
     def _purge(self, now: float) -> None:

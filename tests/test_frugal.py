@@ -209,6 +209,27 @@ async def test_ttl_expiry_uses_the_clock(aiohttp_client: Any, mock_graph: Runnin
     assert graph_calls(mock_graph) == 2
 
 
+async def test_entries_are_dropped_once_too_old_to_serve(
+    aiohttp_client: Any, mock_graph: RunningMock
+) -> None:
+    """Past ttl + stale_max_age an entry leaves memory, even if nothing replaces it."""
+    clock = ManualClock()
+    client = await frugal_proxy(
+        aiohttp_client,
+        mock_graph,
+        clock=clock,
+        cache=CacheSettings(ttl_seconds=60, stale_max_age_seconds=60),
+    )
+    first, second = people(mock_graph, 2)
+    await ask(client, [first])
+    clock.advance(100)
+    await ask(client, [second])
+    assert {key[0] for key, _ in cache_of(client).entries()} == {first, second}
+    clock.advance(21)
+    await ask(client, [second])  # a hit: no fetch, yet the old entries go
+    assert {key[0] for key, _ in cache_of(client).entries()} == {second}
+
+
 async def test_not_found_is_cached(aiohttp_client: Any, mock_graph: RunningMock) -> None:
     """An unknown address answers not_found from memory the second time."""
     client = await frugal_proxy(aiohttp_client, mock_graph)
