@@ -97,6 +97,7 @@ def render_availability(query: AvailabilityQuery, results: Mapping[str, Schedule
                     for item in result.items
                 ],
                 "error": None if result.error is None else {"code": result.error.value},
+                "stale": result.stale,
             }
         )
     document = {

@@ -12,24 +12,42 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from proxy.batching import BatchingScheduleSource
+from proxy.breaker import BreakerScheduleSource, CircuitBreaker
+from proxy.cache import CachedScheduleSource
+from proxy.clock import MONOTONIC, Clock
 from proxy.connect.setup import check_connect_config, connect_context, install_connect_routes
+from proxy.connect.store import Connection
 from proxy.consumers import ConsumerRegistry
 from proxy.errors import ConfigError
-from proxy.graph import GraphScheduleSource, RetryPolicy
-from proxy.limits import KeyedLimiter
+from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
+from proxy.metrics import Metrics, metrics_middleware
 from proxy.problems import problem_middleware
 from proxy.readiness import Readiness
 from proxy.routes import setup_routes
 from proxy.settings import CLIENT_SECRET_ENV, Settings
+from proxy.throttle import Throttle
 from proxy.tls import client_ssl_context
 from proxy.tokens import MsalAppTokens
-from proxy.typedefs import CONSUMERS, GRAPH_SESSION, READINESS, SETTINGS, SOURCE, TOKENS
+from proxy.typedefs import (
+    CACHE,
+    CLOCK,
+    CONNECTION_REMOVED,
+    CONSUMERS,
+    GATE,
+    GRAPH_SESSION,
+    METRICS,
+    READINESS,
+    SETTINGS,
+    SOURCE,
+    TOKENS,
+)
 
 SERVER_HEADER = "freebusy-proxy"
 
 
-def init_app(settings: Settings) -> web.Application:
-    """Build the proxy application from validated settings."""
+def init_app(settings: Settings, *, clock: Clock = MONOTONIC) -> web.Application:
+    """Build the proxy application from validated settings (``clock``: for tests)."""
     if settings.graph.client_secret is None:
         raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
     app = web.Application(
@@ -37,6 +55,10 @@ def init_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    # Outermost, so it sees the status the problem middleware settled on.
+    app.middlewares.insert(0, metrics_middleware(app[METRICS]))
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)
@@ -44,6 +66,8 @@ def init_app(settings: Settings) -> web.Application:
         check_connect_config(settings)
         app.cleanup_ctx.append(connect_context)
         install_connect_routes(app)
+    # Last, so the cache sits in front of whatever source the steps above settled on.
+    app.cleanup_ctx.append(_frugal)
     app.on_response_prepare.append(_server_header)
     setup_routes(app)
     return app
@@ -57,7 +81,10 @@ async def _graph_session(app: web.Application) -> AsyncIterator[None]:
     )
     timeout = aiohttp.ClientTimeout(total=graph.timeout_seconds, connect=5)
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, raise_for_status=False
+        connector=connector,
+        timeout=timeout,
+        raise_for_status=False,
+        trace_configs=[app[METRICS].trace_config()],
     ) as session:
         app[GRAPH_SESSION] = session
         yield
@@ -83,17 +110,74 @@ async def _tokens(app: web.Application) -> AsyncIterator[None]:
 async def _schedule_source(app: web.Application) -> AsyncIterator[None]:
     """Where availability comes from, and the readiness probe that watches it."""
     graph = app[SETTINGS].graph
+    app[GATE] = graph_gate(app[SETTINGS], app[CLOCK], app[METRICS])
     app[SOURCE] = GraphScheduleSource(
         session=app[GRAPH_SESSION],
         tokens=app[TOKENS],
         base_url=graph.base_url,
         retry=RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds),
-        mailbox_limiter=KeyedLimiter(graph.mailbox_concurrency),
+        mailbox_limiter=app[GATE],
     )
     app[READINESS] = Readiness(
         tokens=app[TOKENS], session=app[GRAPH_SESSION], base_url=graph.base_url
     )
     yield
+
+
+async def _frugal(app: web.Application) -> AsyncIterator[None]:
+    """Put the cache, batching and breaker in front of the source; forget on disconnect."""
+    cache = frugal_source(app[SOURCE], app[SETTINGS], app[CLOCK], app[METRICS])
+    app[SOURCE] = app[CACHE] = cache
+    if CONNECTION_REMOVED in app:
+
+        async def forget(connection: Connection) -> None:
+            # Everything that connection could have fetched: its account, or its domains.
+            cached = {key[0] for key, _ in cache.entries()}
+            cache.forget(
+                [connection.account]
+                if connection.kind == "individual"
+                else [a for a in cached if a.rpartition("@")[2] in connection.domains]
+            )
+
+        app[CONNECTION_REMOVED].append(forget)
+    yield
+
+
+def frugal_source(
+    graph: ScheduleSource, settings: Settings, clock: Clock, metrics: Metrics
+) -> CachedScheduleSource:
+    """Cache (with singleflight) -> micro-batching -> circuit breaker -> ``graph``."""
+    breaker = CircuitBreaker(
+        failures=settings.throttle.breaker_failures,
+        cool_down_s=settings.throttle.breaker_cool_down_seconds,
+        clock=clock,
+    )
+    batched = BatchingScheduleSource(
+        BreakerScheduleSource(graph, breaker, metrics=metrics),
+        wait_s=settings.batching.wait_ms / 1000,
+        max_schedules=settings.batching.max_schedules,
+        metrics=metrics,
+    )
+    return CachedScheduleSource(
+        batched,
+        ttl_s=settings.cache.ttl_seconds,
+        max_entries=settings.cache.max_entries,
+        stale_max_age_s=settings.cache.stale_max_age_seconds,
+        min_fetch_days=settings.cache.min_fetch_days,
+        clock=clock,
+        metrics=metrics,
+    )
+
+
+def graph_gate(settings: Settings, clock: Clock, metrics: Metrics) -> Throttle:
+    """The throttle every Graph call holds: budget, 4 per mailbox, a global limit."""
+    return Throttle(
+        mailbox_concurrency=settings.graph.mailbox_concurrency,
+        max_concurrency=settings.throttle.max_concurrency,
+        mailbox_budget=settings.throttle.mailbox_budget,
+        clock=clock,
+        metrics=metrics,
+    )
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

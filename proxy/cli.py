@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes sharing the port (each with its own cache); needs --config",
+    )
     serve.set_defaults(run=_serve)
 
     mock = commands.add_parser("mock-graph", help="run the mock Graph and identity platform")
@@ -84,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; keep msal and urllib3 quiet (they log request details)."""
+    _configure_logging(level)
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -95,6 +113,18 @@ def _configure_logging(level: str) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if config is None and args.workers > 1:
+        raise ConfigError("--workers needs --config (the demo runs in one process)")
+    if config is not None and args.workers > 1:
+        from proxy.workers import serve_workers
+
+        return serve_workers(
+            config=config,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
     if config is None:
         from proxy.demo import run_demo
 

@@ -9,6 +9,7 @@ import math
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any, Protocol
@@ -38,6 +39,14 @@ _WHOLE_FAILURE_PRIORITY = (
     ErrorCode.UPSTREAM_ERROR,
     ErrorCode.UPSTREAM_TIMEOUT,
 )
+
+
+class CallGate(Protocol):
+    """What a Graph call holds while in flight (see proxy.throttle); False: do not call."""
+
+    def hold(self, mailbox: str) -> AbstractAsyncContextManager[bool | None]:
+        """Wait for permission to call Graph for ``mailbox`` (case-folded)."""
+        ...
 
 
 class ScheduleSource(Protocol):
@@ -112,7 +121,7 @@ class GraphScheduleSource:
         tokens: TokenProvider,
         base_url: str,
         retry: RetryPolicy,
-        mailbox_limiter: KeyedLimiter,
+        mailbox_limiter: KeyedLimiter | CallGate,
         me_address: str | None = None,
     ) -> None:
         # me_address: a delegated token's own mailbox; calls then go to /me/calendar/getSchedule.
@@ -181,7 +190,10 @@ class GraphScheduleSource:
                 return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
             wait: float | None = None
             token = await self._tokens.token()
-            async with self._limiter.hold(mailbox.casefold()):
+            async with self._limiter.hold(mailbox.casefold()) as admitted:
+                if admitted is False:
+                    # Our own per-mailbox budget is spent: Graph would only answer 429.
+                    return _CallFailed(ErrorCode.THROTTLED)
                 try:
                     status, retry_after, payload = await asyncio.wait_for(
                         self._post(url, body, token), timeout=deadline - time.monotonic()

@@ -68,6 +68,8 @@ class ScheduleResult:
 
     items: tuple[BusyItem, ...] = ()
     error: ErrorCode | None = None
+    # True when served from memory past its freshness because Graph was failing.
+    stale: bool = False
 
     @classmethod
     def failed(cls, code: ErrorCode) -> ScheduleResult:

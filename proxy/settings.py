@@ -86,6 +86,36 @@ class ConnectSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """How long minimized availability is kept in memory (per process)."""
+
+    ttl_seconds: float = 60.0
+    max_entries: int = 50_000
+    # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
+    stale_max_age_seconds: float = 0.0
+    # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.
+    min_fetch_days: int = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchingSettings:
+    """How cache misses for different mailboxes are folded into one getSchedule call."""
+
+    wait_ms: float = 2.0
+    max_schedules: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThrottleSettings:
+    """Self-imposed limits that keep the proxy inside Graph's throttling budget."""
+
+    max_concurrency: int = 32
+    mailbox_budget: int = 9_000
+    breaker_failures: int = 5
+    breaker_cool_down_seconds: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The whole validated configuration."""
 
@@ -94,9 +124,14 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     consumers: tuple[ConsumerSettings, ...] = ()
     connect: ConnectSettings = field(default_factory=ConnectSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
 
 
 T = TypeVar("T")
+
+_SECTIONS = {f.name for f in fields(Settings)}
 
 
 def load_settings(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,7 +159,7 @@ def parse_settings(
         raise ConfigError(
             f"connect.token_key: secrets are not read from files; set {TOKEN_KEY_ENV}"
         )
-    _reject_unknown(document, {"server", "graph", "limits", "consumers", "connect"}, "")
+    _reject_unknown(document, _SECTIONS, "")
     if "graph" not in document:
         raise ConfigError("graph: missing section [graph]")
     server = _build(ServerSettings, document.get("server", {}), "server")
@@ -146,7 +181,20 @@ def parse_settings(
         environ=environ,
         base_dir=base_dir,
     )
-    return Settings(server=server, graph=graph, limits=limits, consumers=consumers, connect=connect)
+    cache = _build(CacheSettings, document.get("cache", {}), "cache")
+    batching = _build(BatchingSettings, document.get("batching", {}), "batching")
+    throttle = _build(ThrottleSettings, document.get("throttle", {}), "throttle")
+    _check_frugality(cache, batching, throttle)
+    return Settings(
+        server=server,
+        graph=graph,
+        limits=limits,
+        consumers=consumers,
+        connect=connect,
+        cache=cache,
+        batching=batching,
+        throttle=throttle,
+    )
 
 
 def _check_connect(
@@ -233,6 +281,33 @@ def _check_consumers(consumers: tuple[ConsumerSettings, ...]) -> None:
                 raise ConfigError(
                     f"{where}.allow: {pattern!r} is neither an address nor '*@domain'"
                 )
+
+
+def _check_frugality(
+    cache: CacheSettings, batching: BatchingSettings, throttle: ThrottleSettings
+) -> None:
+    if cache.ttl_seconds < 0:
+        raise ConfigError("cache.ttl_seconds: must be 0 (no caching) or positive")
+    if cache.max_entries < 1:
+        raise ConfigError("cache.max_entries: must be at least 1")
+    if cache.stale_max_age_seconds < 0:
+        raise ConfigError("cache.stale_max_age_seconds: must be 0 (off) or positive")
+    if not 1 <= cache.min_fetch_days <= 61:
+        raise ConfigError("cache.min_fetch_days: must be between 1 and 61")
+    if not 0 <= batching.wait_ms <= 1000:
+        raise ConfigError("batching.wait_ms: must be between 0 and 1000")
+    if not 1 <= batching.max_schedules <= 20:
+        raise ConfigError("batching.max_schedules: getSchedule takes 1 to 20 schedules")
+    if throttle.max_concurrency < 1:
+        raise ConfigError("throttle.max_concurrency: must be at least 1")
+    if not 1 <= throttle.mailbox_budget <= 10_000:
+        raise ConfigError(
+            "throttle.mailbox_budget: Graph allows at most 10000 requests per 10 minutes"
+        )
+    if throttle.breaker_failures < 1:
+        raise ConfigError("throttle.breaker_failures: must be at least 1")
+    if throttle.breaker_cool_down_seconds <= 0:
+        raise ConfigError("throttle.breaker_cool_down_seconds: must be positive")
 
 
 def _reject_unknown(table: Mapping[str, Any], known: set[str], where: str) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from proxy.cache import CachedScheduleSource
+from proxy.clock import Clock
 from proxy.connect.registry import ConnectionRemoved
 from proxy.connect.runtime import ConnectRuntime
 from proxy.consumers import ConsumerRegistry
 from proxy.graph import ScheduleSource
+from proxy.metrics import Metrics
 from proxy.readiness import Readiness
 from proxy.settings import Settings
+from proxy.throttle import Throttle
 from proxy.tokens import TokenProvider
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,3 +26,8 @@ READINESS = web.AppKey("readiness", Readiness)
 CONNECT = web.AppKey("connect", ConnectRuntime)
 # Called with each deleted delegated connection, so caches can forget what it fetched.
 CONNECTION_REMOVED = web.AppKey("connection_removed", list[ConnectionRemoved])
+CACHE = web.AppKey("cache", CachedScheduleSource)
+METRICS = web.AppKey("metrics", Metrics)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+# The one throttle every Graph call passes, whichever token it carries.
+GATE = web.AppKey("gate", Throttle)

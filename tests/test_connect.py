@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from proxy.mock import MOCK_DOMAIN, RunningMock
+from proxy.settings import CacheSettings
 from tests.conftest import MockFactory, ProxyFactory, assert_no_leak, auth
 from tests.connect_helpers import ADMIN_KEY, admin, connect_settings, sign_in
 
@@ -95,7 +97,11 @@ async def test_silent_refresh_after_expiry(
 ) -> None:
     """Tokens shorter-lived than msal's 5-minute margin are refreshed silently on every use."""
     mock = await make_mock(token_lifetime_s=60)
-    proxy = await make_proxy(mock, settings=connect_settings(mock, tmp_path / "c.db"))
+    # No cache, so each query really reaches Graph and needs a token.
+    settings = replace(
+        connect_settings(mock, tmp_path / "c.db"), cache=CacheSettings(ttl_seconds=0)
+    )
+    proxy = await make_proxy(mock, settings=settings)
     assert (await sign_in(proxy, mock, "individual", user=ADELE))[0] == 200
     issued = len(mock.graph.consent.refresh_tokens)
     for _ in range(2):

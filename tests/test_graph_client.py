@@ -49,7 +49,7 @@ async def test_duplicate_addresses_fetched_once_answered_each(
 async def test_requests_ask_graph_for_utc(
     proxy: TestClient[Any, Any], mock_graph: RunningMock
 ) -> None:
-    """Every getSchedule call carries Prefer: outlook.timezone="UTC" and UTC bounds."""
+    """Offsets in the request are converted; Graph is asked for UTC from a UTC midnight."""
     address = mock_graph.graph.organisation.addresses()[0]
     params = {
         "schedules": address,
@@ -62,4 +62,5 @@ async def test_requests_ask_graph_for_utc(
     assert (body["start"], body["end"]) == ("2026-03-16T08:00:00Z", "2026-03-16T16:00:00Z")
     (recent,) = mock_graph.graph.stats()["recent"]
     assert recent["prefer_tz"] == "UTC"
-    assert (recent["start"], recent["end"]) == ("2026-03-16T08:00:00Z", "2026-03-16T16:00:00Z")
+    # The cache fetches whole UTC days, so the call covers the requested window from midnight.
+    assert recent["start"] == "2026-03-16T00:00:00Z"

@@ -154,3 +154,34 @@ def test_serve_refuses_delegated_connections_without_a_token_key(tmp_path: Path)
         )
         with pytest.raises(ConfigError, match="FREEBUSY_PROXY_TOKEN_KEY"):
             init_app(settings)
+
+
+@pytest.mark.parametrize(
+    ("section", "names"),
+    [
+        ("[cache]\nttl_seconds = -1", "cache.ttl_seconds"),
+        ("[cache]\nmax_entries = 0", "cache.max_entries"),
+        ("[cache]\nstale_max_age_seconds = -5", "cache.stale_max_age_seconds"),
+        ("[cache]\nttl = 5", "cache.ttl: unknown key"),
+        ("[batching]\nwait_ms = 5000", "batching.wait_ms"),
+        ("[batching]\nmax_schedules = 21", "batching.max_schedules"),
+        ("[throttle]\nmax_concurrency = 0", "throttle.max_concurrency"),
+        ("[throttle]\nmailbox_budget = 10001", "throttle.mailbox_budget"),
+        ("[throttle]\nbreaker_failures = 0", "throttle.breaker_failures"),
+        ("[throttle]\nbreaker_cool_down_seconds = 0", "throttle.breaker_cool_down_seconds"),
+    ],
+)
+def test_frugality_settings_are_validated(tmp_path: Path, section: str, names: str) -> None:
+    """Cache, batching and throttle keys are range-checked, and the error names the key."""
+    with pytest.raises(ConfigError, match=names):
+        load_settings(write(tmp_path, VALID.replace("[[consumers]]", section + "\n[[consumers]]")))
+
+
+def test_frugality_defaults(tmp_path: Path) -> None:
+    """Without the sections: 60 s TTL, serve-stale off, 2 ms batching, budget under 10,000."""
+    settings = load_settings(write(tmp_path, VALID), environ={})
+    assert settings.cache.ttl_seconds == 60.0
+    assert settings.cache.stale_max_age_seconds == 0.0
+    assert settings.batching.wait_ms == 2.0
+    assert settings.batching.max_schedules == 20
+    assert settings.throttle.mailbox_budget < 10_000

@@ -15,7 +15,7 @@ from proxy.connect.identity import CONSENT_ERRORS, build_app, error_code
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, granted_scopes, token_claims
 from proxy.connect.store import Connection, ConnectionStore, Status
 from proxy.errors import TokenError
-from proxy.graph import GraphScheduleSource, RetryPolicy
+from proxy.graph import CallGate, GraphScheduleSource, RetryPolicy
 from proxy.limits import KeyedLimiter
 from proxy.settings import Settings
 
@@ -109,6 +109,7 @@ class Connections:
         session: aiohttp.ClientSession,
         http: requests.Session,
         on_removed: list[ConnectionRemoved] | None = None,
+        gate: CallGate | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -117,6 +118,10 @@ class Connections:
         self._connections: dict[str, Connection] = {}
         self._sources: dict[str, GraphScheduleSource] = {}
         self.on_removed: list[ConnectionRemoved] = [] if on_removed is None else on_removed
+        # Graph throttles per mailbox whatever the token: share the app's gate when there is one.
+        self._gate: KeyedLimiter | CallGate = gate or KeyedLimiter(
+            settings.graph.mailbox_concurrency
+        )
 
     async def load(self) -> None:
         """Read every stored connection."""
@@ -186,7 +191,7 @@ class Connections:
                 tokens=ConnectionTokens(self, connection.id),
                 base_url=graph.base_url,
                 retry=RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds),
-                mailbox_limiter=KeyedLimiter(graph.mailbox_concurrency),
+                mailbox_limiter=self._gate,
                 me_address=connection.account,
             )
             self._sources[connection.id] = source

@@ -19,6 +19,7 @@ from proxy.tls import requests_session
 from proxy.typedefs import (
     CONNECT,
     CONNECTION_REMOVED,
+    GATE,
     GRAPH_SESSION,
     READINESS,
     SETTINGS,
@@ -51,6 +52,7 @@ async def connect_context(app: web.Application) -> AsyncIterator[None]:
         session=app[GRAPH_SESSION],
         http=http,
         on_removed=app[CONNECTION_REMOVED],
+        gate=app[GATE],
     )
     try:
         await connections.load()
