@@ -356,3 +356,23 @@ def test_pages_escape_everything() -> None:
     assert page.text is not None
     assert "<script>" not in page.text
     assert "&lt;script&gt;" in page.text
+
+
+async def test_disconnect_forgets_cached_availability(
+    make_proxy: ProxyFactory, make_mock: MockFactory, tmp_path: Path
+) -> None:
+    """After DELETE, nothing that connection fetched is served from the cache."""
+    mock = await make_mock()
+    settings = connect_settings(mock, tmp_path / "c.db", application_permissions=False)
+    proxy = await make_proxy(mock, settings=settings)
+    assert (await sign_in(proxy, mock, "individual", user=ADELE))[0] == 200
+    first = await availability(proxy, ADELE)
+    assert first[ADELE]["error"] is None
+    calls = mock.graph.stats()["calls"]["getSchedule"]
+    assert (await availability(proxy, ADELE))[ADELE] == first[ADELE]  # from the cache
+    assert mock.graph.stats()["calls"]["getSchedule"] == calls
+    (connection,) = await listing(proxy)
+    async with proxy.delete(f"/admin/connections/{connection['id']}", headers=admin()) as resp:
+        assert resp.status == 204
+    after = await availability(proxy, ADELE)
+    assert after[ADELE] == {**first[ADELE], "items": [], "error": {"code": "not_connected"}}
