@@ -13,39 +13,51 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from proxy.audit import audit_middleware, audit_trail_ctx, check_audit_settings
-from proxy.clock import Clock, SystemClock
+from proxy.batching import BatchingScheduleSource
+from proxy.breaker import BreakerScheduleSource, CircuitBreaker
+from proxy.cache import CachedScheduleSource
+from proxy.clock import MONOTONIC, Clock, SystemWallClock, WallClock
+from proxy.connect.setup import check_connect_config, connect_context, install_connect_routes
+from proxy.connect.store import Connection
 from proxy.consumers import ConsumerRegistry
 from proxy.cors import cors_middleware
 from proxy.errors import ConfigError
-from proxy.graph import GraphScheduleSource, RetryPolicy
+from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
 from proxy.hardening import security_headers
-from proxy.limits import KeyedLimiter
+from proxy.metrics import Metrics, metrics_middleware
 from proxy.problems import problem_middleware
 from proxy.ratelimit import TokenBuckets
 from proxy.readiness import Readiness
 from proxy.routes import setup_routes
 from proxy.settings import CLIENT_SECRET_ENV, Settings
+from proxy.throttle import Throttle
 from proxy.tls import client_ssl_context
 from proxy.tokens import MsalAppTokens
 from proxy.typedefs import (
+    CACHE,
     CLOCK,
+    CONNECTION_REMOVED,
     CONSUMERS,
+    GATE,
     GRAPH_SESSION,
+    METRICS,
     RATE_LIMITS,
     READINESS,
     SETTINGS,
     SOURCE,
     TOKENS,
+    WALL_CLOCK,
 )
 
 SERVER_HEADER = "freebusy-proxy"
 
 
-def init_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
-    """Build the proxy application from validated settings (and a clock, for tests)."""
+def init_app(
+    settings: Settings, *, clock: Clock = MONOTONIC, wall_clock: WallClock | None = None
+) -> web.Application:
+    """Build the proxy application from validated settings (``clock``, ``wall_clock``: tests)."""
     if settings.graph.client_secret is None:
         raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
-    check_audit_settings(settings.audit)
     # CORS outermost so problems carry its headers; audit inside problems sees raw errors.
     app = web.Application(
         middlewares=[cors_middleware, problem_middleware, audit_middleware],
@@ -53,14 +65,25 @@ def init_app(settings: Settings, *, clock: Clock | None = None) -> web.Applicati
     )
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
-    app[CLOCK] = clock or SystemClock()
-    app[RATE_LIMITS] = TokenBuckets(app[CLOCK])
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    # Outermost, so it sees the status the problem middleware settled on.
+    app.middlewares.insert(0, metrics_middleware(app[METRICS]))
+    app[WALL_CLOCK] = wall_clock or SystemWallClock()
+    app[RATE_LIMITS] = TokenBuckets(clock)
     app.cleanup_ctx.append(audit_trail_ctx)
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)
+    if settings.connect.kinds:
+        check_connect_config(settings)
+        app.cleanup_ctx.append(connect_context)
+        install_connect_routes(app)
+    # Last, so the cache sits in front of whatever source the steps above settled on.
+    app.cleanup_ctx.append(_frugal)
     app.on_response_prepare.append(_server_header)
+    check_audit_settings(settings.audit)
     setup_routes(app)
     return app
 
@@ -73,7 +96,10 @@ async def _graph_session(app: web.Application) -> AsyncIterator[None]:
     )
     timeout = aiohttp.ClientTimeout(total=graph.timeout_seconds, connect=5)
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, raise_for_status=False
+        connector=connector,
+        timeout=timeout,
+        raise_for_status=False,
+        trace_configs=[app[METRICS].trace_config()],
     ) as session:
         app[GRAPH_SESSION] = session
         yield
@@ -99,17 +125,74 @@ async def _tokens(app: web.Application) -> AsyncIterator[None]:
 async def _schedule_source(app: web.Application) -> AsyncIterator[None]:
     """Where availability comes from, and the readiness probe that watches it."""
     graph = app[SETTINGS].graph
+    app[GATE] = graph_gate(app[SETTINGS], app[CLOCK], app[METRICS])
     app[SOURCE] = GraphScheduleSource(
         session=app[GRAPH_SESSION],
         tokens=app[TOKENS],
         base_url=graph.base_url,
         retry=RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds),
-        mailbox_limiter=KeyedLimiter(graph.mailbox_concurrency),
+        mailbox_limiter=app[GATE],
     )
     app[READINESS] = Readiness(
         tokens=app[TOKENS], session=app[GRAPH_SESSION], base_url=graph.base_url
     )
     yield
+
+
+async def _frugal(app: web.Application) -> AsyncIterator[None]:
+    """Put the cache, batching and breaker in front of the source; forget on disconnect."""
+    cache = frugal_source(app[SOURCE], app[SETTINGS], app[CLOCK], app[METRICS])
+    app[SOURCE] = app[CACHE] = cache
+    if CONNECTION_REMOVED in app:
+
+        async def forget(connection: Connection) -> None:
+            # Everything that connection could have fetched: its account, or its domains.
+            cached = {key[0] for key, _ in cache.entries()}
+            cache.forget(
+                [connection.account]
+                if connection.kind == "individual"
+                else [a for a in cached if a.rpartition("@")[2] in connection.domains]
+            )
+
+        app[CONNECTION_REMOVED].append(forget)
+    yield
+
+
+def frugal_source(
+    graph: ScheduleSource, settings: Settings, clock: Clock, metrics: Metrics
+) -> CachedScheduleSource:
+    """Cache (with singleflight) -> micro-batching -> circuit breaker -> ``graph``."""
+    breaker = CircuitBreaker(
+        failures=settings.throttle.breaker_failures,
+        cool_down_s=settings.throttle.breaker_cool_down_seconds,
+        clock=clock,
+    )
+    batched = BatchingScheduleSource(
+        BreakerScheduleSource(graph, breaker, metrics=metrics),
+        wait_s=settings.batching.wait_ms / 1000,
+        max_schedules=settings.batching.max_schedules,
+        metrics=metrics,
+    )
+    return CachedScheduleSource(
+        batched,
+        ttl_s=settings.cache.ttl_seconds,
+        max_entries=settings.cache.max_entries,
+        stale_max_age_s=settings.cache.stale_max_age_seconds,
+        min_fetch_days=settings.cache.min_fetch_days,
+        clock=clock,
+        metrics=metrics,
+    )
+
+
+def graph_gate(settings: Settings, clock: Clock, metrics: Metrics) -> Throttle:
+    """The throttle every Graph call holds: budget, 4 per mailbox, a global limit."""
+    return Throttle(
+        mailbox_concurrency=settings.graph.mailbox_concurrency,
+        max_concurrency=settings.throttle.max_concurrency,
+        mailbox_budget=settings.throttle.mailbox_budget,
+        clock=clock,
+        metrics=metrics,
+    )
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -21,15 +21,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy.audit_record import CURRENT, AuditRecord
-from proxy.clock import Clock
+from proxy.clock import WallClock
 from proxy.errors import ConfigError, ProblemError
 from proxy.problems import http_error_code
 from proxy.settings import AUDIT_KEY_ENV, AuditSettings
 from proxy.timefmt import format_utc
-from proxy.typedefs import AUDIT_TRAIL, CLOCK, SETTINGS
+from proxy.typedefs import AUDIT_TRAIL, SETTINGS, WALL_CLOCK
 
-# Routes that are not consumer requests: probes would drown the trail.
-_UNAUDITED_PATHS = frozenset({"/healthz", "/readyz"})
+# Routes that are not consumer requests: probes and scrapes would drown the trail.
+_UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MIN_KEY_LENGTH = 32
 
 
@@ -53,7 +53,7 @@ def check_audit_settings(settings: AuditSettings) -> None:
 class AuditTrail:
     """Writes audit lines to standard output or to a file opened for appending."""
 
-    def __init__(self, settings: AuditSettings, clock: Clock) -> None:
+    def __init__(self, settings: AuditSettings, clock: WallClock) -> None:
         self._settings = settings
         self._clock = clock
         key = settings.hmac_key or ""
@@ -151,7 +151,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def audit_trail_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the audit trail for the app's lifetime."""
-    trail = AuditTrail(app[SETTINGS].audit, app[CLOCK])
+    trail = AuditTrail(app[SETTINGS].audit, app[WALL_CLOCK])
     trail.open()
     app[AUDIT_TRAIL] = trail
     try:

@@ -13,9 +13,9 @@ from proxy.app import init_app, run_kwargs
 from proxy.consumers import new_key
 from proxy.errors import ConfigError
 from proxy.hardening import server_kwargs
-from proxy.logs import configure_logging
+from proxy.logs import configure_logging as configure_json_logging
 from proxy.serving import serve_until_signalled
-from proxy.settings import CONFIG_ENV, load_settings
+from proxy.settings import CONFIG_ENV, Settings, load_settings
 
 log = logging.getLogger("proxy")
 
@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes sharing the port (each with its own cache); needs --config",
+    )
     serve.set_defaults(run=_serve)
 
     mock = commands.add_parser("mock-graph", help="run the mock Graph and identity platform")
@@ -67,24 +73,62 @@ def _parser() -> argparse.ArgumentParser:
 
     key = commands.add_parser("new-key", help="print a fresh consumer API key and its SHA-256")
     key.set_defaults(run=_new_key)
+
+    token_key = commands.add_parser(
+        "new-token-key", help="print a fresh FREEBUSY_PROXY_TOKEN_KEY (encrypts stored tokens)"
+    )
+    token_key.set_defaults(run=_new_token_key)
+
+    connect = commands.add_parser(
+        "connect", help="connect delegated Free/Busy access without a browser (device code)"
+    )
+    connect.add_argument("kind", choices=["individual", "enterprise"])
+    connect.add_argument(
+        "--device-code", action="store_true", required=True, help="use msal's device-code flow"
+    )
+    connect.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
+    connect.set_defaults(run=_connect)
     return parser
 
 
-def _configure_logging(level: str) -> None:
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; keep msal and urllib3 quiet (they log request details)."""
+    _configure_logging(level)
+
+
+def _configure_logging(level: str, *, secrets: Sequence[str | None] = ()) -> None:
     # JSON lines with secrets redacted (proxy/logs.py); msal and urllib3 stay at WARNING.
-    configure_logging(level)
+    configure_json_logging(level, secrets=[s for s in secrets if s])
 
 
 def _serve(args: argparse.Namespace) -> int:
     config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if config is None and args.workers > 1:
+        raise ConfigError("--workers needs --config (the demo runs in one process)")
+    if config is not None and args.workers > 1:
+        from proxy.workers import serve_workers
+
+        return serve_workers(
+            config=config,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
     if config is None:
         from proxy.demo import run_demo
 
         return run_demo(host=args.host or "127.0.0.1", port=args.port or 8080)
     settings = load_settings(config)
     # Now that the secrets are known, redact their literal values too.
-    secrets = (settings.graph.client_secret, settings.audit.hmac_key)
-    configure_logging(args.log_level, secrets=[s for s in secrets if s])
+    _configure_logging(args.log_level, secrets=secret_values(settings))
     app = init_app(settings)
     serve_until_signalled(
         app,
@@ -122,3 +166,27 @@ def _new_key(args: argparse.Namespace) -> int:
     print(f"key_sha256: {digest}")
     print("Give the key to the consumer; put only key_sha256 in the config.")
     return 0
+
+
+def _new_token_key(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from proxy.connect.device import connect_with_device_code
+
+    config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if config is None:
+        raise ConfigError(f"connect needs --config FILE (or ${CONFIG_ENV})")
+    settings = load_settings(config)
+    return asyncio.run(connect_with_device_code(settings, args.kind))
+
+
+def secret_values(settings: Settings) -> list[str | None]:
+    """The literal secrets of a configuration, for the log redactor."""
+    return [settings.graph.client_secret, settings.audit.hmac_key, settings.connect.token_key]

@@ -9,8 +9,9 @@ import math
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -39,6 +40,14 @@ _WHOLE_FAILURE_PRIORITY = (
     ErrorCode.UPSTREAM_ERROR,
     ErrorCode.UPSTREAM_TIMEOUT,
 )
+
+
+class CallGate(Protocol):
+    """What a Graph call holds while in flight (see proxy.throttle); False: do not call."""
+
+    def hold(self, mailbox: str) -> AbstractAsyncContextManager[bool | None]:
+        """Wait for permission to call Graph for ``mailbox`` (case-folded)."""
+        ...
 
 
 class ScheduleSource(Protocol):
@@ -113,8 +122,11 @@ class GraphScheduleSource:
         tokens: TokenProvider,
         base_url: str,
         retry: RetryPolicy,
-        mailbox_limiter: KeyedLimiter,
+        mailbox_limiter: KeyedLimiter | CallGate,
+        me_address: str | None = None,
     ) -> None:
+        # me_address: a delegated token's own mailbox; calls then go to /me/calendar/getSchedule.
+        self._me = me_address
         self._session = session
         self._tokens = tokens
         self._base_url = base_url.rstrip("/")
@@ -167,8 +179,10 @@ class GraphScheduleSource:
         """POST getSchedule with bounded retries inside the deadline."""
         # Graph throttles per mailbox in the URL; asking as the first requested mailbox
         # spreads load across mailboxes instead of funnelling it through one service account.
-        mailbox = chunk[0]
+        mailbox = self._me or chunk[0]
         url = f"{self._base_url}/users/{quote(mailbox, safe='@')}/calendar/getSchedule"
+        if self._me is not None:
+            url = f"{self._base_url}/me/calendar/getSchedule"
         body = _request_body(chunk, part)
         failure = ErrorCode.UPSTREAM_ERROR
         for attempt in range(self._retry.max_retries + 1):
@@ -177,7 +191,10 @@ class GraphScheduleSource:
                 return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
             wait: float | None = None
             token = await self._tokens.token()
-            async with self._limiter.hold(mailbox.casefold()):
+            async with self._limiter.hold(mailbox.casefold()) as admitted:
+                if admitted is False:
+                    # Our own per-mailbox budget is spent: Graph would only answer 429.
+                    return _CallFailed(ErrorCode.THROTTLED)
                 try:
                     status, retry_after, payload = await asyncio.wait_for(
                         self._post(url, body, token), timeout=deadline - time.monotonic()
@@ -198,7 +215,7 @@ class GraphScheduleSource:
                     if status == 200:
                         value = payload.get("value") if isinstance(payload, dict) else None
                         return minimize(value, requested=chunk, window=window)
-                    if status == 404:
+                    if status == 404 and self._me is None:
                         return _MAILBOX_NOT_FOUND
                     if status not in _RETRYABLE:
                         return _CallFailed(ErrorCode.UPSTREAM_ERROR)
@@ -280,8 +297,3 @@ def _merge(
             elif previous.error is None:
                 merged[key] = result
     return merged
-
-
-def utcnow() -> datetime:
-    """The current instant, aware, in UTC."""
-    return datetime.now(UTC)

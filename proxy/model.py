@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     NOT_CONNECTED = "not_connected"
+    NEEDS_CONSENT = "needs_consent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,8 @@ class ScheduleResult:
 
     items: tuple[BusyItem, ...] = ()
     error: ErrorCode | None = None
+    # True when served from memory past its freshness because Graph was failing.
+    stale: bool = False
 
     @classmethod
     def failed(cls, code: ErrorCode) -> ScheduleResult:

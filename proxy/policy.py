@@ -7,7 +7,7 @@ policy-neutral; ``proxy.service.lookup`` applies a consumer's policy to every re
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -33,7 +33,7 @@ class Policy:
     max_schedules: int | None = None
     max_lookback_days: int = 0
     max_lookahead_days: int = 365
-    rate_per_minute: int = 120
+    rate_per_minute: int = 600
 
 
 DEFAULT_POLICY = Policy()
@@ -119,7 +119,8 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
     ordered = sorted(clipped)
     if policy.detail == "busy":
         ordered = merge(ordered)
-    return ScheduleResult(items=tuple(ordered))
+    # replace(), not a new result: flags such as ``stale`` are the source's to set.
+    return replace(result, items=tuple(ordered))
 
 
 def merge(items: Iterable[BusyItem]) -> list[BusyItem]:

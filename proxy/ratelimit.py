@@ -24,7 +24,8 @@ class RateLimited(ProblemError):
 
 
 class TokenBuckets:
-    """One bucket per consumer name; memory is bounded by the number of configured consumers."""
+    """One bucket per consumer name, on the monotonic clock; memory is bounded by the number
+    of configured consumers."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -34,11 +35,11 @@ class TokenBuckets:
         """Spend one token of ``name``'s bucket or raise RateLimited; a rate of 0 means no limit."""
         if rate_per_minute <= 0:
             return
-        now = self._clock.now().timestamp()
+        now = self._clock()
         capacity = float(rate_per_minute)
         per_second = rate_per_minute / 60.0
         tokens, stamp = self._buckets.get(name, (capacity, now))
-        # A clock that steps backwards must not mint tokens or make them negative.
+        # Defensive: a clock that steps backwards must neither mint tokens nor go negative.
         tokens = min(capacity, tokens + max(0.0, now - stamp) * per_second)
         if tokens < 1.0:
             self._buckets[name] = (tokens, max(now, stamp))

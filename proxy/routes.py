@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy import api
+from proxy.metrics import metrics_view
 
 
 def setup_routes(app: web.Application) -> None:
@@ -13,3 +14,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_route("POST", "/v1/availability", api.availability)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", metrics_view)

@@ -10,7 +10,7 @@ from proxy.audit_record import note_request
 from proxy.consumers import Consumer, ConsumerRegistry
 from proxy.model import ScheduleResult, Window
 from proxy.policy import apply_policy, check_request, fetch_window
-from proxy.typedefs import CLOCK, RATE_LIMITS, SETTINGS, SOURCE
+from proxy.typedefs import RATE_LIMITS, SETTINGS, SOURCE, WALL_CLOCK
 
 
 async def lookup(
@@ -32,7 +32,7 @@ async def lookup(
         policy,
         schedules=schedules,
         window=window,
-        now=app[CLOCK].now(),
+        now=app[WALL_CLOCK].now(),
         max_window_days=limits.max_window_days,
         max_schedules=limits.max_schedules,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any
 
@@ -19,24 +20,36 @@ log = logging.getLogger(__name__)
 
 
 def serve_until_signalled(
-    app: web.Application, *, host: str, port: int, runner_kwargs: dict[str, Any]
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    runner_kwargs: dict[str, Any],
+    reuse_port: bool = False,
 ) -> None:
-    """Serve ``app`` on host:port until interrupted, then shut down cleanly."""
+    """Serve ``app`` on host:port until SIGINT/SIGTERM, then shut down cleanly."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(app, host=host, port=port, runner_kwargs=runner_kwargs))
+        asyncio.run(
+            _serve(app, host=host, port=port, runner_kwargs=runner_kwargs, reuse_port=reuse_port)
+        )
 
 
 async def _serve(
-    app: web.Application, *, host: str, port: int, runner_kwargs: dict[str, Any]
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    runner_kwargs: dict[str, Any],
+    reuse_port: bool,
 ) -> None:
     runner = web.AppRunner(app, **runner_kwargs)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         # Port 0 asks the OS for a free port; report the one actually bound.
         bound = runner.addresses[0][1]
-        log.info("listening on http://%s:%d", host, bound)
+        log.info("worker %d serving on http://%s:%d", os.getpid(), host, bound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

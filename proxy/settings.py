@@ -18,8 +18,10 @@ from proxy.model import Status
 CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
 CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
 AUDIT_KEY_ENV = "FREEBUSY_PROXY_AUDIT_KEY"
-# Fields filled from the environment only; a file that sets them is rejected.
-_ENV_ONLY = frozenset({"client_secret", "hmac_key"})
+TOKEN_KEY_ENV = "FREEBUSY_PROXY_TOKEN_KEY"  # noqa: S105 (a variable name)
+CONNECTION_KINDS = ("individual", "enterprise")
+# Fields that are never read from a file, only from the environment.
+ENV_ONLY = frozenset({"client_secret", "token_key", "hmac_key"})
 
 _STATUSES = tuple(status.value for status in Status)
 _ADDRESS_PATTERN = re.compile(r"^(\*|[^@\s*]+)@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -78,7 +80,7 @@ class ConsumerSettings:
     max_schedules: int | None = None
     max_lookback_days: int = 0
     max_lookahead_days: int = 365
-    rate_per_minute: int = 120
+    rate_per_minute: int = 600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +104,51 @@ class CorsSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConnectSettings:
+    """Delegated connections (Individual / Enterprise Connect Free/Busy) and their admin API."""
+
+    kinds: tuple[str, ...] = ()
+    redirect_uri: str | None = None
+    storage_path: Path = Path("freebusy-proxy-connections.sqlite3")
+    strict_scopes: bool = True
+    application_permissions: bool = True
+    flow_timeout_seconds: float = 600.0
+    admin_key_sha256: str | None = field(default=None, repr=False)
+    # Never in a file: filled from FREEBUSY_PROXY_TOKEN_KEY.
+    token_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """How long minimized availability is kept in memory (per process)."""
+
+    ttl_seconds: float = 60.0
+    max_entries: int = 50_000
+    # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
+    stale_max_age_seconds: float = 0.0
+    # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.
+    min_fetch_days: int = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchingSettings:
+    """How cache misses for different mailboxes are folded into one getSchedule call."""
+
+    wait_ms: float = 2.0
+    max_schedules: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThrottleSettings:
+    """Self-imposed limits that keep the proxy inside Graph's throttling budget."""
+
+    max_concurrency: int = 32
+    mailbox_budget: int = 9_000
+    breaker_failures: int = 5
+    breaker_cool_down_seconds: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The whole validated configuration."""
 
@@ -109,11 +156,17 @@ class Settings:
     graph: GraphSettings
     limits: LimitSettings = field(default_factory=LimitSettings)
     consumers: tuple[ConsumerSettings, ...] = ()
+    connect: ConnectSettings = field(default_factory=ConnectSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
 
 
 T = TypeVar("T")
+
+_SECTIONS = {f.name for f in fields(Settings)}
 
 
 def load_settings(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
@@ -139,7 +192,11 @@ def parse_settings(
         )
     if "hmac_key" in document.get("audit", {}):
         raise ConfigError(f"audit.hmac_key: secrets are not read from files; set {AUDIT_KEY_ENV}")
-    _reject_unknown(document, {"server", "graph", "limits", "consumers", "audit", "cors"}, "")
+    if "token_key" in document.get("connect", {}):
+        raise ConfigError(
+            f"connect.token_key: secrets are not read from files; set {TOKEN_KEY_ENV}"
+        )
+    _reject_unknown(document, _SECTIONS, "")
     if "graph" not in document:
         raise ConfigError("graph: missing section [graph]")
     server = _build(ServerSettings, document.get("server", {}), "server")
@@ -156,6 +213,15 @@ def parse_settings(
     graph = _check_graph(graph, environ=environ, base_dir=base_dir)
     _check_limits(limits)
     _check_consumers(consumers)
+    connect = _check_connect(
+        _build(ConnectSettings, document.get("connect", {}), "connect"),
+        environ=environ,
+        base_dir=base_dir,
+    )
+    cache = _build(CacheSettings, document.get("cache", {}), "cache")
+    batching = _build(BatchingSettings, document.get("batching", {}), "batching")
+    throttle = _build(ThrottleSettings, document.get("throttle", {}), "throttle")
+    _check_frugality(cache, batching, throttle)
     audit = _build(AuditSettings, document.get("audit", {}), "audit")
     cors = _build(CorsSettings, document.get("cors", {}), "cors")
     audit = _check_audit(audit, environ=environ, base_dir=base_dir)
@@ -168,9 +234,39 @@ def parse_settings(
         graph=graph,
         limits=limits,
         consumers=consumers,
+        connect=connect,
+        cache=cache,
+        batching=batching,
+        throttle=throttle,
         audit=audit,
         cors=cors,
     )
+
+
+def _check_connect(
+    connect: ConnectSettings, *, environ: Mapping[str, str], base_dir: Path
+) -> ConnectSettings:
+    for kind in connect.kinds:
+        if kind not in CONNECTION_KINDS:
+            raise ConfigError(
+                f"connect.kinds: {kind!r} is not one of {', '.join(CONNECTION_KINDS)}"
+            )
+    if connect.redirect_uri is not None and not re.match(r"^https?://", connect.redirect_uri):
+        raise ConfigError("connect.redirect_uri: must be an http:// or https:// URL")
+    if connect.flow_timeout_seconds <= 0:
+        raise ConfigError("connect.flow_timeout_seconds: must be positive")
+    if connect.admin_key_sha256 is not None and not re.fullmatch(
+        r"[0-9a-f]{64}", connect.admin_key_sha256
+    ):
+        raise ConfigError("connect.admin_key_sha256: must be 64 lower-case hex digits")
+    if not connect.kinds and not connect.application_permissions:
+        raise ConfigError(
+            "connect.application_permissions: with no connection kinds enabled, nothing could "
+            "be queried"
+        )
+    path = connect.storage_path
+    path = path if path.is_absolute() else base_dir / path
+    return replace(connect, storage_path=path, token_key=environ.get(TOKEN_KEY_ENV) or None)
 
 
 def _check_server(server: ServerSettings) -> None:
@@ -233,6 +329,33 @@ def _check_consumers(consumers: tuple[ConsumerSettings, ...]) -> None:
                 )
 
 
+def _check_frugality(
+    cache: CacheSettings, batching: BatchingSettings, throttle: ThrottleSettings
+) -> None:
+    if cache.ttl_seconds < 0:
+        raise ConfigError("cache.ttl_seconds: must be 0 (no caching) or positive")
+    if cache.max_entries < 1:
+        raise ConfigError("cache.max_entries: must be at least 1")
+    if cache.stale_max_age_seconds < 0:
+        raise ConfigError("cache.stale_max_age_seconds: must be 0 (off) or positive")
+    if not 1 <= cache.min_fetch_days <= 61:
+        raise ConfigError("cache.min_fetch_days: must be between 1 and 61")
+    if not 0 <= batching.wait_ms <= 1000:
+        raise ConfigError("batching.wait_ms: must be between 0 and 1000")
+    if not 1 <= batching.max_schedules <= 20:
+        raise ConfigError("batching.max_schedules: getSchedule takes 1 to 20 schedules")
+    if throttle.max_concurrency < 1:
+        raise ConfigError("throttle.max_concurrency: must be at least 1")
+    if not 1 <= throttle.mailbox_budget <= 10_000:
+        raise ConfigError(
+            "throttle.mailbox_budget: Graph allows at most 10000 requests per 10 minutes"
+        )
+    if throttle.breaker_failures < 1:
+        raise ConfigError("throttle.breaker_failures: must be at least 1")
+    if throttle.breaker_cool_down_seconds <= 0:
+        raise ConfigError("throttle.breaker_cool_down_seconds: must be positive")
+
+
 def _reject_unknown(table: Mapping[str, Any], known: set[str], where: str) -> None:
     for key in table:
         if key not in known:
@@ -245,7 +368,7 @@ def _build(cls: type[T], table: Any, where: str) -> T:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: must be a table")
     hints = typing.get_type_hints(cls)
-    settable = {f.name: f for f in fields(cls) if f.name not in _ENV_ONLY}  # type: ignore[arg-type]
+    settable = {f.name: f for f in fields(cls) if f.name not in ENV_ONLY}  # type: ignore[arg-type]
     _reject_unknown(table, set(settable), where)
     values: dict[str, Any] = {}
     for name, spec in settable.items():

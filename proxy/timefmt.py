@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -29,6 +30,8 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError("date-time out of range") from None
 
 
+# Served availability repeats the same instants over and over; formatting is the hot path.
+@functools.lru_cache(maxsize=16384)
 def format_utc(instant: datetime) -> str:
     """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix."""
     utc = instant.astimezone(UTC)

@@ -7,17 +7,22 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from proxy.cache import CachedScheduleSource
+from proxy.clock import Clock, WallClock
+from proxy.connect.registry import ConnectionRemoved
+from proxy.connect.runtime import ConnectRuntime
 from proxy.consumers import ConsumerRegistry
 from proxy.graph import ScheduleSource
+from proxy.metrics import Metrics
+from proxy.ratelimit import TokenBuckets
 from proxy.readiness import Readiness
 from proxy.settings import Settings
+from proxy.throttle import Throttle
 from proxy.tokens import TokenProvider
 
 if TYPE_CHECKING:
     # proxy.audit reads these keys, so importing it here would be circular.
     from proxy.audit import AuditTrail
-    from proxy.clock import Clock
-    from proxy.ratelimit import TokenBuckets
 
 SETTINGS = web.AppKey("settings", Settings)
 CONSUMERS = web.AppKey("consumers", ConsumerRegistry)
@@ -25,6 +30,14 @@ GRAPH_SESSION = web.AppKey("graph_session", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenProvider)
 SOURCE = web.AppKey("source", ScheduleSource)
 READINESS = web.AppKey("readiness", Readiness)
+CONNECT = web.AppKey("connect", ConnectRuntime)
+# Called with each deleted delegated connection, so caches can forget what it fetched.
+CONNECTION_REMOVED = web.AppKey("connection_removed", list[ConnectionRemoved])
+CACHE = web.AppKey("cache", CachedScheduleSource)
+METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-RATE_LIMITS: web.AppKey[TokenBuckets] = web.AppKey("rate_limits")
+# The one throttle every Graph call passes, whichever token it carries.
+GATE = web.AppKey("gate", Throttle)
+WALL_CLOCK: web.AppKey[WallClock] = web.AppKey("wall_clock")
+RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
 AUDIT_TRAIL: web.AppKey[AuditTrail] = web.AppKey("audit_trail")

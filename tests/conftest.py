@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings as hypothesis_settings
 
 from proxy.app import init_app
-from proxy.clock import Clock, FixedClock
+from proxy.clock import MONOTONIC, Clock, FixedWallClock, WallClock
 from proxy.consumers import new_key
 from proxy.hardening import server_kwargs
 from proxy.mock import (
@@ -47,14 +47,15 @@ AUDIT_KEY = "test-audit-key-" + "k" * 32
 TEST_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 # Strings that must never appear in a log line, a response or a file we write. The mock's
-# access tokens are JWTs ("eyJ"); the client-credentials flow has no refresh tokens, and
-# refresh_token fields are covered by the redactor's own tests (tests/test_logs.py).
+# access and id tokens are JWTs ("eyJ"); its refresh tokens (delegated connections) start
+# with "0.M.".
 FORBIDDEN_MARKERS = (
     "CANARY",
     MOCK_CLIENT_SECRET,
     KEY_ALL,
     KEY_ONE,
     "eyJ",
+    "0.M.",
     AUDIT_KEY,
 )
 
@@ -143,11 +144,13 @@ def make_proxy(aiohttp_client: Any) -> ProxyFactory:
         mock: RunningMock,
         *,
         settings: Settings | None = None,
-        clock: Clock | None = None,
+        clock: Clock = MONOTONIC,
+        wall_clock: WallClock | None = None,
         **graph: Any,
     ) -> TestClient[Any, Any]:
         settings = settings or proxy_settings(mock, **graph)
-        server = TestServer(init_app(settings, clock=clock or FixedClock(TEST_NOW)))
+        app = init_app(settings, clock=clock, wall_clock=wall_clock or FixedWallClock(TEST_NOW))
+        server = TestServer(app)
         # TestServer drops constructor kwargs; the parser limits go to start_server.
         await server.start_server(**server_kwargs(settings.server))
         client: TestClient[Any, Any] = await aiohttp_client(server)

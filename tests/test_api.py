@@ -50,7 +50,8 @@ async def test_minimized_availability_end_to_end(
     assert [s["schedule"] for s in body["schedules"]] == addresses
     total = 0
     for entry in body["schedules"]:
-        assert set(entry) == {"schedule", "items", "error"}
+        assert set(entry) == {"schedule", "items", "error", "stale"}
+        assert entry["stale"] is False
         assert entry["error"] is None
         for item in entry["items"]:
             total += 1
@@ -166,6 +167,7 @@ async def test_unknown_address_is_a_per_schedule_not_found(
         "schedule": f"nobody@{MOCK_DOMAIN}",
         "items": [],
         "error": {"code": "not_found"},
+        "stale": False,
     }
 
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.app import init_app, run_kwargs
-from proxy.clock import FixedClock
+from proxy.clock import FixedWallClock
 from proxy.consumers import new_key
 from proxy.hardening import server_kwargs
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, MockSettings, start_mock
@@ -90,7 +90,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             base, consumers=consumers, audit=AuditSettings(hmac_key=AUDIT_KEY, file=audit)
         )
         runner = web.AppRunner(
-            init_app(settings, clock=FixedClock(TEST_NOW)),
+            init_app(settings, wall_clock=FixedWallClock(TEST_NOW)),
             **run_kwargs(),
             **server_kwargs(settings.server),
         )

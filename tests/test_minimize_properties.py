@@ -14,6 +14,7 @@ from proxy.api import AvailabilityQuery, render_availability
 from proxy.minimize import minimize, minimize_item
 from proxy.mock import Fault, RunningMock
 from proxy.model import Status, Window
+from proxy.timefmt import format_utc
 from tests.conftest import ONE_ADDRESS, assert_no_leak, auth
 
 REQUESTED = ["adele.vance@contoso.example", "Alex.Wilber@contoso.example", "room.1@contoso.example"]
@@ -192,7 +193,7 @@ def test_minimizer_output_is_always_allowed(value: Any, window: Window) -> None:
     document = json.loads(render_availability(query, results))
     assert set(document) == {"start", "end", "schedules"}
     for entry in document["schedules"]:
-        assert set(entry) == {"schedule", "items", "error"}
+        assert set(entry) <= {"schedule", "items", "error", "stale"}
         assert entry["error"] is None or set(entry["error"]) == {"code"}
         for item in entry["items"]:
             assert set(item) == {"status", "start", "end"}
@@ -283,16 +284,19 @@ async def test_adversarial_bodies_end_to_end(
 ) -> None:
     """Hostile getSchedule bodies served by the mock: 200, allowed keys only, no leak."""
     outcomes = []
-    for body in ADVERSARIAL_BODIES:
+    for index, body in enumerate(ADVERSARIAL_BODIES):
         mock_graph.graph.add_fault(Fault(kind="body", body=body, count=1))
+        # Days 10 apart (the fourth is the items' day), so no answer comes from the cache.
+        day = datetime(2026, 3, 16, tzinfo=UTC) + timedelta(days=10 * (index - 3))
+        window = {"start": format_utc(day), "end": format_utc(day + timedelta(days=1))}
         async with proxy.post(
-            "/v1/availability", json={"schedules": [ONE_ADDRESS], **DAY}, headers=auth()
+            "/v1/availability", json={"schedules": [ONE_ADDRESS], **window}, headers=auth()
         ) as resp:
             text = await resp.text()
         assert resp.status == 200, text
         assert_no_leak(text)
         entry = json.loads(text)["schedules"][0]
-        assert set(entry) == {"schedule", "items", "error"}
+        assert set(entry) <= {"schedule", "items", "error", "stale"}
         outcomes.append(entry)
     # Non-list or junk values: the address reports upstream_error, not a crash.
     assert [o["error"] for o in outcomes[:3]] == [{"code": "upstream_error"}] * 3
@@ -303,5 +307,6 @@ async def test_adversarial_bodies_end_to_end(
             {"status": "busy", "start": "2026-03-16T10:00:00Z", "end": "2026-03-16T11:00:00Z"}
         ],
         "error": None,
+        "stale": False,
     }
     assert outcomes[4]["error"] == {"code": "upstream_error"}

@@ -31,13 +31,13 @@ def load(tmp_path: Path, text: str, **environ: str):  # type: ignore[no-untyped-
 
 
 def test_defaults(tmp_path: Path) -> None:
-    """Exact detail, no grid, no look back, a year ahead, 120/min; audit on, hashed; no CORS."""
+    """Exact detail, no grid, no look back, a year ahead, 600/min; audit on, hashed; no CORS."""
     settings = load(tmp_path, BASE)
     consumer = settings.consumers[0]
     assert (consumer.detail, consumer.granularity_minutes) == ("status", 0)
     assert (consumer.max_lookback_days, consumer.max_lookahead_days) == (0, 365)
     assert (consumer.max_window_days, consumer.max_schedules) == (None, None)
-    assert consumer.rate_per_minute == 120
+    assert consumer.rate_per_minute == 600
     assert settings.audit.enabled
     assert not settings.audit.audit_addresses
     assert settings.audit.hmac_key is None

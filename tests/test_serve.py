@@ -57,11 +57,11 @@ async def test_serve_applies_limits_and_writes_json_logs(
     lines: list[str] = []
     try:
         async with asyncio.timeout(60):
-            while not any("listening on" in line for line in lines):
+            while not any("serving on" in line for line in lines):
                 line = await process.stderr.readline()
                 assert line, "serve exited before listening: " + "".join(lines)
                 lines.append(line.decode())
-        port = int(lines[-1].rsplit(":", 1)[1].split('"')[0])
+        port = int(lines[-1].rsplit(":", 1)[1].split('"')[0])  # "... serving on http://h:PORT"
         base = f"http://127.0.0.1:{port}"
         day = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0)
         day = day.replace(microsecond=0)

@@ -108,3 +108,80 @@ def test_new_key_prints_key_and_matching_hash(capsys: pytest.CaptureFixture[str]
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines() if ":" in line)
     key, digest = lines["key"].strip(), lines["key_sha256"].strip()
     assert hashlib.sha256(key.encode()).hexdigest() == digest
+
+
+def test_connect_section_is_validated(tmp_path: Path) -> None:
+    """[connect]: unknown kinds, a token key in the file and bad hashes are rejected by name."""
+    from proxy.errors import ConfigError
+    from proxy.settings import parse_settings
+
+    graph = {"tenant_id": "t", "client_id": "c"}
+    for connect, key in (
+        ({"kinds": ["everyone"]}, "connect.kinds"),
+        ({"token_key": "x"}, "connect.token_key"),
+        ({"admin_key_sha256": "nothex"}, "connect.admin_key_sha256"),
+        ({"redirect_uri": "ftp://x"}, "connect.redirect_uri"),
+        ({"application_permissions": False}, "connect.application_permissions"),
+        ({"strict_scopes": "yes"}, "connect.strict_scopes"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            parse_settings({"graph": graph, "connect": connect}, environ={}, base_dir=tmp_path)
+    settings = parse_settings(
+        {"graph": graph, "connect": {"kinds": ["individual"], "storage_path": "c.db"}},
+        environ={"FREEBUSY_PROXY_TOKEN_KEY": "k"},
+        base_dir=tmp_path,
+    )
+    assert settings.connect.storage_path == tmp_path / "c.db"
+    assert settings.connect.token_key == "k"
+    assert settings.connect.strict_scopes is True
+
+
+def test_serve_refuses_delegated_connections_without_a_token_key(tmp_path: Path) -> None:
+    """init_app raises ConfigError naming FREEBUSY_PROXY_TOKEN_KEY when it is missing or bad."""
+    from dataclasses import replace
+
+    from proxy.app import init_app
+    from proxy.errors import ConfigError
+    from proxy.settings import ConnectSettings, GraphSettings, Settings
+
+    base = Settings(graph=GraphSettings(tenant_id="t", client_id="c", client_secret="s"))
+    for key in (None, "not-a-fernet-key"):
+        settings = replace(
+            base,
+            connect=ConnectSettings(
+                kinds=("individual",), storage_path=tmp_path / "c.db", token_key=key
+            ),
+        )
+        with pytest.raises(ConfigError, match="FREEBUSY_PROXY_TOKEN_KEY"):
+            init_app(settings)
+
+
+@pytest.mark.parametrize(
+    ("section", "names"),
+    [
+        ("[cache]\nttl_seconds = -1", "cache.ttl_seconds"),
+        ("[cache]\nmax_entries = 0", "cache.max_entries"),
+        ("[cache]\nstale_max_age_seconds = -5", "cache.stale_max_age_seconds"),
+        ("[cache]\nttl = 5", "cache.ttl: unknown key"),
+        ("[batching]\nwait_ms = 5000", "batching.wait_ms"),
+        ("[batching]\nmax_schedules = 21", "batching.max_schedules"),
+        ("[throttle]\nmax_concurrency = 0", "throttle.max_concurrency"),
+        ("[throttle]\nmailbox_budget = 10001", "throttle.mailbox_budget"),
+        ("[throttle]\nbreaker_failures = 0", "throttle.breaker_failures"),
+        ("[throttle]\nbreaker_cool_down_seconds = 0", "throttle.breaker_cool_down_seconds"),
+    ],
+)
+def test_frugality_settings_are_validated(tmp_path: Path, section: str, names: str) -> None:
+    """Cache, batching and throttle keys are range-checked, and the error names the key."""
+    with pytest.raises(ConfigError, match=names):
+        load_settings(write(tmp_path, VALID.replace("[[consumers]]", section + "\n[[consumers]]")))
+
+
+def test_frugality_defaults(tmp_path: Path) -> None:
+    """Without the sections: 60 s TTL, serve-stale off, 2 ms batching, budget under 10,000."""
+    settings = load_settings(write(tmp_path, VALID), environ={})
+    assert settings.cache.ttl_seconds == 60.0
+    assert settings.cache.stale_max_age_seconds == 0.0
+    assert settings.batching.wait_ms == 2.0
+    assert settings.batching.max_schedules == 20
+    assert settings.throttle.mailbox_budget < 10_000

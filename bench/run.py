@@ -1,0 +1,498 @@
+"""The benchmark: cached-path throughput, Graph economy, cold-path overhead, memory.
+
+Run from the repository root:   python bench/run.py
+Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk).
+Options: --duration SECONDS per throughput run (default 10), --requests for the mixed
+workload (default 5000), --quick for a smoke run.
+
+Everything runs on this machine: the mock Graph (500 mailboxes) and the load generators in
+this process, the proxy and the bare aiohttp baseline as separate processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+# Import (and run in subprocesses) the proxy of this checkout, whatever else is installed.
+sys.path.insert(0, str(ROOT))
+
+from proxy.cache import CachedScheduleSource
+from proxy.consumers import new_key
+from proxy.graph import GraphScheduleSource, RetryPolicy
+from proxy.limits import KeyedLimiter
+from proxy.mock import (
+    MOCK_CLIENT_ID,
+    MOCK_CLIENT_SECRET,
+    MOCK_DOMAIN,
+    MOCK_TENANT_ID,
+    Fault,
+    MockSettings,
+    RunningMock,
+    start_mock,
+)
+from proxy.model import Window
+from proxy.settings import CLIENT_SECRET_ENV, CacheSettings
+from proxy.timefmt import format_graph_local, format_utc
+from proxy.tls import client_ssl_context
+from proxy.tokens import MsalAppTokens
+
+ORG_SIZE = 500
+# What the mixed workload's Graph takes to answer; real Graph is slower still.
+MOCK_LATENCY_MS = 30
+KEY, KEY_SHA = new_key()
+# The days the benchmark asks about: a Monday in March 2026 and after.
+T0 = datetime(2026, 3, 16, 6, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(mock: RunningMock, directory: Path) -> Path:
+    """The proxy's config for the benchmark: defaults, pointed at the mock."""
+    path = directory / "bench.toml"
+    path.write_text(
+        f"""
+[graph]
+tenant_id = "{MOCK_TENANT_ID}"
+client_id = "{MOCK_CLIENT_ID}"
+authority = "{mock.authority}"
+base_url = "{mock.graph_base_url}"
+ca_file = "{mock.ca_file}"
+[[consumers]]
+name = "bench"
+key_sha256 = "{KEY_SHA}"
+allow = ["*@{MOCK_DOMAIN}"]
+"""
+    )
+    return path
+
+
+@asynccontextmanager
+async def server(
+    argv: list[str], port: int, *, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
+    """Run a server process until the block ends; yield its base URL once it answers."""
+    log = Path(tempfile.gettempdir()) / f"freebusy-bench-{port}.log"
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(base + "/healthz"):
+                        break
+                except aiohttp.ClientError:
+                    if process.returncode is not None:
+                        raise RuntimeError(f"{argv[:4]} exited; see {log}") from None
+                    await asyncio.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def proxy_argv(config: Path, port: int) -> list[str]:
+    """The proxy as a deployment runs it, minus per-request access log lines."""
+    return [
+        sys.executable, "-m", "proxy", "serve", "--config", str(config),
+        "--port", str(port), "--log-level", "WARNING",
+    ]  # fmt: skip
+
+
+async def post(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) -> bytes:
+    """POST /v1/availability; return the body (and fail on anything but 200)."""
+    async with session.post(
+        base + "/v1/availability", json=body, headers={"Authorization": f"Bearer {KEY}"}
+    ) as resp:
+        data = await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"proxy answered {resp.status}: {data[:200]!r}")
+        return data
+
+
+# --- 1. cached path ---------------------------------------------------------------------
+
+
+async def wrk(url: str, body: str, duration: int, directory: Path) -> float:
+    """Requests per second wrk reaches against ``url`` (1 thread, 50 connections)."""
+    script = directory / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+    )
+    process = await asyncio.create_subprocess_exec(
+        "wrk", "-t1", "-c50", f"-d{duration}s", "-s", str(script), url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out = (await process.communicate())[0].decode()
+    if "Non-2xx" in out:
+        raise RuntimeError("wrk saw error responses:\n" + out)
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError("cannot read wrk's output:\n" + out)
+    return float(match.group(1))
+
+
+async def cached_path(
+    mock: RunningMock, config: Path, directory: Path, duration: int
+) -> dict[str, Any]:
+    """Throughput of a cached 3-address, one-day POST against a bare handler, alternating."""
+    body = json.dumps(
+        {
+            "schedules": mock.graph.organisation.addresses()[:3],
+            "start": "2026-03-16T00:00:00Z",
+            "end": "2026-03-17T00:00:00Z",
+        }
+    )
+    proxy_port, bare_port = free_port(), free_port()
+    async with server(
+        proxy_argv(config, proxy_port), proxy_port, env={CLIENT_SECRET_ENV: MOCK_CLIENT_SECRET}
+    ) as base:
+        async with aiohttp.ClientSession() as session:
+            answer = await post(session, base, json.loads(body))
+        (directory / "answer.json").write_bytes(answer)
+        bare_argv = [
+            sys.executable,
+            str(ROOT / "bench" / "bare.py"),
+            str(bare_port),
+            str(directory / "answer.json"),
+        ]
+        proxy_rps: list[float] = []
+        bare_rps: list[float] = []
+        async with server(bare_argv, bare_port) as bare:
+            for _ in range(2):
+                bare_rps.append(await wrk(bare + "/v1/availability", body, duration, directory))
+                async with aiohttp.ClientSession() as session:
+                    await post(session, base, json.loads(body))  # still cached
+                proxy_rps.append(await wrk(base + "/v1/availability", body, duration, directory))
+    proxy_mean, bare_mean = statistics.mean(proxy_rps), statistics.mean(bare_rps)
+    return {
+        "proxy_rps": proxy_mean,
+        "bare_rps": bare_mean,
+        "ratio": proxy_mean / bare_mean,
+        "bytes": len(answer),
+    }
+
+
+# --- 2. upstream economy ----------------------------------------------------------------
+
+
+def mixed_workload(addresses: list[str], count: int, seed: int = 4) -> list[dict[str, Any]]:
+    """Requests a scheduling app makes: sliding "next 7 days", "today", single days ahead.
+
+    Simulated time advances 6 s per request (5,000 requests ~ 8 hours of a working day),
+    so sliding windows move; 1 to 5 addresses per request, chosen uniformly.
+    """
+    rng = random.Random(seed)
+    requests = []
+    for i in range(count):
+        now = T0 + timedelta(seconds=6 * i)
+        kind = rng.random()
+        if kind < 0.6:
+            start, end = now, now + timedelta(days=7)
+        elif kind < 0.85:
+            start = now
+            end = now.replace(hour=0, minute=0, second=0) + timedelta(days=1)
+        else:
+            day = now.replace(hour=0, minute=0, second=0) + timedelta(days=rng.randint(1, 14))
+            start, end = day, day + timedelta(days=1)
+        requests.append(
+            {
+                "schedules": rng.sample(addresses, rng.randint(1, 5)),
+                "start": format_utc(start),
+                "end": format_utc(end),
+            }
+        )
+    return requests
+
+
+def naive_calls(request: dict[str, Any]) -> int:
+    """Calls a pass-through makes: one per 20 addresses per sub-62-day slice of the window."""
+    start = datetime.fromisoformat(request["start"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(request["end"].replace("Z", "+00:00"))
+    slices = math.ceil((end - start) / timedelta(days=61))
+    return math.ceil(len(request["schedules"]) / 20) * slices
+
+
+async def economy(mock: RunningMock, config: Path, requests: int) -> dict[str, Any]:
+    """Graph calls for the mixed workload from 50 concurrent clients, against a pass-through."""
+    workload = mixed_workload(mock.graph.organisation.addresses(), requests)
+    port = free_port()
+    async with server(
+        proxy_argv(config, port), port, env={CLIENT_SECRET_ENV: MOCK_CLIENT_SECRET}
+    ) as base:
+        mock.graph.reset()
+        mock.graph.add_fault(Fault(kind="latency", delay_ms=MOCK_LATENCY_MS, count=None))
+        queue = iter(workload)
+        started = time.perf_counter()
+        connector = aiohttp.TCPConnector(limit=50)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def client() -> None:
+                for body in queue:
+                    await post(session, base, body)
+
+            await asyncio.gather(*(client() for _ in range(50)))
+        elapsed = time.perf_counter() - started
+        mock.graph.clear_faults()
+        stats = mock.graph.stats()
+    naive = sum(naive_calls(r) for r in workload)
+    return {
+        "requests": len(workload),
+        "naive_calls": naive,
+        "graph_calls": stats["calls"]["getSchedule"],
+        "factor": naive / max(1, stats["calls"]["getSchedule"]),
+        "breaches": stats["breaches"],
+        "max_concurrent_per_mailbox": stats["max_concurrent_per_mailbox"],
+        "seconds": elapsed,
+    }
+
+
+# --- 3. cold path -----------------------------------------------------------------------
+
+
+async def cold_path(mock: RunningMock, config: Path, samples: int) -> dict[str, Any]:
+    """Latency of uncached one-mailbox, one-day requests through the proxy vs to the mock.
+
+    Two direct baselines: the consumer's own question (one day), and the call the proxy
+    really makes on a miss (``cache.min_fetch_days`` days), to tell the proxy's own overhead
+    from the cost of reaching ahead.
+    """
+    addresses = mock.graph.organisation.addresses()
+    if samples + 20 > len(addresses):
+        raise ValueError(f"at most {len(addresses) - 20} cold-path samples (one per mailbox)")
+    reach = timedelta(days=CacheSettings().min_fetch_days)
+    tokens = MsalAppTokens(
+        authority=mock.authority, tenant_id=MOCK_TENANT_ID, client_id=MOCK_CLIENT_ID,
+        client_secret=MOCK_CLIENT_SECRET, ca_file=mock.ca_file, timeout_seconds=10,
+    )  # fmt: skip
+    port = free_port()
+    timings: dict[str, list[float]] = {"day": [], "reach": [], "proxy": []}
+    try:
+        token = await tokens.token()
+        connector = aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))
+        async with (
+            server(
+                proxy_argv(config, port), port, env={CLIENT_SECRET_ENV: MOCK_CLIENT_SECRET}
+            ) as base,
+            aiohttp.ClientSession(connector=connector) as graph,
+            aiohttp.ClientSession() as session,
+        ):
+
+            async def direct(address: str, start: datetime, end: datetime) -> float:
+                body = {
+                    "schedules": [address],
+                    "startTime": {"dateTime": format_graph_local(start), "timeZone": "UTC"},
+                    "endTime": {"dateTime": format_graph_local(end), "timeZone": "UTC"},
+                    "availabilityViewInterval": 1440,
+                }
+                t = time.perf_counter()
+                async with graph.post(
+                    f"{mock.graph_base_url}/users/{address}/calendar/getSchedule",
+                    json=body,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Prefer": 'outlook.timezone="UTC"',
+                    },
+                ) as resp:
+                    await resp.read()
+                    assert resp.status == 200
+                return time.perf_counter() - t
+
+            mock.graph.reset()
+            day = T0.replace(hour=0)
+            for i in range(samples + 20):
+                address = addresses[i]
+                one_day = await direct(address, day, day + timedelta(days=1))
+                reaching = await direct(address, day, day + reach)
+                t = time.perf_counter()
+                body = {"schedules": [address], "start": format_utc(day),
+                        "end": format_utc(day + timedelta(days=1))}  # fmt: skip
+                await post(session, base, body)
+                proxied = time.perf_counter() - t
+                if i >= 20:  # the first few warm up connections and the token
+                    timings["day"].append(one_day)
+                    timings["reach"].append(reaching)
+                    timings["proxy"].append(proxied)
+            calls = mock.graph.stats()["calls"]["getSchedule"]
+    finally:
+        await tokens.close()
+    assert calls == 3 * (samples + 20), "every proxy request must have been a cache miss"
+    result: dict[str, Any] = {"samples": samples, "reach_days": reach.days}
+    for name, values in timings.items():
+        for p in (50, 99):
+            result[f"{name}_p{p}_ms"] = percentile(values, p) * 1000
+    for p in (50, 99):
+        result[f"added_p{p}_ms"] = result[f"proxy_p{p}_ms"] - result[f"day_p{p}_ms"]
+        result[f"overhead_p{p}_ms"] = result[f"proxy_p{p}_ms"] - result[f"reach_p{p}_ms"]
+    return result
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+# --- 4. memory ----------------------------------------------------------------------------
+
+
+async def memory(mock: RunningMock, days: int = 14) -> dict[str, Any]:
+    """Bytes the cache holds per mailbox-day: filled from the mock, measured by forgetting."""
+    addresses = mock.graph.organisation.addresses()
+    tokens = MsalAppTokens(
+        authority=mock.authority, tenant_id=MOCK_TENANT_ID, client_id=MOCK_CLIENT_ID,
+        client_secret=MOCK_CLIENT_SECRET, ca_file=mock.ca_file, timeout_seconds=10,
+    )  # fmt: skip
+    try:
+        connector = aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            graph = GraphScheduleSource(
+                session=session, tokens=tokens, base_url=mock.graph_base_url,
+                retry=RetryPolicy(), mailbox_limiter=KeyedLimiter(4),
+            )  # fmt: skip
+            cache = CachedScheduleSource(graph, ttl_s=3600, max_entries=10**7)
+            window = Window(start=T0.replace(hour=0), end=T0.replace(hour=0) + timedelta(days=days))
+            tracemalloc.start()
+            # Warm up connections, the token and the in-process mock's own memos with the same
+            # fetch outside the cache, then measure the rise the cache alone causes.
+            await graph.get_schedules(addresses, window)
+            gc.collect()
+            empty = tracemalloc.get_traced_memory()[0]
+            await cache.get_schedules(addresses, window)
+            gc.collect()
+            full = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            entries = cache.entries()
+            count = len(entries)
+            items = sum(len(entry.items) for _, entry in entries)
+    finally:
+        await tokens.close()
+    return {
+        "entries": count,
+        "items_per_entry": items / count,
+        "bytes_per_entry": (full - empty) / count,
+    }
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU model, cores, OS, Python, aiohttp and wrk versions."""
+    model = "unknown CPU"
+    with Path("/proc/cpuinfo").open() as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    wrk = shutil.which("wrk") or "wrk"
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout  # noqa: S603
+    wrk_version = wrk_version.split("[")[0].strip()
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, {wrk_version}"
+    )
+
+
+async def main() -> int:
+    """Run the four measurements and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--requests", type=int, default=5000, help="mixed workload size")
+    parser.add_argument("--samples", type=int, default=480, help="cold-path samples (<= 480)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.requests, args.samples = 2, 500, 100
+    if shutil.which("wrk") is None:
+        print("bench: wrk is needed (Debian/Ubuntu: apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="freebusy-bench-") as tmp:
+        directory = Path(tmp)
+        mock = await start_mock(settings=MockSettings(org_size=ORG_SIZE), cert_dir=directory)
+        try:
+            config = write_config(mock, directory)
+            print(f"machine: {machine()}", flush=True)
+            # Latency first, while this process is fresh; then the rest.
+            three = await cold_path(mock, config, args.samples)
+            print("measured 3. cold path", flush=True)
+            gc.collect()
+            one = await cached_path(mock, config, directory, args.duration)
+            print("measured 1. cached path", flush=True)
+            two = await economy(mock, config, args.requests)
+            print("measured 2. upstream economy", flush=True)
+            gc.collect()
+            four = await memory(mock)
+        finally:
+            await mock.close()
+    breaches = sum(two["breaches"].values())
+    rows = [
+        ("1. cached path, POST 3 addresses x 1 day (wrk -t1 -c50)",
+         f"proxy {one['proxy_rps']:,.0f} req/s vs bare aiohttp {one['bare_rps']:,.0f} req/s",
+         f"{one['ratio']:.2f}x", ">= 0.7x"),
+        (f"2. Graph calls, {two['requests']:,} mixed requests, 500 mailboxes, 50 clients",
+         f"{two['graph_calls']:,} vs naive {two['naive_calls']:,}; breaches {breaches}"
+         f" (max {two['max_concurrent_per_mailbox']} in flight per mailbox)",
+         f"{two['factor']:.1f}x fewer", ">= 10x, 0 breaches"),
+        (f"3. cold path, added latency ({three['samples']} uncached requests, 1 day)",
+         f"proxy p50 {three['proxy_p50_ms']:.2f} / p99 {three['proxy_p99_ms']:.2f} ms; "
+         f"mock direct, 1 day: {three['day_p50_ms']:.2f} / {three['day_p99_ms']:.2f} ms",
+         f"+{three['added_p50_ms']:.2f} ms p50, +{three['added_p99_ms']:.2f} ms p99",
+         "<= 1 ms p50"),
+        (f"   the same, over the {three['reach_days']}-day call the proxy makes on a miss",
+         f"mock direct, {three['reach_days']} days: "
+         f"{three['reach_p50_ms']:.2f} / {three['reach_p99_ms']:.2f} ms",
+         f"+{three['overhead_p50_ms']:.2f} ms p50, +{three['overhead_p99_ms']:.2f} ms p99",
+         "-"),
+        (f"4. memory per cached mailbox-day ({four['entries']:,} entries)",
+         f"{four['items_per_entry']:.1f} items per mailbox-day on average",
+         f"{four['bytes_per_entry']:,.0f} bytes", "-"),
+    ]  # fmt: skip
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    header = ("figure", "measured", "result", "target")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    print()
+    for row in (header, tuple("-" * w for w in widths), *rows):
+        print(" | ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
