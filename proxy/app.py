@@ -14,6 +14,7 @@ from aiohttp.web_response import StreamResponse
 
 from proxy.consumers import ConsumerRegistry
 from proxy.errors import ConfigError
+from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy
 from proxy.limits import KeyedLimiter
 from proxy.problems import problem_middleware
@@ -22,7 +23,7 @@ from proxy.routes import setup_routes
 from proxy.settings import CLIENT_SECRET_ENV, Settings
 from proxy.tls import client_ssl_context
 from proxy.tokens import MsalAppTokens
-from proxy.typedefs import CONSUMERS, GRAPH_SESSION, READINESS, SETTINGS, SOURCE, TOKENS
+from proxy.typedefs import CONSUMERS, FEEDS, GRAPH_SESSION, READINESS, SETTINGS, SOURCE, TOKENS
 
 SERVER_HEADER = "freebusy-proxy"
 
@@ -36,6 +37,7 @@ def init_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
+    app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.consumers import ConsumerRegistry
+from proxy.feeds import FeedRegistry
 from proxy.graph import ScheduleSource
 from proxy.readiness import Readiness
 from proxy.settings import Settings
@@ -17,3 +18,4 @@ GRAPH_SESSION = web.AppKey("graph_session", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenProvider)
 SOURCE = web.AppKey("source", ScheduleSource)
 READINESS = web.AppKey("readiness", Readiness)
+FEEDS = web.AppKey("feeds", FeedRegistry)
