@@ -220,11 +220,11 @@ def _date_time(instant: datetime, zone: tuple[str, tzinfo] | None) -> dict[str, 
 async def get_schedule(request: web.Request) -> web.Response:
     """POST /v1.0/users/{id}/calendar/getSchedule (and /me/...): Graph's answer, minimized."""
     consumer = request.config_dict[CONSUMERS].authenticate(request.headers.get("Authorization"))
+    raw = await read_json_object(request)
     if "id" not in request.match_info and not bound_to_one_person(consumer):
         raise BadRequest(
             "/me is only valid for an API key allowed exactly one address", code="invalid_request"
         )
-    raw = await read_json_object(request)
     query, interval = parse_get_schedule(raw, request.config_dict[SETTINGS].limits)
     zone = preferred_zone(request.headers.get("Prefer"))
     results = await lookup(root_app(request), consumer, query.schedules, query.window)
