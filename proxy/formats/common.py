@@ -12,6 +12,9 @@ from aiohttp import web
 from proxy.errors import BadRequest, ProblemError
 from proxy.model import BusyItem, Status
 
+# With a realm: httplib2 (Google's Python client) rejects a bare "Bearer" challenge.
+BEARER_CHALLENGE = 'Bearer realm="freebusy-proxy"'
+
 
 def root_app(request: web.Request) -> web.Application:
     """The top-level application, whose state holds the schedule source, from a sub-app route."""

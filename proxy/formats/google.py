@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from proxy.api import AvailabilityQuery, parse_query
 from proxy.errors import BadRequest, ProblemError
-from proxy.formats.common import merge_periods, read_json_object, root_app
+from proxy.formats.common import BEARER_CHALLENGE, merge_periods, read_json_object, root_app
 from proxy.model import ErrorCode, ScheduleResult, Status
 from proxy.service import lookup
 from proxy.settings import LimitSettings
@@ -186,7 +186,7 @@ async def google_error_middleware(request: web.Request, handler: Handler) -> web
         reason = _REASON_BY_CODE.get(exc.code, _HTTP_REASONS.get(status, ("backendError",))[0])
         if exc.code in {"invalid_time", "invalid_time_zone"}:
             reason = "invalid"
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
         return google_error(status, reason=reason, message=exc.detail, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

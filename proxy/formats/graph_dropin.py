@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 from proxy.api import AvailabilityQuery, parse_query
 from proxy.consumers import Consumer
 from proxy.errors import BadRequest, ProblemError
-from proxy.formats.common import read_json_object, root_app
+from proxy.formats.common import BEARER_CHALLENGE, read_json_object, root_app
 from proxy.minimize import parse_graph_datetime
 from proxy.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
 from proxy.service import lookup
@@ -282,7 +282,7 @@ async def graph_error_middleware(request: web.Request, handler: Handler) -> web.
         status = 429 if exc.code == "throttled" else exc.status
         if exc.code == "upstream_unavailable":
             status = 503
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
         return graph_error(request, status, code=exc.code, message=exc.detail, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
