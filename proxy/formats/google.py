@@ -81,14 +81,12 @@ def parse_freebusy(
             raise BadRequest("every item must be an object {id}", code="invalid_schedules")
         ids.append(item["id"])
     for name in ("groupExpansionMax", "calendarExpansionMax"):
-        value = raw.get(name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ITEMS
-        ):
+        value = raw.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ITEMS:
             raise BadRequest(f"{name} must be an integer from 1 to {MAX_ITEMS}")
     zone: tzinfo | None = None
-    zone_name = raw.get("timeZone")
-    if zone_name is not None:
+    if "timeZone" in raw:
+        zone_name = raw["timeZone"]
         zone = resolve_zone(zone_name) if isinstance(zone_name, str) else None
         if zone is None:
             raise BadRequest("timeZone must be an IANA time zone name", code="invalid_time_zone")
