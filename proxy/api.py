@@ -155,6 +155,10 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: a token can be had and Graph answers; 503 otherwise."""
     report = await request.app[READINESS].report()
     return web.json_response(
-        {"status": "ready" if report.ready else "not_ready", "checks": report.checks},
+        {
+            "status": "ready" if report.ready else "not_ready",
+            "checks": report.checks,
+            **report.details,
+        },
         status=200 if report.ready else 503,
     )

@@ -12,6 +12,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from proxy.connect.setup import check_connect_config, connect_context, install_connect_routes
 from proxy.consumers import ConsumerRegistry
 from proxy.errors import ConfigError
 from proxy.feeds import FeedRegistry
@@ -41,6 +42,10 @@ def init_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)
+    if settings.connect.kinds:
+        check_connect_config(settings)
+        app.cleanup_ctx.append(connect_context)
+        install_connect_routes(app)
     app.on_response_prepare.append(_server_header)
     setup_routes(app)
     return app

@@ -68,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     key = commands.add_parser("new-key", help="print a fresh consumer API key and its SHA-256")
     key.set_defaults(run=_new_key)
 
+    token_key = commands.add_parser(
+        "new-token-key", help="print a fresh FREEBUSY_PROXY_TOKEN_KEY (encrypts stored tokens)"
+    )
+    token_key.set_defaults(run=_new_token_key)
+
+    connect = commands.add_parser(
+        "connect", help="connect delegated Free/Busy access without a browser (device code)"
+    )
+    connect.add_argument("kind", choices=["individual", "enterprise"])
+    connect.add_argument(
+        "--device-code", action="store_true", required=True, help="use msal's device-code flow"
+    )
+    connect.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
+    connect.set_defaults(run=_connect)
+
     feed = commands.add_parser(
         "new-feed", help="print a fresh .ics feed token for one address, its SHA-256 and URL"
     )
@@ -135,6 +150,25 @@ def _new_key(args: argparse.Namespace) -> int:
     print(f"key_sha256: {digest}")
     print("Give the key to the consumer; put only key_sha256 in the config.")
     return 0
+
+
+def _new_token_key(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from proxy.connect.device import connect_with_device_code
+
+    config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if config is None:
+        raise ConfigError(f"connect needs --config FILE (or ${CONFIG_ENV})")
+    settings = load_settings(config)
+    return asyncio.run(connect_with_device_code(settings, args.kind))
 
 
 def _new_feed(args: argparse.Namespace) -> int:

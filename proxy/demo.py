@@ -23,13 +23,44 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
-from proxy.settings import ConsumerSettings, GraphSettings, ServerSettings, Settings
+from proxy.settings import (
+    ConnectSettings,
+    ConsumerSettings,
+    GraphSettings,
+    ServerSettings,
+    Settings,
+)
 from proxy.timefmt import format_utc
 
 
-def demo_settings(mock: RunningMock, *, host: str, port: int, key_sha256: str) -> Settings:
-    """Settings that point the proxy at a running mock and admit one demo consumer."""
+def demo_settings(
+    mock: RunningMock,
+    *,
+    host: str,
+    port: int,
+    key_sha256: str,
+    storage_path: Path | None = None,
+    admin_key_sha256: str | None = None,
+) -> Settings:
+    """Settings that point the proxy at a running mock and admit one demo consumer.
+
+    With a ``storage_path``, both connect flows are enabled against the mock, with a token
+    key made for this run only.
+    """
+    from cryptography.fernet import Fernet
+
+    connect = (
+        ConnectSettings()
+        if storage_path is None
+        else ConnectSettings(
+            kinds=("individual", "enterprise"),
+            storage_path=storage_path,
+            token_key=Fernet.generate_key().decode(),
+            admin_key_sha256=admin_key_sha256,
+        )
+    )
     return Settings(
+        connect=connect,
         server=ServerSettings(host=host, port=port),
         graph=GraphSettings(
             tenant_id=MOCK_TENANT_ID,
@@ -68,7 +99,16 @@ async def _demo(*, host: str, port: int) -> None:
     with tempfile.TemporaryDirectory(prefix="freebusy-proxy-demo-") as cert_dir:
         mock = await start_mock(settings=MockSettings(), cert_dir=Path(cert_dir))
         key, digest = new_key()
-        app = init_app(demo_settings(mock, host=host, port=port, key_sha256=digest))
+        admin_key, admin_digest = new_key()
+        settings = demo_settings(
+            mock,
+            host=host,
+            port=port,
+            key_sha256=digest,
+            storage_path=Path(cert_dir) / "connections.sqlite3",
+            admin_key_sha256=admin_digest,
+        )
+        app = init_app(settings)
         runner = web.AppRunner(app, **run_kwargs())
         await runner.setup()
         try:
@@ -83,9 +123,17 @@ async def _demo(*, host: str, port: int) -> None:
                 f"(contoso.example, {len(mock.graph.organisation.addresses())} mailboxes).\n"
                 f"  proxy:      {base}\n"
                 f"  mock Graph: {mock.url}\n"
-                f"  demo API key (this run only): {key}\n\n"
+                f"  demo API key (this run only): {key}\n"
+                f"  admin key (this run only):    {admin_key}\n\n"
                 "Try:\n"
                 f"  {demo_curl(base=base, key=key, addresses=people, now=datetime.now(UTC))}\n\n"
+                "Connect delegated access in a browser (the mock's CA is not trusted by your "
+                "browser: accept its warning once):\n"
+                f"  Individual Connect: {base}/connect/individual\n"
+                f"  Enterprise Connect: {base}/connect/enterprise  (sign in as "
+                f"{mock.graph.settings.admins[0]}, the mock's administrator)\n"
+                f"  Connections:        curl -s -H 'Authorization: Bearer {admin_key}' "
+                f"{base}/admin/connections\n\n"
                 "Press Ctrl+C to stop.",
                 flush=True,
             )

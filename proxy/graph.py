@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -113,7 +113,10 @@ class GraphScheduleSource:
         base_url: str,
         retry: RetryPolicy,
         mailbox_limiter: KeyedLimiter,
+        me_address: str | None = None,
     ) -> None:
+        # me_address: a delegated token's own mailbox; calls then go to /me/calendar/getSchedule.
+        self._me = me_address
         self._session = session
         self._tokens = tokens
         self._base_url = base_url.rstrip("/")
@@ -166,8 +169,10 @@ class GraphScheduleSource:
         """POST getSchedule with bounded retries inside the deadline."""
         # Graph throttles per mailbox in the URL; asking as the first requested mailbox
         # spreads load across mailboxes instead of funnelling it through one service account.
-        mailbox = chunk[0]
+        mailbox = self._me or chunk[0]
         url = f"{self._base_url}/users/{quote(mailbox, safe='@')}/calendar/getSchedule"
+        if self._me is not None:
+            url = f"{self._base_url}/me/calendar/getSchedule"
         body = _request_body(chunk, part)
         failure = ErrorCode.UPSTREAM_ERROR
         for attempt in range(self._retry.max_retries + 1):
@@ -197,7 +202,7 @@ class GraphScheduleSource:
                     if status == 200:
                         value = payload.get("value") if isinstance(payload, dict) else None
                         return minimize(value, requested=chunk, window=window)
-                    if status == 404:
+                    if status == 404 and self._me is None:
                         return _MAILBOX_NOT_FOUND
                     if status not in _RETRYABLE:
                         return _CallFailed(ErrorCode.UPSTREAM_ERROR)
@@ -278,8 +283,3 @@ def _merge(
             elif previous.error is None:
                 merged[key] = result
     return merged
-
-
-def utcnow() -> datetime:
-    """The current instant, aware, in UTC."""
-    return datetime.now(UTC)

@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     NOT_CONNECTED = "not_connected"
+    NEEDS_CONSENT = "needs_consent"
 
 
 @dataclass(frozen=True, slots=True)

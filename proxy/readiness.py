@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -21,15 +23,24 @@ class ReadinessReport:
 
     ready: bool
     checks: dict[str, str]
+    details: dict[str, Any] = field(default_factory=dict)
+    """Informational sections (such as delegated connections) that do not decide readiness."""
 
 
 class Readiness:
     """Runs and caches the token and Graph-reachability probes."""
 
     def __init__(
-        self, *, tokens: TokenProvider, session: aiohttp.ClientSession, base_url: str
+        self,
+        *,
+        tokens: TokenProvider | None,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        # tokens None: no application credentials in use (delegated connections only).
         self._tokens = tokens
+        self._details = details
         self._session = session
         self._base_url = base_url.rstrip("/") + "/"
         self._last: tuple[float, ReadinessReport] | None = None
@@ -38,14 +49,21 @@ class Readiness:
     async def report(self) -> ReadinessReport:
         """Return a fresh-enough report; concurrent callers share one probe."""
         async with self._lock:
+            details = self._details() if self._details is not None else {}
             if self._last is not None and time.monotonic() - self._last[0] < _CACHE_S:
-                return self._last[1]
-            checks = {"token": await self._check_token(), "graph": await self._check_graph()}
-            report = ReadinessReport(ready=all(v == "ok" for v in checks.values()), checks=checks)
+                return ReadinessReport(
+                    ready=self._last[1].ready, checks=self._last[1].checks, details=details
+                )
+            checks = {} if self._tokens is None else {"token": await self._check_token()}
+            checks["graph"] = await self._check_graph()
+            report = ReadinessReport(
+                ready=all(v == "ok" for v in checks.values()), checks=checks, details=details
+            )
             self._last = (time.monotonic(), report)
             return report
 
     async def _check_token(self) -> str:
+        assert self._tokens is not None
         try:
             await self._tokens.token()
         except TokenError as exc:

@@ -17,6 +17,10 @@ from proxy.model import Status
 
 CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
 CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
+TOKEN_KEY_ENV = "FREEBUSY_PROXY_TOKEN_KEY"  # noqa: S105 (a variable name)
+CONNECTION_KINDS = ("individual", "enterprise")
+# Fields that are never read from a file, only from the environment.
+ENV_ONLY = frozenset({"client_secret", "token_key"})
 
 _STATUSES = tuple(status.value for status in Status)
 _ADDRESS_PATTERN = re.compile(r"^(\*|[^@\s*]+)@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -67,6 +71,21 @@ class ConsumerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConnectSettings:
+    """Delegated connections (Individual / Enterprise Connect Free/Busy) and their admin API."""
+
+    kinds: tuple[str, ...] = ()
+    redirect_uri: str | None = None
+    storage_path: Path = Path("freebusy-proxy-connections.sqlite3")
+    strict_scopes: bool = True
+    application_permissions: bool = True
+    flow_timeout_seconds: float = 600.0
+    admin_key_sha256: str | None = field(default=None, repr=False)
+    # Never in a file: filled from FREEBUSY_PROXY_TOKEN_KEY.
+    token_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class IcalSettings:
     """How the iCalendar free/busy feed is written."""
 
@@ -94,6 +113,7 @@ class Settings:
     graph: GraphSettings
     limits: LimitSettings = field(default_factory=LimitSettings)
     consumers: tuple[ConsumerSettings, ...] = ()
+    connect: ConnectSettings = field(default_factory=ConnectSettings)
     ical: IcalSettings = field(default_factory=IcalSettings)
     feeds: tuple[FeedSettings, ...] = ()
 
@@ -123,7 +143,13 @@ def parse_settings(
         raise ConfigError(
             f"graph.client_secret: secrets are not read from files; set {CLIENT_SECRET_ENV}"
         )
-    _reject_unknown(document, {"server", "graph", "limits", "consumers", "ical", "feeds"}, "")
+    if "token_key" in document.get("connect", {}):
+        raise ConfigError(
+            f"connect.token_key: secrets are not read from files; set {TOKEN_KEY_ENV}"
+        )
+    _reject_unknown(
+        document, {"server", "graph", "limits", "consumers", "connect", "ical", "feeds"}, ""
+    )
     if "graph" not in document:
         raise ConfigError("graph: missing section [graph]")
     server = _build(ServerSettings, document.get("server", {}), "server")
@@ -140,12 +166,49 @@ def parse_settings(
     graph = _check_graph(graph, environ=environ, base_dir=base_dir)
     _check_limits(limits)
     _check_consumers(consumers)
+    connect = _check_connect(
+        _build(ConnectSettings, document.get("connect", {}), "connect"),
+        environ=environ,
+        base_dir=base_dir,
+    )
     ical = _build(IcalSettings, document.get("ical", {}), "ical")
     feeds = _build_feeds(document.get("feeds", []), consumers)
     _check_ical(ical, limits)
     return Settings(
-        server=server, graph=graph, limits=limits, consumers=consumers, ical=ical, feeds=feeds
+        server=server,
+        graph=graph,
+        limits=limits,
+        consumers=consumers,
+        connect=connect,
+        ical=ical,
+        feeds=feeds,
     )
+
+
+def _check_connect(
+    connect: ConnectSettings, *, environ: Mapping[str, str], base_dir: Path
+) -> ConnectSettings:
+    for kind in connect.kinds:
+        if kind not in CONNECTION_KINDS:
+            raise ConfigError(
+                f"connect.kinds: {kind!r} is not one of {', '.join(CONNECTION_KINDS)}"
+            )
+    if connect.redirect_uri is not None and not re.match(r"^https?://", connect.redirect_uri):
+        raise ConfigError("connect.redirect_uri: must be an http:// or https:// URL")
+    if connect.flow_timeout_seconds <= 0:
+        raise ConfigError("connect.flow_timeout_seconds: must be positive")
+    if connect.admin_key_sha256 is not None and not re.fullmatch(
+        r"[0-9a-f]{64}", connect.admin_key_sha256
+    ):
+        raise ConfigError("connect.admin_key_sha256: must be 64 lower-case hex digits")
+    if not connect.kinds and not connect.application_permissions:
+        raise ConfigError(
+            "connect.application_permissions: with no connection kinds enabled, nothing could "
+            "be queried"
+        )
+    path = connect.storage_path
+    path = path if path.is_absolute() else base_dir / path
+    return replace(connect, storage_path=path, token_key=environ.get(TOKEN_KEY_ENV) or None)
 
 
 def _check_server(server: ServerSettings) -> None:
@@ -220,7 +283,7 @@ def _build(cls: type[T], table: Any, where: str) -> T:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: must be a table")
     hints = typing.get_type_hints(cls)
-    settable = {f.name: f for f in fields(cls) if f.name != "client_secret"}  # type: ignore[arg-type]
+    settable = {f.name: f for f in fields(cls) if f.name not in ENV_ONLY}  # type: ignore[arg-type]
     _reject_unknown(table, set(settable), where)
     values: dict[str, Any] = {}
     for name, spec in settable.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from proxy.connect.registry import ConnectionRemoved
+from proxy.connect.runtime import ConnectRuntime
 from proxy.consumers import ConsumerRegistry
 from proxy.feeds import FeedRegistry
 from proxy.graph import ScheduleSource
@@ -18,4 +20,7 @@ GRAPH_SESSION = web.AppKey("graph_session", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenProvider)
 SOURCE = web.AppKey("source", ScheduleSource)
 READINESS = web.AppKey("readiness", Readiness)
+CONNECT = web.AppKey("connect", ConnectRuntime)
+# Called with each deleted delegated connection, so caches can forget what it fetched.
+CONNECTION_REMOVED = web.AppKey("connection_removed", list[ConnectionRemoved])
 FEEDS = web.AppKey("feeds", FeedRegistry)

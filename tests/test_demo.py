@@ -55,6 +55,18 @@ async def test_demo_serves_minimized_availability(tmp_path: Path) -> None:
         assert len(body["schedules"]) == 3
         assert any(entry["items"] for entry in body["schedules"])
         assert_no_leak(text)
+        # The connect flows are enabled and printed; the first leg redirects to the mock.
+        while not any("Connections:" in line for line in banner):
+            line = await process.stdout.readline()
+            assert line, "the demo exited before printing its connect links"
+            banner.append(line.decode())
+        start = next(line for line in banner if "Individual Connect:" in line).split()[-1]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(start, allow_redirects=False) as resp,
+        ):
+            assert resp.status == 302
+            assert "/oauth2/v2.0/authorize?" in resp.headers["Location"]
     finally:
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(30):

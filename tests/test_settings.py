@@ -108,3 +108,49 @@ def test_new_key_prints_key_and_matching_hash(capsys: pytest.CaptureFixture[str]
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines() if ":" in line)
     key, digest = lines["key"].strip(), lines["key_sha256"].strip()
     assert hashlib.sha256(key.encode()).hexdigest() == digest
+
+
+def test_connect_section_is_validated(tmp_path: Path) -> None:
+    """[connect]: unknown kinds, a token key in the file and bad hashes are rejected by name."""
+    from proxy.errors import ConfigError
+    from proxy.settings import parse_settings
+
+    graph = {"tenant_id": "t", "client_id": "c"}
+    for connect, key in (
+        ({"kinds": ["everyone"]}, "connect.kinds"),
+        ({"token_key": "x"}, "connect.token_key"),
+        ({"admin_key_sha256": "nothex"}, "connect.admin_key_sha256"),
+        ({"redirect_uri": "ftp://x"}, "connect.redirect_uri"),
+        ({"application_permissions": False}, "connect.application_permissions"),
+        ({"strict_scopes": "yes"}, "connect.strict_scopes"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            parse_settings({"graph": graph, "connect": connect}, environ={}, base_dir=tmp_path)
+    settings = parse_settings(
+        {"graph": graph, "connect": {"kinds": ["individual"], "storage_path": "c.db"}},
+        environ={"FREEBUSY_PROXY_TOKEN_KEY": "k"},
+        base_dir=tmp_path,
+    )
+    assert settings.connect.storage_path == tmp_path / "c.db"
+    assert settings.connect.token_key == "k"
+    assert settings.connect.strict_scopes is True
+
+
+def test_serve_refuses_delegated_connections_without_a_token_key(tmp_path: Path) -> None:
+    """init_app raises ConfigError naming FREEBUSY_PROXY_TOKEN_KEY when it is missing or bad."""
+    from dataclasses import replace
+
+    from proxy.app import init_app
+    from proxy.errors import ConfigError
+    from proxy.settings import ConnectSettings, GraphSettings, Settings
+
+    base = Settings(graph=GraphSettings(tenant_id="t", client_id="c", client_secret="s"))
+    for key in (None, "not-a-fernet-key"):
+        settings = replace(
+            base,
+            connect=ConnectSettings(
+                kinds=("individual",), storage_path=tmp_path / "c.db", token_key=key
+            ),
+        )
+        with pytest.raises(ConfigError, match="FREEBUSY_PROXY_TOKEN_KEY"):
+            init_app(settings)

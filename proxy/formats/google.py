@@ -36,7 +36,9 @@ _STANDARD_PARAMETERS = frozenset({"alt", "fields", "prettyPrint", "quotaUser", "
 _REASONS = {
     ErrorCode.NOT_FOUND: "notFound",
     ErrorCode.THROTTLED: "rateLimitExceeded",
+    # Google answers notFound for calendars the caller cannot see.
     ErrorCode.NOT_CONNECTED: "notFound",
+    ErrorCode.NEEDS_CONSENT: "notFound",
 }
 # Whole-request errors: (HTTP status, reason, RPC status) per our error code.
 _HTTP_REASONS = {

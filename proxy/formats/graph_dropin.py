@@ -56,6 +56,8 @@ _MESSAGES = {
     ErrorCode.NOT_FOUND: "The address could not be resolved.",
     ErrorCode.THROTTLED: "Microsoft Graph throttled the request for this schedule.",
     ErrorCode.UPSTREAM_TIMEOUT: "Microsoft Graph did not answer in time for this schedule.",
+    ErrorCode.NOT_CONNECTED: "No connection covers this schedule.",
+    ErrorCode.NEEDS_CONSENT: "The connection covering this schedule must be consented again.",
 }
 _GENERIC_MESSAGE = "Free/busy information is not available for this schedule."
 # Whole-request error codes, as Graph names them per status.

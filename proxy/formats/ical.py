@@ -170,4 +170,8 @@ def _feed_error(code: ErrorCode) -> ProblemError:
         )
     if code is ErrorCode.UPSTREAM_TIMEOUT:
         return ProblemError("Microsoft Graph did not answer in time", code=code.value, status=504)
-    return ProblemError("Microsoft Graph failed for this address", code=code.value, status=502)
+    detail = {
+        ErrorCode.NOT_CONNECTED: "no connection covers this address",
+        ErrorCode.NEEDS_CONSENT: "the connection covering this address must be consented again",
+    }.get(code, "Microsoft Graph failed for this address")
+    return ProblemError(detail, code=code.value, status=502)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.mock import admin, graph_api, identity
+from proxy.mock import admin, delegated, graph_api, identity
 from proxy.mock.responses import graph_error
 from proxy.mock.state import MockGraph
 from proxy.mock.typedefs import GRAPH_KEY
@@ -40,6 +40,10 @@ def create_mock_app(graph: MockGraph) -> web.Application:
     )
     app.router.add_get("/{tenant}/discovery/v2.0/keys", identity.jwks)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", identity.token)
+    app.router.add_route("GET", "/{tenant}/oauth2/v2.0/authorize", delegated.authorize)
+    app.router.add_route("POST", "/{tenant}/oauth2/v2.0/authorize", delegated.authorize)
+    app.router.add_post("/{tenant}/oauth2/v2.0/devicecode", delegated.devicecode)
+    app.router.add_get("/v1.0/organization", delegated.organization)
     app.router.add_post("/v1.0/users/{id}/calendar/getSchedule", graph_api.get_schedule_for_user)
     app.router.add_post("/v1.0/me/calendar/getSchedule", graph_api.get_schedule_for_me)
     app.router.add_post("/_mock/faults", admin.add_fault)
@@ -48,4 +52,7 @@ def create_mock_app(graph: MockGraph) -> web.Application:
     app.router.add_get("/_mock/stats", admin.stats)
     app.router.add_post("/_mock/reset", admin.reset)
     app.router.add_get("/_mock/organisation", admin.organisation)
+    app.router.add_get("/_mock/grants", delegated.grants)
+    app.router.add_post("/_mock/grants", delegated.switch_grant)
+    app.router.add_post("/_mock/devicecode", delegated.decide_device)
     return app

@@ -194,6 +194,8 @@ class TokenRequest:
     tenant: Tenant
     client_id: str | None
     client_secret: str | None
+    base_url: str = ""
+    """``https://host:port`` as the client reached the mock (the id_token issuer's base)."""
 
 
 Grant = Callable[[MockGraph, TokenRequest], Awaitable[web.Response]]
@@ -307,6 +309,7 @@ async def token(request: web.Request) -> web.Response:
         # msal sends the secret both in the form and as HTTP Basic; accept either.
         client_id=form.get("client_id") or basic_id,
         client_secret=form.get("client_secret") or basic_secret,
+        base_url=_base_url(request),
     )
     grant_type = form.get("grant_type")
     if not grant_type:

@@ -29,7 +29,15 @@ class Stats:
         """Return the counters in the shape of GET /_mock/stats."""
         return {
             "calls": {
-                name: self.calls[name] for name in ("token", "openid-configuration", "getSchedule")
+                name: self.calls[name]
+                for name in (
+                    "token",
+                    "openid-configuration",
+                    "getSchedule",
+                    "authorize",
+                    "devicecode",
+                    "organization",
+                )
             },
             "schedules_requested": self.schedules_requested,
             "max_concurrent_per_mailbox": self.max_concurrent_per_mailbox,

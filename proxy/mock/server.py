@@ -22,8 +22,18 @@ SERVER_NAMES = ("127.0.0.1", "::1", "localhost", "mock-graph")
 class RunningMock:
     """A mock listening on HTTPS; ``close()`` stops it."""
 
-    def __init__(self, *, url: str, ca_file: Path, graph: MockGraph, runner: web.AppRunner) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        ca_file: Path,
+        graph: MockGraph,
+        runner: web.AppRunner,
+        server_cert_pem: bytes = b"",
+    ) -> None:
         self.url = url
+        self.server_cert_pem = server_cert_pem
+        """PEM of the server's own (leaf) certificate, e.g. to pin it in a test browser."""
         """``https://host:port``, no trailing slash."""
         self.ca_file = ca_file
         """PEM of the CA that signed the server certificate."""
@@ -47,8 +57,8 @@ class RunningMock:
         await self._runner.cleanup()
 
 
-def _server_context(cert_dir: Path) -> tuple[ssl.SSLContext, Path]:
-    """Return a server TLS context from a fresh CA, and the CA's PEM written to ``cert_dir``."""
+def _server_context(cert_dir: Path) -> tuple[ssl.SSLContext, Path, bytes]:
+    """Return a server TLS context from a fresh CA, the CA's PEM path and the leaf's PEM."""
     authority = trustme.CA(organization_name="freebusy-proxy mock Graph")
     certificate = authority.issue_cert(*SERVER_NAMES)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -56,7 +66,7 @@ def _server_context(cert_dir: Path) -> tuple[ssl.SSLContext, Path]:
     cert_dir.mkdir(parents=True, exist_ok=True)
     ca_file = cert_dir / CA_FILE_NAME
     authority.cert_pem.write_to_path(str(ca_file))
-    return context, ca_file
+    return context, ca_file, certificate.cert_chain_pems[0].bytes()
 
 
 def _url(host: str, port: int) -> str:
@@ -72,7 +82,7 @@ async def start_mock(
 ) -> RunningMock:
     """Start serving a new MockGraph over HTTPS on host:port (0 picks a free port)."""
     graph = MockGraph(settings or MockSettings())
-    context, ca_file = _server_context(cert_dir)
+    context, ca_file, leaf_pem = _server_context(cert_dir)
     runner = web.AppRunner(create_mock_app(graph), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -82,7 +92,13 @@ async def start_mock(
     except BaseException:
         await runner.cleanup()
         raise
-    return RunningMock(url=_url(host, bound_port), ca_file=ca_file, graph=graph, runner=runner)
+    return RunningMock(
+        url=_url(host, bound_port),
+        ca_file=ca_file,
+        graph=graph,
+        runner=runner,
+        server_cert_pem=leaf_pem,
+    )
 
 
 async def _serve(*, host: str, port: int, cert_dir: Path, settings: MockSettings) -> None:

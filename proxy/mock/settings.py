@@ -29,6 +29,12 @@ class MockSettings:
     mailbox_concurrency_limit: int = 4
     mailbox_rate_limit: int = 10_000
     """Requests per mailbox per ten minutes, as Outlook counts them."""
+    admins: tuple[str, ...] = (f"megan.bowen@{MOCK_DOMAIN}",)
+    """People who hold a directory admin role (``wids`` claim); they may consent for everyone."""
+    extra_delegated_scopes: tuple[str, ...] = ()
+    """Scopes every new delegated consent also grants (an over-privileged app registration)."""
+    device_code_lifetime_s: int = 900
+    device_poll_interval_s: int = 5
 
     def __post_init__(self) -> None:
         if self.org_size < 1:

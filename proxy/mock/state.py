@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.mock.consent import ConsentBook
 from proxy.mock.faults import Fault, FaultBook
 from proxy.mock.limits import MailboxGate, Stats
 from proxy.mock.organisation import Organisation
@@ -21,6 +22,7 @@ class MockGraph:
             tenant_id=settings.tenant_id, lifetime_s=settings.token_lifetime_s
         )
         self.faults = FaultBook()
+        self.consent = ConsentBook(extra_scopes=settings.extra_delegated_scopes)
         self.counters = Stats()
         self.gate = MailboxGate(
             concurrency=settings.mailbox_concurrency_limit,
@@ -41,7 +43,7 @@ class MockGraph:
         return self.counters.to_json()
 
     def reset(self) -> None:
-        """Clear faults, counters and rate budgets; issued tokens stay valid."""
+        """Clear faults, counters and rate budgets; issued tokens and grants stay valid."""
         self.faults.clear()
         self.counters.clear()
         self.gate.forget_history()
@@ -50,3 +52,19 @@ class MockGraph:
         """Return an app-only token as the token endpoint would, optionally with other roles."""
         chosen = self.settings.app_roles if roles is None else roles
         return self.tokens.issue_app_token(client_id=self.settings.client_id, roles=chosen)
+
+    def revoke_grant(self, user: str) -> int:
+        """Revoke ``user``'s delegated consent: their refresh tokens now fail with invalid_grant."""
+        return self.consent.revoke(user)
+
+    def grant_extra_scopes(self, user: str, *scopes: str) -> int:
+        """Widen ``user``'s delegated consent: later tokens carry ``scopes`` too."""
+        return self.consent.add_scopes(user, scopes)
+
+    def approve_device_code(self, user_code: str, user: str) -> bool:
+        """Complete a pending device-code sign-in as ``user`` (as the person would in a browser)."""
+        return self.consent.decide_device(user_code, user=user)
+
+    def decline_device_code(self, user_code: str) -> bool:
+        """Decline a pending device-code sign-in."""
+        return self.consent.decide_device(user_code, user=None)

@@ -50,11 +50,18 @@ class TokenIssuer:
         )
 
     def issue_user_token(
-        self, *, client_id: str, user_oid: str, upn: str, scopes: tuple[str, ...]
+        self,
+        *,
+        client_id: str,
+        user_oid: str,
+        upn: str,
+        scopes: tuple[str, ...],
+        extra: dict[str, Any] | None = None,
     ) -> str:
         """Return a delegated token for ``upn`` carrying ``scopes`` as a space-separated scp."""
         return self._mint(
             {
+                **(extra or {}),
                 "appid": client_id,
                 "appidacr": "0",
                 "idtyp": "user",
@@ -65,6 +72,12 @@ class TokenIssuer:
                 "scp": " ".join(scopes),
             }
         )
+
+    def issue_id_token(self, claims: dict[str, Any]) -> str:
+        """Return an OpenID Connect id_token with ``claims`` (iss, aud, nonce… from the caller)."""
+        now = int(time.time())
+        payload = {"iat": now, "nbf": now, "exp": now + self.lifetime_s, "ver": "2.0", **claims}
+        return jwt.encode(payload, self._key, algorithm="HS256")
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a token this issuer minted and that is still valid."""

@@ -1,0 +1,1 @@
+"""Delegated connections: Individual and Enterprise Connect Free/Busy, stored and routed."""
