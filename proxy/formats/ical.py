@@ -17,7 +17,7 @@ from proxy.errors import BadRequest, ProblemError
 from proxy.formats.common import merge_periods
 from proxy.model import ErrorCode, ScheduleResult, Status, Window
 from proxy.service import lookup
-from proxy.settings import IcalSettings
+from proxy.settings import IcalSettings, Settings
 from proxy.timefmt import format_utc
 from proxy.typedefs import CONSUMERS, FEEDS, SETTINGS
 
@@ -118,7 +118,7 @@ async def freebusy_ics(request: web.Request) -> web.Response:
             raise BadRequest(f"{name} is given more than once", code="invalid_request")
     consumer = _authenticate(request, address)
     settings = request.app[SETTINGS]
-    query = _query(address, params.get("start"), params.get("end"), settings.ical, request)
+    query = _query(address, params.get("start"), params.get("end"), settings)
     results = await lookup(request.app, consumer, query.schedules, query.window)
     result = results[address.casefold()]
     if result.error is not None:
@@ -147,19 +147,16 @@ def _authenticate(request: web.Request, address: str) -> Consumer:
 
 
 def _query(
-    address: str,
-    start: str | None,
-    end: str | None,
-    ical: IcalSettings,
-    request: web.Request,
+    address: str, start: str | None, end: str | None, settings: Settings
 ) -> AvailabilityQuery:
+    """The feed's query: the window given, or the default one when neither bound is."""
     raw: dict[str, Any] = {"schedules": [address]}
     if start is None and end is None:
-        window = default_window(ical, now=datetime.now(UTC))
+        window = default_window(settings.ical, now=datetime.now(UTC))
         raw.update(start=format_utc(window.start), end=format_utc(window.end))
     else:
         raw.update(start=start, end=end)
-    return parse_query(raw, request.app[SETTINGS].limits)
+    return parse_query(raw, settings.limits)
 
 
 def _feed_error(code: ErrorCode) -> ProblemError:
