@@ -20,6 +20,7 @@ from proxy.connect.setup import check_connect_config, connect_context, install_c
 from proxy.connect.store import Connection
 from proxy.consumers import ConsumerRegistry
 from proxy.errors import ConfigError
+from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
 from proxy.metrics import Metrics, metrics_middleware
 from proxy.problems import problem_middleware
@@ -34,6 +35,7 @@ from proxy.typedefs import (
     CLOCK,
     CONNECTION_REMOVED,
     CONSUMERS,
+    FEEDS,
     GATE,
     GRAPH_SESSION,
     METRICS,
@@ -59,6 +61,7 @@ def init_app(settings: Settings, *, clock: Clock = MONOTONIC) -> web.Application
     app[METRICS] = Metrics()
     # Outermost, so it sees the status the problem middleware settled on.
     app.middlewares.insert(0, metrics_middleware(app[METRICS]))
+    app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)

@@ -116,6 +116,26 @@ class ThrottleSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IcalSettings:
+    """How the iCalendar free/busy feed is written."""
+
+    # FBTYPE for workingElsewhere, when a consumer's busy_statuses count it as busy at all.
+    working_elsewhere: str = "BUSY-TENTATIVE"
+    # Window of a feed request without start/end: this many days from today 00:00 UTC.
+    default_days: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedSettings:
+    """A calendar feed token: lets a URL read one address's .ics as one consumer."""
+
+    name: str
+    token_sha256: str = field(repr=False)
+    address: str
+    consumer: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The whole validated configuration."""
 
@@ -127,9 +147,12 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     batching: BatchingSettings = field(default_factory=BatchingSettings)
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    ical: IcalSettings = field(default_factory=IcalSettings)
+    feeds: tuple[FeedSettings, ...] = ()
 
 
 T = TypeVar("T")
+FBTYPES = ("BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE")
 
 _SECTIONS = {f.name for f in fields(Settings)}
 
@@ -185,6 +208,9 @@ def parse_settings(
     batching = _build(BatchingSettings, document.get("batching", {}), "batching")
     throttle = _build(ThrottleSettings, document.get("throttle", {}), "throttle")
     _check_frugality(cache, batching, throttle)
+    ical = _build(IcalSettings, document.get("ical", {}), "ical")
+    feeds = _build_feeds(document.get("feeds", []), consumers)
+    _check_ical(ical, limits)
     return Settings(
         server=server,
         graph=graph,
@@ -194,6 +220,8 @@ def parse_settings(
         cache=cache,
         batching=batching,
         throttle=throttle,
+        ical=ical,
+        feeds=feeds,
     )
 
 
@@ -359,3 +387,43 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: must be true or false")
     return value
+
+
+def _check_ical(ical: IcalSettings, limits: LimitSettings) -> None:
+    if ical.working_elsewhere not in FBTYPES:
+        raise ConfigError(f"ical.working_elsewhere: must be one of {', '.join(FBTYPES)}")
+    if not 1 <= ical.default_days <= limits.max_window_days:
+        raise ConfigError("ical.default_days: must be between 1 and limits.max_window_days")
+
+
+def _build_feeds(
+    raw_feeds: Any, consumers: tuple[ConsumerSettings, ...]
+) -> tuple[FeedSettings, ...]:
+    """Validate [[feeds]]: unique names and tokens, each address allowed to its consumer."""
+    if not isinstance(raw_feeds, list):
+        raise ConfigError("feeds: must be an array of tables ([[feeds]])")
+    by_name = {consumer.name: consumer for consumer in consumers}
+    key_hashes = {consumer.key_sha256 for consumer in consumers}
+    feeds: list[FeedSettings] = []
+    for index, raw in enumerate(raw_feeds):
+        where = f"feeds[{index}]"
+        feed = _build(FeedSettings, raw, where)
+        if feed.name in {f.name for f in feeds}:
+            raise ConfigError(f"{where}.name: duplicate feed name {feed.name!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", feed.token_sha256):
+            raise ConfigError(f"{where}.token_sha256: must be 64 lower-case hex digits")
+        if feed.token_sha256 in {f.token_sha256 for f in feeds} | key_hashes:
+            raise ConfigError(f"{where}.token_sha256: already used by another feed or consumer")
+        if "*" in feed.address or not _ADDRESS_PATTERN.match(feed.address):
+            raise ConfigError(f"{where}.address: {feed.address!r} is not an address")
+        consumer = by_name.get(feed.consumer)
+        if consumer is None:
+            raise ConfigError(f"{where}.consumer: no consumer named {feed.consumer!r}")
+        folded = feed.address.casefold()
+        allowed = {p.casefold() for p in consumer.allow}
+        if folded not in allowed and f"*@{folded.rpartition('@')[2]}" not in allowed:
+            raise ConfigError(
+                f"{where}.address: consumer {feed.consumer!r} may not query {feed.address!r}"
+            )
+        feeds.append(feed)
+    return tuple(feeds)

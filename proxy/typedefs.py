@@ -10,6 +10,7 @@ from proxy.clock import Clock
 from proxy.connect.registry import ConnectionRemoved
 from proxy.connect.runtime import ConnectRuntime
 from proxy.consumers import ConsumerRegistry
+from proxy.feeds import FeedRegistry
 from proxy.graph import ScheduleSource
 from proxy.metrics import Metrics
 from proxy.readiness import Readiness
@@ -31,3 +32,4 @@ METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 # The one throttle every Graph call passes, whichever token it carries.
 GATE = web.AppKey("gate", Throttle)
+FEEDS = web.AppKey("feeds", FeedRegistry)

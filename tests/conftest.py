@@ -47,7 +47,9 @@ def log_capture(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureF
     """Capture every log line at DEBUG and fail the test if a secret or canary is in one."""
     caplog.set_level(logging.DEBUG)
     yield caplog
-    text = caplog.text
+    # caplog.text holds only this (teardown) phase; the test body logs in the "call" phase.
+    earlier = [r for when in ("setup", "call") for r in caplog.get_records(when)]
+    text = "\n".join(logging.Formatter().format(r) for r in earlier) + caplog.text
     for marker in FORBIDDEN_MARKERS:
         assert marker not in text, f"a log line contains {marker[:8]}…"
 
