@@ -22,6 +22,7 @@ from proxy.connect.store import Connection
 from proxy.consumers import ConsumerRegistry
 from proxy.cors import cors_middleware
 from proxy.errors import ConfigError
+from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
 from proxy.hardening import security_headers
 from proxy.metrics import Metrics, metrics_middleware
@@ -38,6 +39,7 @@ from proxy.typedefs import (
     CLOCK,
     CONNECTION_REMOVED,
     CONSUMERS,
+    FEEDS,
     GATE,
     GRAPH_SESSION,
     METRICS,
@@ -73,6 +75,7 @@ def init_app(
     app[RATE_LIMITS] = TokenBuckets(clock)
     app.cleanup_ctx.append(audit_trail_ctx)
     app.on_response_prepare.append(security_headers)
+    app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_schedule_source)

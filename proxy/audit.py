@@ -124,7 +124,7 @@ def route_name(request: web.Request) -> str:
 @web.middleware
 async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Write one audit line per request, whatever its outcome (sits inside problem_middleware)."""
-    trail = request.app[AUDIT_TRAIL]
+    trail = request.config_dict[AUDIT_TRAIL]
     if not trail.enabled or request.path in _UNAUDITED_PATHS:
         return await handler(request)
     record = AuditRecord()
@@ -132,7 +132,9 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     status, outcome = 500, "internal_error"
     try:
         response = await handler(request)
-        status, outcome = response.status, "ok"
+        # A dialect sub-app answers its own errors in its own shape: only the status is known.
+        status = response.status
+        outcome = "ok" if status < 400 else "failed"
         return response
     except ProblemError as exc:
         status, outcome = exc.status, exc.code

@@ -1,8 +1,9 @@
-"""Command line: serve, mock-graph, check-config, new-key."""
+"""Command line: serve, mock-graph, check-config, new-key, new-feed."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -88,6 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     connect.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
     connect.set_defaults(run=_connect)
+
+    feed = commands.add_parser(
+        "new-feed", help="print a fresh .ics feed token for one address, its SHA-256 and URL"
+    )
+    feed.add_argument("address", help="the one address the token may read")
+    feed.add_argument("--consumer", required=True, help="the [[consumers]] name it reads as")
+    feed.add_argument("--name", help="the feed's name in the config (default: the address)")
+    feed.add_argument(
+        "--base-url", default="http://127.0.0.1:8080", help="where consumers reach the proxy"
+    )
+    feed.set_defaults(run=_new_feed)
     return parser
 
 
@@ -190,3 +202,26 @@ def _connect(args: argparse.Namespace) -> int:
 def secret_values(settings: Settings) -> list[str | None]:
     """The literal secrets of a configuration, for the log redactor."""
     return [settings.graph.client_secret, settings.audit.hmac_key, settings.connect.token_key]
+
+
+def _new_feed(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from proxy.feeds import new_feed_token
+
+    token, digest = new_feed_token()
+    url = f"{args.base_url.rstrip('/')}/v1/schedules/{quote(args.address, safe='@')}/freebusy.ics"
+    print(f"token:        {token}")
+    print(f"token_sha256: {digest}")
+    print(f"feed URL:     {url}?token={token}")
+    print()
+    print("Add to the config (only the hash), then restart the proxy:")
+    print()
+    print("[[feeds]]")
+    print(f"name = {json.dumps(args.name or args.address)}")
+    print(f'token_sha256 = "{digest}"')
+    print(f"address = {json.dumps(args.address)}")
+    print(f"consumer = {json.dumps(args.consumer)}")
+    print()
+    print("Revoke it by deleting the entry and restarting.")
+    return 0

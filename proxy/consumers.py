@@ -81,6 +81,13 @@ class ConsumerRegistry:
                 code="schedule_not_allowed",
             )
 
+    def named(self, name: str) -> Consumer:
+        """The consumer configured under ``name``; KeyError when there is none."""
+        for _, consumer in self._entries:
+            if consumer.name == name:
+                return consumer
+        raise KeyError(name)
+
 
 def _consumer(settings: ConsumerSettings) -> Consumer:
     exact = frozenset(p.casefold() for p in settings.allow if not p.startswith("*@"))

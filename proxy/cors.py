@@ -20,7 +20,7 @@ EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer preflights for allowed origins and mark responses readable by them."""
-    cors = request.app[SETTINGS].cors
+    cors = request.config_dict[SETTINGS].cors
     if not cors.allow_origins:
         return await handler(request)
     origin = request.headers.get("Origin")
@@ -51,7 +51,7 @@ def _preflight(
     request: web.Request, *, allowed: bool, methods: frozenset[str], origin: str
 ) -> web.StreamResponse:
     """204 with the grant for an allowed origin, method and headers; 403 problem otherwise."""
-    cors = request.app[SETTINGS].cors
+    cors = request.config_dict[SETTINGS].cors
     method = request.headers["Access-Control-Request-Method"].strip().upper()
     asked = {
         name.strip().lower()

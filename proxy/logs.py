@@ -28,8 +28,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[^\s,;\"'\\)]+"), rf"\1 {REDACTED}"),
     # JWTs (access and id tokens): base64url JSON header always starts "eyJ".
     (re.compile(r"eyJ[A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]*)*"), REDACTED),
-    # Consumer API keys as `new-key` makes them.
-    (re.compile(r"fbp_[A-Za-z0-9_\-]+"), REDACTED),
+    # Consumer API keys and calendar feed tokens as `new-key` / `new-feed` make them.
+    (re.compile(r"fb[pf]_[A-Za-z0-9_\-]+"), REDACTED),
     # OAuth form fields and JSON members that carry secrets.
     (
         re.compile(

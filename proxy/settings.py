@@ -149,6 +149,26 @@ class ThrottleSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IcalSettings:
+    """How the iCalendar free/busy feed is written."""
+
+    # FBTYPE for workingElsewhere, when a consumer's busy_statuses count it as busy at all.
+    working_elsewhere: str = "BUSY-TENTATIVE"
+    # Window of a feed request without start/end: this many days from today 00:00 UTC.
+    default_days: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedSettings:
+    """A calendar feed token: lets a URL read one address's .ics as one consumer."""
+
+    name: str
+    token_sha256: str = field(repr=False)
+    address: str
+    consumer: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The whole validated configuration."""
 
@@ -162,9 +182,12 @@ class Settings:
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
+    ical: IcalSettings = field(default_factory=IcalSettings)
+    feeds: tuple[FeedSettings, ...] = ()
 
 
 T = TypeVar("T")
+FBTYPES = ("BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE")
 
 _SECTIONS = {f.name for f in fields(Settings)}
 
@@ -229,6 +252,9 @@ def parse_settings(
     _check_server_limits(server)
     for index, consumer in enumerate(consumers):
         _check_policy(consumer, f"consumers[{index}]")
+    ical = _build(IcalSettings, document.get("ical", {}), "ical")
+    feeds = _build_feeds(document.get("feeds", []), consumers)
+    _check_ical(ical, limits)
     return Settings(
         server=server,
         graph=graph,
@@ -240,6 +266,8 @@ def parse_settings(
         throttle=throttle,
         audit=audit,
         cors=cors,
+        ical=ical,
+        feeds=feeds,
     )
 
 
@@ -457,3 +485,43 @@ def _check_cors(cors: CorsSettings) -> None:
             )
     if not 0 <= cors.max_age_seconds <= 86400:
         raise ConfigError("cors.max_age_seconds: must be between 0 and 86400")
+
+
+def _check_ical(ical: IcalSettings, limits: LimitSettings) -> None:
+    if ical.working_elsewhere not in FBTYPES:
+        raise ConfigError(f"ical.working_elsewhere: must be one of {', '.join(FBTYPES)}")
+    if not 1 <= ical.default_days <= limits.max_window_days:
+        raise ConfigError("ical.default_days: must be between 1 and limits.max_window_days")
+
+
+def _build_feeds(
+    raw_feeds: Any, consumers: tuple[ConsumerSettings, ...]
+) -> tuple[FeedSettings, ...]:
+    """Validate [[feeds]]: unique names and tokens, each address allowed to its consumer."""
+    if not isinstance(raw_feeds, list):
+        raise ConfigError("feeds: must be an array of tables ([[feeds]])")
+    by_name = {consumer.name: consumer for consumer in consumers}
+    key_hashes = {consumer.key_sha256 for consumer in consumers}
+    feeds: list[FeedSettings] = []
+    for index, raw in enumerate(raw_feeds):
+        where = f"feeds[{index}]"
+        feed = _build(FeedSettings, raw, where)
+        if feed.name in {f.name for f in feeds}:
+            raise ConfigError(f"{where}.name: duplicate feed name {feed.name!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", feed.token_sha256):
+            raise ConfigError(f"{where}.token_sha256: must be 64 lower-case hex digits")
+        if feed.token_sha256 in {f.token_sha256 for f in feeds} | key_hashes:
+            raise ConfigError(f"{where}.token_sha256: already used by another feed or consumer")
+        if "*" in feed.address or not _ADDRESS_PATTERN.match(feed.address):
+            raise ConfigError(f"{where}.address: {feed.address!r} is not an address")
+        consumer = by_name.get(feed.consumer)
+        if consumer is None:
+            raise ConfigError(f"{where}.consumer: no consumer named {feed.consumer!r}")
+        folded = feed.address.casefold()
+        allowed = {p.casefold() for p in consumer.allow}
+        if folded not in allowed and f"*@{folded.rpartition('@')[2]}" not in allowed:
+            raise ConfigError(
+                f"{where}.address: consumer {feed.consumer!r} may not query {feed.address!r}"
+            )
+        feeds.append(feed)
+    return tuple(feeds)

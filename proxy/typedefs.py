@@ -12,6 +12,7 @@ from proxy.clock import Clock, WallClock
 from proxy.connect.registry import ConnectionRemoved
 from proxy.connect.runtime import ConnectRuntime
 from proxy.consumers import ConsumerRegistry
+from proxy.feeds import FeedRegistry
 from proxy.graph import ScheduleSource
 from proxy.metrics import Metrics
 from proxy.ratelimit import TokenBuckets
@@ -41,3 +42,4 @@ GATE = web.AppKey("gate", Throttle)
 WALL_CLOCK: web.AppKey[WallClock] = web.AppKey("wall_clock")
 RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
 AUDIT_TRAIL: web.AppKey[AuditTrail] = web.AppKey("audit_trail")
+FEEDS = web.AppKey("feeds", FeedRegistry)

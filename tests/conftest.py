@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings as hypothesis_settings
 
-from proxy.app import init_app
+from proxy.app import init_app, run_kwargs
 from proxy.clock import MONOTONIC, Clock, FixedWallClock, WallClock
 from proxy.consumers import new_key
 from proxy.hardening import server_kwargs
@@ -73,7 +73,9 @@ def log_capture(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureF
     """Capture every log line at DEBUG and fail the test if a secret or canary is in one."""
     caplog.set_level(logging.DEBUG)
     yield caplog
-    text = caplog.text
+    # caplog.text holds only this (teardown) phase; the test body logs in the "call" phase.
+    earlier = [r for when in ("setup", "call") for r in caplog.get_records(when)]
+    text = "\n".join(logging.Formatter().format(r) for r in earlier) + caplog.text
     for marker in FORBIDDEN_MARKERS:
         assert marker not in text, f"a log line contains {marker[:8]}…"
 
@@ -152,7 +154,7 @@ def make_proxy(aiohttp_client: Any) -> ProxyFactory:
         app = init_app(settings, clock=clock, wall_clock=wall_clock or FixedWallClock(TEST_NOW))
         server = TestServer(app)
         # TestServer drops constructor kwargs; the parser limits go to start_server.
-        await server.start_server(**server_kwargs(settings.server))
+        await server.start_server(**run_kwargs(), **server_kwargs(settings.server))
         client: TestClient[Any, Any] = await aiohttp_client(server)
         return client
 
