@@ -49,6 +49,7 @@ _COMMON_ERRORS = {
     405: "Method not allowed here.",
     413: "Request body too large.",
     415: "The body is not application/json.",
+    429: "Over the API key's rate_per_minute; Retry-After says when to try again.",
     500: "A bug; details go to the proxy's log only.",
     502: "Microsoft Graph (or the token request) failed for the whole request.",
     504: "Every Graph call of the request timed out.",
@@ -423,7 +424,11 @@ def _graph_operation(operation_id: str, summary: str, with_id: bool) -> dict[str
                 "schema": {"type": "string", "minLength": 1, "examples": [EXAMPLE_ADDRESS]},
             },
         )
-    errors = {**_COMMON_ERRORS, 429: "Graph kept throttling.", 503: "Graph is unavailable."}
+    errors = {
+        **_COMMON_ERRORS,
+        429: "Over the API key's rate_per_minute, or Graph kept throttling.",
+        503: "Graph is unavailable.",
+    }
     return {
         "post": {
             "operationId": operation_id,
@@ -445,7 +450,10 @@ def _graph_operation(operation_id: str, summary: str, with_id: bool) -> dict[str
 
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of every consumer-facing endpoint."""
-    google_errors = {**_COMMON_ERRORS, 429: "Graph kept throttling."}
+    google_errors = {
+        **_COMMON_ERRORS,
+        429: "Over the API key's rate_per_minute, or Graph kept throttling.",
+    }
     problem_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (413, 415)}
     return {
         "openapi": "3.1.0",

@@ -90,3 +90,39 @@ async def test_over_the_rate_is_429_problem_with_retry_after(
     clock.advance(30)
     async with client.post("/v1/availability", json=QUERY, headers=auth(key)) as resp:
         assert resp.status == 200
+
+
+async def test_every_dialect_answers_429_with_retry_after(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """The rate is per key across routes; Google and Graph drop-in say 429 in their own shape,
+    with Retry-After too."""
+    key, digest = new_key()
+    base = proxy_settings(mock_graph)
+    limited = ConsumerSettings(
+        name="slow", key_sha256=digest, allow=(f"*@{MOCK_DOMAIN}",), rate_per_minute=1
+    )
+    client = await make_proxy(
+        mock_graph, settings=replace(base, consumers=(*base.consumers, limited))
+    )
+    async with client.post("/v1/availability", json=QUERY, headers=auth(key)) as resp:
+        assert resp.status == 200
+    google = {
+        "timeMin": "2026-01-05T00:00:00Z",
+        "timeMax": "2026-01-06T00:00:00Z",
+        "items": [{"id": ONE_ADDRESS}],
+    }
+    graph = {
+        "schedules": [ONE_ADDRESS],
+        "startTime": {"dateTime": "2026-01-05T00:00:00", "timeZone": "UTC"},
+        "endTime": {"dateTime": "2026-01-06T00:00:00", "timeZone": "UTC"},
+    }
+    for path, body in [
+        ("/calendar/v3/freeBusy", google),
+        (f"/v1.0/users/{ONE_ADDRESS}/calendar/getSchedule", graph),
+    ]:
+        async with client.post(path, json=body, headers=auth(key)) as resp:
+            text = await resp.text()
+            assert resp.status == 429, text
+            assert resp.headers["Retry-After"] == "60"
+            assert resp.content_type == "application/json"

@@ -187,6 +187,7 @@ async def google_error_middleware(request: web.Request, handler: Handler) -> web
         if exc.code in {"invalid_time", "invalid_time_zone"}:
             reason = "invalid"
         headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
+        headers = {**(headers or {}), **exc.extra_headers()} or None  # e.g. Retry-After
         return google_error(status, reason=reason, message=exc.detail, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -285,6 +285,7 @@ async def graph_error_middleware(request: web.Request, handler: Handler) -> web.
         if exc.code == "upstream_unavailable":
             status = 503
         headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
+        headers = {**(headers or {}), **exc.extra_headers()} or None  # e.g. Retry-After
         return graph_error(request, status, code=exc.code, message=exc.detail, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
