@@ -76,6 +76,15 @@ def check_request(
         )
 
 
+def clamp_to_lookback(policy: Policy, window: Window, *, now: datetime) -> Window:
+    """A window the consumer did not choose (a feed's default "today 00:00 onwards") moved to
+    start no earlier than the consumer may look back; left alone when nothing would remain."""
+    earliest = now - timedelta(days=policy.max_lookback_days)
+    if window.start >= earliest or earliest >= window.end:
+        return window
+    return Window(start=earliest, end=window.end)
+
+
 def fetch_window(policy: Policy, window: Window) -> Window:
     """The window to fetch so that widened items are exact: the request's, widened to the grid.
 

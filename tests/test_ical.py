@@ -231,7 +231,7 @@ async def test_feed_token_and_key_together_are_refused(feed_proxy: TestClient[An
 async def test_feed_without_a_window_uses_default_days(make_feed_proxy: Any) -> None:
     """A subscribed calendar sends no start/end: the feed covers default_days from today."""
     proxy = await make_feed_proxy(default_days=3)
-    before = datetime.now(UTC)
+    before = TEST_NOW  # the app's wall clock (make_feed_proxy injects it)
     async with proxy.get(ICS, params={"token": FEED_TOKEN}) as resp:
         assert resp.status == 200
         component, _ = parse_feed(await resp.read())

@@ -516,3 +516,22 @@ async def test_max_schedules_per_consumer(
     ) as resp:
         assert resp.status == 400
         assert (await resp.json(content_type=None))["code"] == "too_many_schedules"
+
+
+async def test_feed_default_window_starts_now_for_a_key_without_look_back(
+    aiohttp_server: Any, aiohttp_client: Any, mock_graph: RunningMock
+) -> None:
+    """A feed without start/end reads from today 00:00 UTC, but a key that may not look back
+    (the default) gets it from now: 200, not window_too_early, and nothing before now."""
+    from proxy.app import init_app, run_kwargs
+    from tests.test_ical import FEED_TOKEN, ICS, parse_feed, with_feed
+
+    now = datetime(2026, 3, 16, 10, 30, tzinfo=UTC)
+    app = init_app(with_feed(mock_graph), wall_clock=FixedWallClock(now))
+    client = await aiohttp_client(await aiohttp_server(app, **run_kwargs()))
+    async with client.get(ICS, params={"token": FEED_TOKEN}) as resp:
+        body = await resp.read()
+        assert resp.status == 200, body
+    component, periods = parse_feed(body)
+    assert component["DTSTART"].dt == now
+    assert all(start >= now for _, start, _ in periods)

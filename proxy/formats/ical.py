@@ -16,10 +16,11 @@ from proxy.consumers import Consumer
 from proxy.errors import BadRequest, ProblemError
 from proxy.formats.common import merge_periods
 from proxy.model import ErrorCode, ScheduleResult, Status, Window
+from proxy.policy import clamp_to_lookback
 from proxy.service import lookup
 from proxy.settings import IcalSettings, Settings
 from proxy.timefmt import format_utc
-from proxy.typedefs import CONSUMERS, FEEDS, SETTINGS
+from proxy.typedefs import CONSUMERS, FEEDS, SETTINGS, WALL_CLOCK
 
 ICAL_CONTENT_TYPE = "text/calendar"
 PRODID = "-//freebusy-proxy//free-busy feed//EN"
@@ -118,7 +119,8 @@ async def freebusy_ics(request: web.Request) -> web.Response:
             raise BadRequest(f"{name} is given more than once", code="invalid_request")
     consumer = _authenticate(request, address)
     settings = request.app[SETTINGS]
-    query = _query(address, params.get("start"), params.get("end"), settings)
+    now = request.app[WALL_CLOCK].now()
+    query = _query(address, params.get("start"), params.get("end"), settings, consumer, now=now)
     results = await lookup(request.app, consumer, query.schedules, query.window)
     result = results[address.casefold()]
     if result.error is not None:
@@ -147,12 +149,19 @@ def _authenticate(request: web.Request, address: str) -> Consumer:
 
 
 def _query(
-    address: str, start: str | None, end: str | None, settings: Settings
+    address: str,
+    start: str | None,
+    end: str | None,
+    settings: Settings,
+    consumer: Consumer,
+    *,
+    now: datetime,
 ) -> AvailabilityQuery:
     """The feed's query: the window given, or the default one when neither bound is."""
     raw: dict[str, Any] = {"schedules": [address]}
     if start is None and end is None:
-        window = default_window(settings.ical, now=datetime.now(UTC))
+        # From today 00:00 UTC, but not before the key may look back (0 days: from now).
+        window = clamp_to_lookback(consumer.policy, default_window(settings.ical, now=now), now=now)
         raw.update(start=format_utc(window.start), end=format_utc(window.end))
     else:
         raw.update(start=start, end=end)
