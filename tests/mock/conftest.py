@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from proxy.mock import MockSettings, RunningMock, start_mock
+from proxy.mock import RunningMock
 from proxy.tls import client_ssl_context
-
-MockFactory = Callable[..., Awaitable[RunningMock]]
+from tests.conftest import MockFactory
 
 
 @pytest.fixture
-async def mock_factory(tmp_path: Path) -> AsyncIterator[MockFactory]:
-    """Start mocks with any settings on free ports; all are closed after the test."""
-    started: list[RunningMock] = []
-
-    async def start(**settings: Any) -> RunningMock:
-        cert_dir = tmp_path / f"mock-{len(started)}"
-        running = await start_mock(settings=MockSettings(**settings), cert_dir=cert_dir)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        await running.close()
+def mock_factory(make_mock: MockFactory) -> MockFactory:
+    """Start mocks with any settings (the suite's make_mock); all are closed after the test."""
+    return make_mock
 
 
 @pytest.fixture

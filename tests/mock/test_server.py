@@ -22,7 +22,8 @@ async def test_urls_and_ca_file(mock: RunningMock, tmp_path: Path) -> None:
     assert not mock.url.endswith("/")
     assert mock.authority == mock.url
     assert mock.graph_base_url == mock.url + "/v1.0"
-    assert mock.ca_file == tmp_path / "mock-0" / "mock-ca.pem"
+    assert mock.ca_file.parent.parent == tmp_path
+    assert mock.ca_file.name == "mock-ca.pem"
     assert mock.ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
 
 
