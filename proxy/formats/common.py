@@ -11,6 +11,7 @@ from aiohttp import web
 
 from proxy.errors import BadRequest, ProblemError
 from proxy.model import BusyItem, Status
+from proxy.policy import merge
 
 # With a realm: httplib2 (Google's Python client) rejects a bare "Bearer" challenge.
 BEARER_CHALLENGE = 'Bearer realm="freebusy-proxy"'
@@ -43,11 +44,9 @@ def merge_periods(
 ) -> list[tuple[datetime, datetime]]:
     """Intervals covered by items whose status is in ``statuses``; overlapping and touching
     intervals merged, sorted."""
-    spans = sorted((item.start, item.end) for item in items if item.status in statuses)
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    busy = [
+        BusyItem(start=i.start, end=i.end, status=Status.BUSY)
+        for i in items
+        if i.status in statuses
+    ]
+    return [(item.start, item.end) for item in merge(busy)]
