@@ -150,7 +150,11 @@ async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
     """The request as sent, for the memo; None when it could not succeed as it stands."""
     if request.method == "GET":
         # Raw: percent-decoding first would let "a%26b" and "a&b" share an entry.
-        return (consumer, "GET", request.rel_url.raw_query_string.encode())
+        return (
+            consumer,
+            "GET",
+            request.rel_url.raw_query_string.encode("utf-8", "surrogateescape"),
+        )
     if request.content_type != "application/json":
         return None
     return (consumer, "POST", await request.read())

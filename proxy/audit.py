@@ -19,7 +19,6 @@ from typing import IO
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from cachetools import LRUCache
 
 from proxy.audit_record import CURRENT, AuditRecord
 from proxy.clock import WallClock
@@ -69,7 +68,7 @@ class AuditTrail:
         self._key = key.encode()
         self._stream: IO[str] | None = None
         self._owned = False
-        self._pseudonyms: LRUCache[str, str] = LRUCache(maxsize=_PSEUDONYMS_KEPT)
+        self._pseudonyms: dict[str, str] = {}
 
     @property
     def enabled(self) -> bool:
@@ -96,6 +95,9 @@ class AuditTrail:
         found = self._pseudonyms.get(address)
         if found is None:
             found = hmac.new(self._key, address.casefold().encode(), hashlib.sha256).hexdigest()
+            if len(self._pseudonyms) >= _PSEUDONYMS_KEPT:
+                # A plain dict emptied when full: an LRU's bookkeeping cost more than a hit.
+                self._pseudonyms.clear()
             self._pseudonyms[address] = found
         return found
 
