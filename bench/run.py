@@ -93,7 +93,7 @@ name = "bench"
 key_sha256 = "{KEY_SHA}"
 allow = ["*@{MOCK_DOMAIN}"]
 # The benchmark's fixed March 2026 days lie in the past; wrk sends thousands a second
-# (0: the bucket is not consulted; the limiter's take() costs about a microsecond).
+# (0: the bucket is not consulted; the limiter's take() costs about 2 µs a request).
 max_lookback_days = 3660
 rate_per_minute = 0
 """
