@@ -339,6 +339,9 @@ async def cold_path(mock: RunningMock, config: Path, samples: int) -> dict[str, 
             day = T0.replace(hour=0)
             for i in range(samples + 20):
                 address = addresses[i]
+                # The mock memoizes each mailbox's calendar: warm it first, so all three
+                # measured calls find it equally warm whichever order they come in.
+                await direct(address, day, day + reach)
                 one_day = await direct(address, day, day + timedelta(days=1))
                 reaching = await direct(address, day, day + reach)
                 t = time.perf_counter()
@@ -353,7 +356,7 @@ async def cold_path(mock: RunningMock, config: Path, samples: int) -> dict[str, 
             calls = mock.graph.stats()["calls"]["getSchedule"]
     finally:
         await tokens.close()
-    assert calls == 3 * (samples + 20), "every proxy request must have been a cache miss"
+    assert calls == 4 * (samples + 20), "every proxy request must have been a cache miss"
     result: dict[str, Any] = {"samples": samples, "reach_days": reach.days}
     for name, values in timings.items():
         for p in (50, 99):
