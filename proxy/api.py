@@ -11,12 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.audit_record import note_request
 from proxy.errors import BadRequest, ProblemError
+from proxy.memo import MemoKey
 from proxy.model import ScheduleResult, Window
+from proxy.policy import fetch_window
 from proxy.service import lookup
 from proxy.settings import LimitSettings
 from proxy.timefmt import format_utc, parse_rfc3339
-from proxy.typedefs import CONSUMERS, READINESS, SETTINGS
+from proxy.typedefs import CONSUMERS, MEMO, RATE_LIMITS, READINESS, SETTINGS, WALL_CLOCK
 
 # Deliberately plain: a mailbox address as Exchange accepts it, ASCII, no quoting or comments.
 _ADDRESS = re.compile(
@@ -110,15 +113,51 @@ def render_availability(query: AvailabilityQuery, results: Mapping[str, Schedule
 
 async def availability(request: web.Request) -> web.Response:
     """GET or POST /v1/availability: minimized free/busy for the requested addresses."""
-    consumer = request.app[CONSUMERS].authenticate(request.headers.get("Authorization"))
+    app = request.app
+    consumer = app[CONSUMERS].authenticate(request.headers.get("Authorization"))
+    key = await _memo_key(request, consumer.name)
+    policy = consumer.policy
+    if key is not None:
+        memoized = app[MEMO].get(key, policy=policy, now=app[WALL_CLOCK].now())
+        if memoized is not None:
+            # The same duties as lookup(): audit, rate; the rest held when it was stored.
+            note_request(memoized.schedules, memoized.window)
+            app[RATE_LIMITS].take(consumer.name, policy.rate_per_minute)
+            return _json_response(memoized.body)
     raw = await _read_request(request)
-    query = parse_query(raw, request.app[SETTINGS].limits)
-    results = await lookup(request.app, consumer, query.schedules, query.window)
+    query = parse_query(raw, app[SETTINGS].limits)
+    results = await lookup(app, consumer, query.schedules, query.window)
+    body = render_availability(query, results)
+    if key is not None and all(r.error is None and not r.stale for r in results.values()):
+        app[MEMO].put(
+            key,
+            body=body,
+            schedules=query.schedules,
+            window=query.window,
+            policy=policy,
+            fetch_window=fetch_window(policy, query.window),
+        )
+    return _json_response(body)
+
+
+def _json_response(body: bytes) -> web.Response:
     return web.Response(
-        body=render_availability(query, results),
-        content_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
     )
+
+
+async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
+    """The request as sent, for the memo; None when it could not succeed as it stands."""
+    if request.method == "GET":
+        # Raw: percent-decoding first would let "a%26b" and "a&b" share an entry.
+        return (
+            consumer,
+            "GET",
+            request.rel_url.raw_query_string.encode("utf-8", "surrogateescape"),
+        )
+    if request.content_type != "application/json":
+        return None
+    return (consumer, "POST", await request.read())
 
 
 async def _read_request(request: web.Request) -> Mapping[str, Any]:

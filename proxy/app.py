@@ -25,6 +25,7 @@ from proxy.errors import ConfigError
 from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
 from proxy.hardening import security_headers
+from proxy.memo import ResponseMemo
 from proxy.metrics import Metrics, metrics_middleware
 from proxy.problems import problem_middleware
 from proxy.ratelimit import TokenBuckets
@@ -42,6 +43,7 @@ from proxy.typedefs import (
     FEEDS,
     GATE,
     GRAPH_SESSION,
+    MEMO,
     METRICS,
     RATE_LIMITS,
     READINESS,
@@ -146,6 +148,7 @@ async def _frugal(app: web.Application) -> AsyncIterator[None]:
     """Put the cache, batching and breaker in front of the source; forget on disconnect."""
     cache = frugal_source(app[SOURCE], app[SETTINGS], app[CLOCK], app[METRICS])
     app[SOURCE] = app[CACHE] = cache
+    memo = app[MEMO] = ResponseMemo(cache, clock=app[CLOCK])
     if CONNECTION_REMOVED in app:
 
         async def forget(connection: Connection) -> None:
@@ -156,6 +159,7 @@ async def _frugal(app: web.Application) -> AsyncIterator[None]:
                 if connection.kind == "individual"
                 else [a for a in cached if a.rpartition("@")[2] in connection.domains]
             )
+            memo.clear()
 
         app[CONNECTION_REMOVED].append(forget)
     yield

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import sys
 from collections.abc import AsyncIterator
-from typing import IO, Any
+from json.encoder import encode_basestring_ascii
+from typing import IO
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -25,12 +25,20 @@ from proxy.clock import WallClock
 from proxy.errors import ConfigError, ProblemError
 from proxy.problems import http_error_code
 from proxy.settings import AUDIT_KEY_ENV, AuditSettings
-from proxy.timefmt import format_utc
+from proxy.timefmt import format_instant, format_utc
 from proxy.typedefs import AUDIT_TRAIL, SETTINGS, WALL_CLOCK
 
 # Routes that are not consumer requests: probes and scrapes would drown the trail.
 _UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MIN_KEY_LENGTH = 32
+# Addresses whose pseudonyms are remembered: an HMAC per address per request was a tenth of
+# a cached request's CPU, and a scheduling app asks about the same few people all day.
+_PSEUDONYMS_KEPT = 4096
+
+
+def _string(value: str | None) -> str:
+    """A string (or None) as json.dumps writes it."""
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 def check_audit_settings(settings: AuditSettings) -> None:
@@ -60,6 +68,7 @@ class AuditTrail:
         self._key = key.encode()
         self._stream: IO[str] | None = None
         self._owned = False
+        self._pseudonyms: dict[str, str] = {}
 
     @property
     def enabled(self) -> bool:
@@ -83,7 +92,14 @@ class AuditTrail:
 
     def pseudonym(self, address: str) -> str:
         """The HMAC-SHA256 of the case-folded address: stable across runs with one key."""
-        return hmac.new(self._key, address.casefold().encode(), hashlib.sha256).hexdigest()
+        found = self._pseudonyms.get(address)
+        if found is None:
+            found = hmac.new(self._key, address.casefold().encode(), hashlib.sha256).hexdigest()
+            if len(self._pseudonyms) >= _PSEUDONYMS_KEPT:
+                # A plain dict emptied when full: an LRU's bookkeeping cost more than a hit.
+                self._pseudonyms.clear()
+            self._pseudonyms[address] = found
+        return found
 
     def line(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> str:
         """The JSON line for a finished request, built field by field."""
@@ -91,20 +107,22 @@ class AuditTrail:
             schedules = [address.casefold() for address in record.addresses]
         else:
             schedules = [self.pseudonym(address) for address in record.addresses]
-        document: dict[str, Any] = {
-            "time": format_utc(self._clock.now()),
-            "consumer": record.consumer,
-            "route": route,
-            "addresses": len(record.addresses),
-            "schedules": schedules,
-            "window": None
+        # Assembled from JSON-encoded pieces: the same text as json.dumps(document,
+        # separators=(",", ":")) (tested), at a third of its cost on every request.
+        window = (
+            "null"
             if record.window is None
-            else {"start": format_utc(record.window.start), "end": format_utc(record.window.end)},
-            "status": status,
-            "outcome": outcome,
-            "upstream_calls": record.upstream_calls,
-        }
-        return json.dumps(document, separators=(",", ":"))
+            else f'{{"start":"{format_utc(record.window.start)}",'
+            f'"end":"{format_utc(record.window.end)}"}}'
+        )
+        return (
+            f'{{"time":"{format_instant(self._clock.now())}",'
+            f'"consumer":{_string(record.consumer)},"route":{_string(route)},'
+            f'"addresses":{len(record.addresses)},'
+            f'"schedules":[{",".join(map(_string, schedules))}],"window":{window},'
+            f'"status":{int(status)},"outcome":{_string(outcome)},'
+            f'"upstream_calls":{int(record.upstream_calls)}}}'
+        )
 
     def write(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> None:
         """Append one line; a line is small, so the write does not hold up the loop."""

@@ -97,9 +97,7 @@ class CachedScheduleSource:
         days = range(_day(window.start), _day_of_end(window.end) + 1)
         mailboxes = list(dict.fromkeys(address.casefold() for address in addresses))
         now = self._clock()
-        if now - self._purged_at >= max(self._max_age_s, 1.0):
-            # Nothing is kept longer than it may be served, even when nothing new arrives.
-            self._purge(now)
+        self._purge_if_due(now)
         hits: dict[CacheKey, CachedDay] = {}
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
@@ -125,6 +123,39 @@ class CachedScheduleSource:
             # Shielded: this request giving up must not cancel a fetch others wait for.
             outcomes[task] = await asyncio.shield(task)
         return self._answer(mailboxes, days, window, hits, waits, outcomes)
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every forget(): anything derived from earlier entries is void."""
+        return self._generation
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a fetched day is fresh."""
+        return self._ttl_s
+
+    def fresh_until(self, addresses: Iterable[str], window: Window) -> float | None:
+        """When the first of the days these addresses' answers over ``window`` use turns
+        stale (clock reading), or None when one is missing, stale or an error."""
+        if self._ttl_s <= 0:
+            return None
+        days = range(_day(window.start), _day_of_end(window.end) + 1)
+        oldest: float | None = None
+        for mailbox in dict.fromkeys(address.casefold() for address in addresses):
+            for day in days:
+                entry = self._entries.get((mailbox, day))
+                if entry is None or entry.error is not None:
+                    return None
+                if oldest is None or entry.fetched_at < oldest:
+                    oldest = entry.fetched_at
+        if oldest is None or self._clock() - oldest > self._ttl_s:
+            return None
+        return oldest + self._ttl_s
+
+    def count_hits(self, days: int) -> None:
+        """Count mailbox-days answered from memory without a lookup (the response memo)."""
+        self._hits.inc(days)
+        self._purge_if_due(self._clock())
 
     def forget(self, addresses: Iterable[str]) -> int:
         """Drop everything cached for these addresses; fetches in flight will not store."""
@@ -200,6 +231,11 @@ class CachedScheduleSource:
                 if isinstance(value, CachedDay):
                     self._entries[key] = value
         return _Fetched(days=days)
+
+    def _purge_if_due(self, now: float) -> None:
+        if now - self._purged_at >= max(self._max_age_s, 1.0):
+            # Nothing is kept longer than it may be served, even when nothing new arrives.
+            self._purge(now)
 
     def _purge(self, now: float) -> None:
         """Drop every entry too old to be served even stale."""

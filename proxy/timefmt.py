@@ -34,6 +34,14 @@ def parse_rfc3339(text: str) -> datetime:
 @functools.lru_cache(maxsize=16384)
 def format_utc(instant: datetime) -> str:
     """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix."""
+    return format_instant(instant)
+
+
+def format_instant(instant: datetime) -> str:
+    """format_utc without its memo, for instants that never repeat (the clock's now)."""
+    if instant.tzinfo is UTC:
+        # isoformat()'s own choice (microseconds only when there are some) is ours too.
+        return instant.isoformat()[:-6] + "Z"
     utc = instant.astimezone(UTC)
     spec = "seconds" if utc.microsecond == 0 else "microseconds"
     return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

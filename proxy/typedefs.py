@@ -14,6 +14,7 @@ from proxy.connect.runtime import ConnectRuntime
 from proxy.consumers import ConsumerRegistry
 from proxy.feeds import FeedRegistry
 from proxy.graph import ScheduleSource
+from proxy.memo import ResponseMemo
 from proxy.metrics import Metrics
 from proxy.ratelimit import TokenBuckets
 from proxy.readiness import Readiness
@@ -35,6 +36,8 @@ CONNECT = web.AppKey("connect", ConnectRuntime)
 # Called with each deleted delegated connection, so caches can forget what it fetched.
 CONNECTION_REMOVED = web.AppKey("connection_removed", list[ConnectionRemoved])
 CACHE = web.AppKey("cache", CachedScheduleSource)
+# Rendered JSON API answers, tied to the cache (proxy/memo.py).
+MEMO = web.AppKey("memo", ResponseMemo)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 # The one throttle every Graph call passes, whichever token it carries.

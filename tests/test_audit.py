@@ -183,3 +183,45 @@ def test_serve_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert AUDIT_KEY_ENV in result.stderr
     assert MOCK_CLIENT_SECRET not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("consumer", "addresses", "window", "audit_addresses"),
+    [
+        ("all", ("A@x.example", "b@x.example"), True, False),
+        ('quo"te\\ünï ☃', ("Ünï@x.example",), True, True),
+        (None, (), False, False),
+    ],
+)
+def test_line_is_what_json_dumps_writes(
+    consumer: str | None, addresses: tuple[str, ...], window: bool, audit_addresses: bool
+) -> None:
+    """The hand-assembled line is exactly json.dumps of the documented fields."""
+    from datetime import UTC, datetime, timedelta
+
+    from proxy.audit import AuditTrail
+    from proxy.audit_record import AuditRecord
+    from proxy.clock import FixedWallClock
+    from proxy.model import Window
+
+    now = datetime(2026, 3, 16, 9, 30, 0, 1234, tzinfo=UTC)
+    trail = AuditTrail(
+        AuditSettings(hmac_key=AUDIT_KEY, audit_addresses=audit_addresses), FixedWallClock(now)
+    )
+    span = Window(start=now, end=now + timedelta(days=1)) if window else None
+    record = AuditRecord(consumer=consumer, addresses=addresses, window=span, upstream_calls=2)
+    line = trail.line(record, route="POST /v1/availability", status=200, outcome="ok")
+    expected = {
+        "time": "2026-03-16T09:30:00.001234Z",
+        "consumer": consumer,
+        "route": "POST /v1/availability",
+        "addresses": len(addresses),
+        "schedules": [a.casefold() if audit_addresses else pseudonym(a) for a in addresses],
+        "window": None
+        if span is None
+        else {"start": "2026-03-16T09:30:00.001234Z", "end": "2026-03-17T09:30:00.001234Z"},
+        "status": 200,
+        "outcome": "ok",
+        "upstream_calls": 2,
+    }
+    assert line == json.dumps(expected, separators=(",", ":"))

@@ -54,3 +54,20 @@ def test_format_is_utc_with_z() -> None:
 def test_graph_local_has_seven_fraction_digits() -> None:
     """Graph's dateTime shape: seven fractional digits, no offset."""
     assert format_graph_local(datetime(2026, 3, 15, 9, tzinfo=UTC)) == "2026-03-15T09:00:00.0000000"
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        datetime(2026, 3, 15, 9, tzinfo=UTC),
+        datetime(2026, 3, 15, 9, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 3, 15, 10, 0, 0, 500000, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_format_instant_matches_format_utc(instant: datetime) -> None:
+    """The unmemoised formatter writes what the memoised one does."""
+    from proxy.timefmt import format_instant
+
+    expected = instant.astimezone(UTC).replace(tzinfo=None)
+    spec = "seconds" if expected.microsecond == 0 else "microseconds"
+    assert format_instant(instant) == format_utc(instant) == expected.isoformat(timespec=spec) + "Z"
