@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from proxy.audit_record import note_request
-from proxy.errors import BadRequest, ProblemError
+from proxy.errors import BadRequest
+from proxy.formats.common import read_json_object
 from proxy.memo import MemoKey
 from proxy.model import ScheduleResult, Window
 from proxy.policy import fetch_window
@@ -171,19 +172,7 @@ async def _read_request(request: web.Request) -> Mapping[str, Any]:
         if "schedules" in raw:
             raw["schedules"] = [s.strip() for s in raw["schedules"].split(",") if s.strip()]
         return raw
-    if request.content_type != "application/json":
-        raise ProblemError(
-            "send a JSON body with Content-Type: application/json",
-            code="unsupported_media_type",
-            status=415,
-        )
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
-    return body
+    return await read_json_object(request)
 
 
 async def healthz(request: web.Request) -> web.Response:
