@@ -20,6 +20,10 @@ _MICROSOFT_HOSTS = (
     "login.microsoftonline.us",
     "login.partner.microsoftonline.cn",
 )
+# What msal raises when the identity platform is unreachable or answers nonsense, in discovery
+# or at the token endpoint: requests' errors are OSErrors, a 5xx is MsalServiceError, a body
+# that is not JSON a ValueError (json.JSONDecodeError).
+PLATFORM_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, msal.exceptions.MsalError)
 # msal's answers that mean a person has to sign in (and consent) again.
 CONSENT_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from proxy.connect import pages
-from proxy.connect.identity import error_code
+from proxy.connect.identity import PLATFORM_ERRORS, error_code
 from proxy.connect.onboarding import Refusal, complete
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes
 from proxy.connect.store import Kind
@@ -39,7 +40,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     runtime = request.app[CONNECT]
     try:
         app = await runtime.starter()
-    except (ValueError, OSError):
+    except PLATFORM_ERRORS:
         # msal's discovery failed: the identity platform is unreachable or answers nonsense.
         log.warning("cannot start a sign-in: the identity platform is unavailable")
         return pages.failure("sign_in_failed")
@@ -70,12 +71,20 @@ async def callback(request: web.Request) -> web.Response:
         reason = "declined" if answer["error"] == "access_denied" else "sign_in_failed"
         log.info("sign-in ended with %s", error_code(answer))
         return pages.failure(reason)
-    app, cache = await runtime.finisher()
     try:
-        result = await asyncio.to_thread(app.acquire_token_by_auth_code_flow, pending.flow, answer)
-    except ValueError:
-        # msal's own state (and scope) check.
-        return pages.failure("state_mismatch")
+        app, cache = await runtime.finisher()
+        try:
+            result = await asyncio.to_thread(
+                app.acquire_token_by_auth_code_flow, pending.flow, answer
+            )
+        except json.JSONDecodeError:
+            raise  # a token response that is not JSON: the platform's fault, not the state's
+        except ValueError:
+            # msal's own state (and scope) check.
+            return pages.failure("state_mismatch")
+    except PLATFORM_ERRORS:
+        log.warning("cannot finish a sign-in: the identity platform is unavailable")
+        return pages.failure("sign_in_failed")
     if not isinstance(result, dict) or "access_token" not in result:
         log.warning("code redemption refused: %s", error_code(result))
         return pages.failure("sign_in_failed")

@@ -14,6 +14,7 @@ from proxy.mock.settings import (
     MOCK_CLIENT_SECRET,
     MOCK_DOMAIN,
     MOCK_TENANT_ID,
+    PERSONAL_ACCOUNTS_TENANT_ID,
     MockSettings,
 )
 from proxy.mock.state import MockGraph
@@ -24,6 +25,7 @@ __all__ = [
     "MOCK_CLIENT_SECRET",
     "MOCK_DOMAIN",
     "MOCK_TENANT_ID",
+    "PERSONAL_ACCOUNTS_TENANT_ID",
     "Fault",
     "MockGraph",
     "MockSettings",

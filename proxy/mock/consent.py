@@ -80,6 +80,8 @@ class ConsentBook:
 
     extra_scopes: tuple[str, ...] = ()
     """Scopes added to every new consent, as if an admin had granted more (over-privilege)."""
+    withheld_scopes: tuple[str, ...] = ()
+    """Scopes left out of every new consent though asked for (a consent granting less)."""
     grants: dict[tuple[str, str], Grant] = field(default_factory=dict)
     codes: dict[str, AuthCode] = field(default_factory=dict)
     redeemed: set[str] = field(default_factory=set)
@@ -98,7 +100,7 @@ class ConsentBook:
         if grant is None or grant.revoked:
             grant = Grant(user=user.lower(), client_id=client_id, scopes=set())
             self.grants[key] = grant
-        grant.scopes |= wanted | set(self.extra_scopes)
+        grant.scopes |= (wanted | set(self.extra_scopes)) - set(self.withheld_scopes)
         return grant
 
     def issue_code(

@@ -11,6 +11,7 @@ import html
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -20,7 +21,14 @@ from proxy.mock import identity
 from proxy.mock.canary import stable_object_id
 from proxy.mock.consent import OIDC_SCOPES, Grant, graph_scope, pkce_s256
 from proxy.mock.identity import TokenRequest, aad_error
-from proxy.mock.responses import json_response
+from proxy.mock.responses import (
+    GRAPH_ERROR_CODES,
+    drop_connection,
+    fault_status_headers,
+    graph_error,
+    json_response,
+    malformed_response,
+)
 from proxy.mock.state import MockGraph
 from proxy.mock.tokens import TokenRejected
 from proxy.mock.typedefs import GRAPH_KEY
@@ -43,6 +51,38 @@ _AUTHORIZE_PARAMS = (
     "response_mode",
     "client_info",
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    """Who can sign in: a person of the organisation, or an account from outside it."""
+
+    address: str
+    object_id: str
+    display_name: str
+    tenant_id: str
+    """The account's home tenant: the organisation's, another one's, or personal accounts'."""
+
+
+def find_account(graph: MockGraph, address: str) -> Account | None:
+    """Return the person or outside account signing in as ``address``, or None."""
+    mailbox = graph.organisation.lookup(address)
+    if mailbox is not None and mailbox.kind == "person":
+        return Account(
+            address=mailbox.address,
+            object_id=mailbox.object_id,
+            display_name=mailbox.display_name,
+            tenant_id=graph.settings.tenant_id,
+        )
+    for outside, tenant_id in graph.settings.outside_accounts:
+        if outside.lower() == address.lower():
+            return Account(
+                address=outside.lower(),
+                object_id=stable_object_id(tenant_id, "user", outside.lower()),
+                display_name=outside.split("@")[0],
+                tenant_id=tenant_id,
+            )
+    return None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -127,15 +167,22 @@ def _authorize_form(graph: MockGraph, params: Mapping[str, str]) -> web.Response
         for name in _AUTHORIZE_PARAMS
         if name in params
     )
-    people = graph.organisation.people()
+    people = [
+        (
+            p.address,
+            p.display_name,
+            " — administrator" if p.address in graph.settings.admins else "",
+        )
+        for p in graph.organisation.people()
+    ] + [(a, a, " — outside the organisation") for a, _ in graph.settings.outside_accounts]
     hint = params.get("login_hint", "").lower()
-    chosen = next((p.address for p in people if p.address == hint), people[0].address)
+    chosen = next((a for a, _, _ in people if a == hint), people[0][0])
     options = "".join(
-        f'<div><input type="radio" name="user" id="user-{i}" value="{html.escape(p.address)}"'
-        f"{' checked' if p.address == chosen else ''}>"
-        f' <label for="user-{i}">{html.escape(p.display_name)} ({html.escape(p.address)})'
-        f"{' — administrator' if p.address in graph.settings.admins else ''}</label></div>"
-        for i, p in enumerate(people)
+        f'<div><input type="radio" name="user" id="user-{i}" value="{html.escape(address)}"'
+        f"{' checked' if address == chosen else ''}>"
+        f' <label for="user-{i}">{html.escape(name)} ({html.escape(address)})'
+        f"{html.escape(note)}</label></div>"
+        for i, (address, name, note) in enumerate(people)
     )
     scopes = "".join(
         f"<li>{html.escape(graph_scope(s))}</li>" for s in params.get("scope", "").split()
@@ -173,12 +220,12 @@ async def authorize(request: web.Request) -> web.Response:
         return _authorize_error(
             params, "access_denied", "AADSTS65004: User declined to consent to access the app."
         )
-    mailbox = graph.organisation.lookup(params.get("user", ""))
-    if mailbox is None or mailbox.kind != "person":
-        return _page("Sign in failed", "<p>Pick a person of the organisation.</p>", status=400)
+    account = find_account(graph, params.get("user", ""))
+    if account is None:
+        return _page("Sign in failed", "<p>Pick one of the accounts offered.</p>", status=400)
     requested = tuple(params["scope"].split())
     grant = graph.consent.consent(
-        user=mailbox.address, client_id=graph.settings.client_id, requested=requested
+        user=account.address, client_id=graph.settings.client_id, requested=requested
     )
     code = graph.consent.issue_code(
         grant=grant,
@@ -205,19 +252,26 @@ def user_tokens(
 ) -> web.Response:
     """Return the token response for ``grant``: access, id and refresh token, client_info."""
     settings = graph.settings
-    mailbox = graph.organisation.lookup(grant.user)
-    assert mailbox is not None
-    oid = mailbox.object_id
+    account = find_account(graph, grant.user)
+    assert account is not None
+    oid = account.object_id
+    tenant_id = account.tenant_id
     oidc = [s for s in _ID_TOKEN_SCOPES if s in requested]
     # As in Entra ID, the token carries every permission consented to, not only those asked for.
     permissions = sorted(s for s in grant.scopes if s not in OIDC_SCOPES)
-    admin = {"wids": [GLOBAL_ADMIN_ROLE]} if mailbox.address in settings.admins else {}
+    admin = {"wids": [GLOBAL_ADMIN_ROLE]} if account.address in settings.admins else {}
+    # An outside account's tokens come from its home tenant (and this Graph refuses them).
+    home = (
+        {}
+        if tenant_id == settings.tenant_id
+        else {"tid": tenant_id, "iss": f"https://sts.windows.net/{tenant_id}/"}
+    )
     access = graph.tokens.issue_user_token(
         client_id=settings.client_id,
         user_oid=oid,
-        upn=mailbox.address,
+        upn=account.address,
         scopes=(*permissions, *oidc),
-        extra={"name": mailbox.display_name, **admin},
+        extra={"name": account.display_name, **admin, **home},
     )
     body: dict[str, Any] = {
         "token_type": "Bearer",
@@ -225,17 +279,17 @@ def user_tokens(
         "expires_in": settings.token_lifetime_s,
         "ext_expires_in": settings.token_lifetime_s,
         "access_token": access,
-        "client_info": _b64url_json({"uid": oid, "utid": settings.tenant_id}),
+        "client_info": _b64url_json({"uid": oid, "utid": tenant_id}),
     }
     if "openid" in requested:
         claims: dict[str, Any] = {
-            "iss": f"{request.base_url}/{settings.tenant_id}/v2.0",
+            "iss": f"{request.base_url}/{tenant_id}/v2.0",
             "aud": settings.client_id,
-            "tid": settings.tenant_id,
+            "tid": tenant_id,
             "oid": oid,
-            "sub": stable_object_id(settings.tenant_id, "pairwise", settings.client_id, oid),
-            "preferred_username": mailbox.address,
-            "name": mailbox.display_name,
+            "sub": stable_object_id(tenant_id, "pairwise", settings.client_id, oid),
+            "preferred_username": account.address,
+            "name": account.display_name,
             # As with groupMembershipClaims "DirectoryRole" in the app's manifest.
             **admin,
         }
@@ -386,6 +440,24 @@ async def organization(request: web.Request) -> web.Response:
     """GET /v1.0/organization: the signed-in user's tenant (id, name, verified domains)."""
     graph = request.app[GRAPH_KEY]
     graph.counters.calls["organization"] += 1
+    fault = graph.faults.take("organization", None)
+    if fault is not None:
+        if fault.kind == "status":
+            code = GRAPH_ERROR_CODES.get(fault.status, "UnknownError")
+            return graph_error(
+                request,
+                fault.status,
+                code,
+                "Injected failure.",
+                headers=fault_status_headers(fault),
+            )
+        if fault.kind == "malformed":
+            return malformed_response()
+        if fault.kind == "drop":
+            return drop_connection(request)
+        if fault.kind == "body":
+            return json_response(fault.body)
+        await graph.faults.delay(fault)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
         claims = graph.tokens.verify(token.strip()) if scheme.lower() == "bearer" else None

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, cast, get_args
 
-FaultEndpoint = Literal["getSchedule", "token", "openid-configuration", "*"]
+FaultEndpoint = Literal["getSchedule", "token", "openid-configuration", "organization", "*"]
 FaultKind = Literal["status", "latency", "malformed", "drop", "body"]
 ENDPOINTS: tuple[str, ...] = get_args(FaultEndpoint)
 KINDS: tuple[str, ...] = get_args(FaultKind)

@@ -9,6 +9,8 @@ MOCK_CLIENT_ID = "0b9e2c7d-4f61-4a3e-8b5d-9c2a1e7f6d48"
 # Deliberately self-describing: this value must never look like a real credential.
 MOCK_CLIENT_SECRET = "mock-graph-demo-secret-not-a-real-credential"  # noqa: S105
 MOCK_DOMAIN = "contoso.example"
+# The tenant id in the tokens of personal Microsoft accounts (outlook.com, hotmail.com…).
+PERSONAL_ACCOUNTS_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 CANARY_PREFIX = "CANARY"
 
 # The environment variable the demo output suggests for the client secret.
@@ -33,6 +35,14 @@ class MockSettings:
     """People who hold a directory admin role (``wids`` claim); they may consent for everyone."""
     extra_delegated_scopes: tuple[str, ...] = ()
     """Scopes every new delegated consent also grants (an over-privileged app registration)."""
+    withheld_delegated_scopes: tuple[str, ...] = ()
+    """Scopes a new delegated consent leaves out though asked for (``offline_access``, say,
+    when the tenant-wide consent an admin gave lacks it): tokens then carry less."""
+    outside_accounts: tuple[tuple[str, str], ...] = ()
+    """(address, home tenant id) of accounts from outside the organisation, offered on the
+    sign-in page: a personal Microsoft account (``PERSONAL_ACCOUNTS_TENANT_ID``) or a person of
+    another organisation. Their tokens carry their home tenant, as a multi-tenant authority
+    issues them; the mock does not refuse them itself, so the client's own checks must."""
     device_code_lifetime_s: int = 900
     device_poll_interval_s: int = 5
 
@@ -41,3 +51,5 @@ class MockSettings:
             raise ValueError("org_size must be at least 1")
         if self.mailbox_concurrency_limit < 1 or self.mailbox_rate_limit < 1:
             raise ValueError("mailbox limits must be positive")
+        if any(tenant == self.tenant_id for _, tenant in self.outside_accounts):
+            raise ValueError("outside accounts must live in another tenant")

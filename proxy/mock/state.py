@@ -22,7 +22,10 @@ class MockGraph:
             tenant_id=settings.tenant_id, lifetime_s=settings.token_lifetime_s
         )
         self.faults = FaultBook()
-        self.consent = ConsentBook(extra_scopes=settings.extra_delegated_scopes)
+        self.consent = ConsentBook(
+            extra_scopes=settings.extra_delegated_scopes,
+            withheld_scopes=settings.withheld_delegated_scopes,
+        )
         self.counters = Stats()
         self.gate = MailboxGate(
             concurrency=settings.mailbox_concurrency_limit,
