@@ -142,7 +142,5 @@ def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
     handler.addFilter(RedactingFilter(redactor))
     root.addHandler(handler)
     root.setLevel(level)
-    # msal and urllib3 log request details at DEBUG/INFO; we report outcomes ourselves.
-    # The handler's redaction covers them anyway should someone turn them up.
-    logging.getLogger("msal").setLevel(logging.WARNING)
+    # urllib3 logs request lines at DEBUG; we report outcomes ourselves (msal: proxy/tokens.py).
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -18,13 +18,32 @@ from proxy.tls import requests_session
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 # Renew this long before expiry so a token never dies in flight.
 _RENEW_MARGIN_S = 300.0
-_MICROSOFT_HOSTS = (
+MICROSOFT_HOSTS = (
     "login.microsoftonline.com",
     "login.microsoftonline.us",
     "login.partner.microsoftonline.cn",
 )
 
+# What msal raises when the identity platform is unreachable or answers nonsense, in discovery
+# or at the token endpoint: requests' errors are OSErrors, a 5xx is MsalServiceError, a body
+# that is not JSON a ValueError (json.JSONDecodeError), a failed discovery a ValueError.
+PLATFORM_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, msal.exceptions.MsalError)
+
 log = logging.getLogger(__name__)
+# msal logs authorization codes, PKCE verifiers and client_info at DEBUG/INFO, and an
+# identity-platform answer it cannot parse (which may hold part of a token) at ERROR. We log
+# outcomes ourselves, as codes; whatever the application's log level, none of msal's text
+# may reach a log line.
+logging.getLogger("msal").setLevel(logging.CRITICAL + 1)
+
+
+def platform_token_error(exc: Exception) -> TokenError:
+    """Our TokenError for one of PLATFORM_ERRORS; none of msal's text is kept."""
+    if isinstance(exc, OSError):
+        return TokenError("network_error")
+    if isinstance(exc, msal.exceptions.MsalError):
+        return TokenError("identity_platform_error")
+    return TokenError("authority_unavailable")
 
 
 class TokenProvider(Protocol):
@@ -96,14 +115,11 @@ class MsalAppTokens:
                     authority=self._authority,
                     http_client=self._http,
                     timeout=self._timeout,
-                    instance_discovery=urlsplit(self._authority).hostname in _MICROSOFT_HOSTS,
+                    instance_discovery=urlsplit(self._authority).hostname in MICROSOFT_HOSTS,
                 )
             result = self._app.acquire_token_for_client(scopes=[GRAPH_DEFAULT_SCOPE])
-        except ValueError:
-            # msal raises ValueError when discovery fails (unreachable or invalid authority).
-            raise TokenError("authority_unavailable") from None
-        except OSError:
-            raise TokenError("network_error") from None
+        except PLATFORM_ERRORS as exc:
+            raise platform_token_error(exc) from None
         if not isinstance(result, dict) or "access_token" not in result:
             error = result.get("error") if isinstance(result, dict) else None
             code = error if isinstance(error, str) and error.isidentifier() else "token_error"

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from proxy.mock import MOCK_DOMAIN, RunningMock
+from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
 from tests.conftest import assert_no_leak, auth
 
 DAY = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}
@@ -64,3 +64,21 @@ async def test_requests_ask_graph_for_utc(
     assert recent["prefer_tz"] == "UTC"
     # The cache fetches whole UTC days, so the call covers the requested window from midnight.
     assert recent["start"] == "2026-03-16T00:00:00Z"
+
+
+async def test_identity_platform_5xx_is_502_not_500(
+    proxy: TestClient[Any, Any], mock_graph: RunningMock
+) -> None:
+    """A token endpoint answering 503 (msal raises) is a 502 upstream_auth, with no detail."""
+    mock_graph.graph.add_fault(Fault(endpoint="token", kind="status", status=503, count=None))
+    body = {"schedules": mock_graph.graph.organisation.addresses()[:1], **DAY}
+    async with proxy.post("/v1/availability", json=body, headers=auth()) as resp:
+        text = await resp.text()
+    assert resp.status == 502, text
+    assert resp.content_type == "application/problem+json"
+    assert json.loads(text)["code"] == "upstream_auth"
+    assert_no_leak(text)
+    async with proxy.get("/readyz") as resp:
+        ready = await resp.json()
+    assert resp.status == 503
+    assert ready["checks"]["token"] == "identity_platform_error"

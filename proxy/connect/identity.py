@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,20 +9,8 @@ import msal
 import requests
 
 from proxy.settings import GraphSettings
+from proxy.tokens import MICROSOFT_HOSTS
 
-# msal logs authorization codes, PKCE verifiers and client_info at DEBUG/INFO; whatever the
-# application's log level, none of that may reach a log line.
-logging.getLogger("msal").setLevel(logging.WARNING)
-
-_MICROSOFT_HOSTS = (
-    "login.microsoftonline.com",
-    "login.microsoftonline.us",
-    "login.partner.microsoftonline.cn",
-)
-# What msal raises when the identity platform is unreachable or answers nonsense, in discovery
-# or at the token endpoint: requests' errors are OSErrors, a 5xx is MsalServiceError, a body
-# that is not JSON a ValueError (json.JSONDecodeError).
-PLATFORM_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, msal.exceptions.MsalError)
 # msal's answers that mean a person has to sign in (and consent) again.
 CONSENT_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
 
@@ -41,7 +28,7 @@ def build_app(
         "authority": authority,
         "http_client": http,
         "timeout": graph.timeout_seconds,
-        "instance_discovery": urlsplit(authority).hostname in _MICROSOFT_HOSTS,
+        "instance_discovery": urlsplit(authority).hostname in MICROSOFT_HOSTS,
         "token_cache": cache,
     }
     if public:

@@ -18,6 +18,7 @@ from proxy.errors import TokenError
 from proxy.graph import CallGate, GraphScheduleSource, RetryPolicy
 from proxy.limits import KeyedLimiter
 from proxy.settings import Settings
+from proxy.tokens import PLATFORM_ERRORS, platform_token_error
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,8 @@ class ConnectionTokens:
                 list(REQUESTED_SCOPES), accounts[0]
             )
             return result
-        except ValueError:
-            raise TokenError("authority_unavailable") from None
-        except OSError:
-            raise TokenError("network_error") from None
+        except PLATFORM_ERRORS as exc:
+            raise platform_token_error(exc) from None
 
 
 class Connections:

@@ -12,11 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from proxy.connect import pages
-from proxy.connect.identity import PLATFORM_ERRORS, error_code
+from proxy.connect.identity import error_code
 from proxy.connect.onboarding import Refusal, complete
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes
 from proxy.connect.store import Kind
 from proxy.errors import ProblemError, Unauthorized
+from proxy.tokens import PLATFORM_ERRORS
 from proxy.typedefs import CONNECT, SETTINGS
 
 log = logging.getLogger(__name__)
