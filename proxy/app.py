@@ -24,7 +24,7 @@ from proxy.cors import cors_middleware
 from proxy.errors import ConfigError
 from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
-from proxy.hardening import security_headers
+from proxy.hardening import query_length_middleware, security_headers
 from proxy.memo import ResponseMemo
 from proxy.metrics import Metrics, metrics_middleware
 from proxy.problems import problem_middleware
@@ -64,7 +64,12 @@ def init_app(
         raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
     # CORS outermost so problems carry its headers; audit inside problems sees raw errors.
     app = web.Application(
-        middlewares=[cors_middleware, problem_middleware, audit_middleware],
+        middlewares=[
+            cors_middleware,
+            problem_middleware,
+            audit_middleware,
+            query_length_middleware,
+        ],
         client_max_size=settings.server.client_max_size,
     )
     app[SETTINGS] = settings

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from proxy.errors import ProblemError
 from proxy.logs import http_logger
 from proxy.settings import ServerSettings
 
@@ -23,6 +25,23 @@ def server_kwargs(server: ServerSettings) -> dict[str, Any]:
         "max_headers": server.max_headers,
         "logger": http_logger(),
     }
+
+
+# Well under the parser's request-line limit, so an over-long query string is answered by us,
+# as a problem document, rather than cut off by aiohttp's parser with plain text.
+MAX_QUERY_LENGTH = 4096
+
+
+@web.middleware
+async def query_length_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse query strings longer than MAX_QUERY_LENGTH with 414 problem+json."""
+    if len(request.rel_url.raw_query_string) > MAX_QUERY_LENGTH:
+        raise ProblemError(
+            f"the query string may be at most {MAX_QUERY_LENGTH} characters",
+            code="uri_too_long",
+            status=414,
+        )
+    return await handler(request)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

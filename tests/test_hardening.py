@@ -111,6 +111,19 @@ async def test_far_future_window_is_refused_before_any_arithmetic(
         assert (await resp.json(content_type=None))["code"] == "window_too_late"
 
 
+async def test_long_query_string_is_414_problem(proxy: TestClient[Any, Any]) -> None:
+    """A query string past 4096 characters (inside the parser's limit) is 414 problem+json."""
+    schedules = ",".join(f"person{i}@contoso.example" for i in range(200))
+    url = f"/v1/availability?schedules={schedules}&start={DAY['start']}&end={DAY['end']}"
+    assert 4096 < len(url) < 8000
+    async with proxy.get(url, headers=auth()) as resp:
+        assert resp.status == 414
+        assert resp.content_type == "application/problem+json"
+        assert (await resp.json(content_type=None))["code"] == "uri_too_long"
+    async with proxy.get(url[:4000], headers=auth()) as resp:
+        assert resp.status != 414
+
+
 @pytest.mark.parametrize(
     "data",
     [
