@@ -22,12 +22,9 @@ from proxy.mock.canary import stable_object_id
 from proxy.mock.consent import OIDC_SCOPES, Grant, graph_scope, pkce_s256
 from proxy.mock.identity import TokenRequest, aad_error
 from proxy.mock.responses import (
-    GRAPH_ERROR_CODES,
-    drop_connection,
-    fault_status_headers,
+    fault_answer,
     graph_error,
     json_response,
-    malformed_response,
 )
 from proxy.mock.state import MockGraph
 from proxy.mock.tokens import TokenRejected
@@ -442,21 +439,16 @@ async def organization(request: web.Request) -> web.Response:
     graph.counters.calls["organization"] += 1
     fault = graph.faults.take("organization", None)
     if fault is not None:
-        if fault.kind == "status":
-            code = GRAPH_ERROR_CODES.get(fault.status, "UnknownError")
-            return graph_error(
-                request,
-                fault.status,
-                code,
-                "Injected failure.",
-                headers=fault_status_headers(fault),
-            )
-        if fault.kind == "malformed":
-            return malformed_response()
-        if fault.kind == "drop":
-            return drop_connection(request)
-        if fault.kind == "body":
-            return json_response(fault.body)
+        answer = fault_answer(
+            request,
+            fault,
+            error=lambda status, code, headers: graph_error(
+                request, status, code, "Injected failure.", headers=headers
+            ),
+            body=json_response,
+        )
+        if answer is not None:
+            return answer
         await graph.faults.delay(fault)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:

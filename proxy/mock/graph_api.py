@@ -10,12 +10,9 @@ from aiohttp import web
 from proxy.mock.canary import canary
 from proxy.mock.responses import (
     GRAPH_CONTENT_TYPE,
-    GRAPH_ERROR_CODES,
-    drop_connection,
-    fault_status_headers,
+    fault_answer,
     graph_error,
     graph_headers,
-    malformed_response,
 )
 from proxy.mock.schedule import (
     ScheduleRequestError,
@@ -156,22 +153,16 @@ async def _admitted(
 ) -> web.StreamResponse:
     fault = graph.faults.take("getSchedule", url_mailbox, requested_schedules(body))
     if fault is not None:
-        if fault.kind == "status":
-            code = GRAPH_ERROR_CODES.get(fault.status, "UnknownError")
-            return _error(
-                request,
-                graph,
-                fault.status,
-                code,
-                "Injected failure.",
-                headers=fault_status_headers(fault),
-            )
-        if fault.kind == "malformed":
-            return malformed_response()
-        if fault.kind == "drop":
-            return drop_connection(request)
-        if fault.kind == "body":
-            return _graph_json(request, fault.body)
+        answer = fault_answer(
+            request,
+            fault,
+            error=lambda status, code, headers: _error(
+                request, graph, status, code, "Injected failure.", headers=headers
+            ),
+            body=lambda obj: _graph_json(request, obj),
+        )
+        if answer is not None:
+            return answer
         await graph.faults.delay(fault)
     if not known_mailbox:
         return _error(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,3 +96,27 @@ def drop_connection(request: web.Request) -> web.Response:
         request.transport.close()
     # Never written: the transport is already closed. aiohttp just needs a return value.
     return web.Response(status=204)
+
+
+def fault_answer(
+    request: web.Request,
+    fault: Fault,
+    *,
+    error: Callable[[int, str, dict[str, str]], web.Response],
+    body: Callable[[Any], web.Response],
+) -> web.Response | None:
+    """The response an injected Graph fault stands for, or None for a latency fault.
+
+    ``error(status, code, headers)`` writes the endpoint's error shape; ``body(obj)`` its
+    200 answer. Latency faults are served by the caller awaiting ``FaultBook.delay``.
+    """
+    if fault.kind == "status":
+        code = GRAPH_ERROR_CODES.get(fault.status, "UnknownError")
+        return error(fault.status, code, fault_status_headers(fault))
+    if fault.kind == "malformed":
+        return malformed_response()
+    if fault.kind == "drop":
+        return drop_connection(request)
+    if fault.kind == "body":
+        return body(fault.body)
+    return None
