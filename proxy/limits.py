@@ -29,7 +29,3 @@ class KeyedLimiter:
             users[0] -= 1
             if users[0] == 0:
                 del self._slots[key]
-
-    def in_use(self) -> int:
-        """Number of keys with a holder or a waiter (for tests and metrics)."""
-        return len(self._slots)
