@@ -12,7 +12,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from proxy.audit import audit_middleware, audit_trail_ctx, check_audit_settings
+from proxy.audit import audit_trail_ctx, check_audit_settings
 from proxy.batching import BatchingScheduleSource
 from proxy.breaker import BreakerScheduleSource, CircuitBreaker
 from proxy.cache import CachedScheduleSource
@@ -20,14 +20,12 @@ from proxy.clock import MONOTONIC, Clock, SystemWallClock, WallClock
 from proxy.connect.setup import check_connect_config, connect_context, install_connect_routes
 from proxy.connect.store import Connection
 from proxy.consumers import ConsumerRegistry
-from proxy.cors import cors_middleware
+from proxy.edge import edge_middleware
 from proxy.errors import ConfigError
 from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
-from proxy.hardening import query_length_middleware, security_headers
 from proxy.memo import ResponseMemo
-from proxy.metrics import Metrics, metrics_middleware
-from proxy.problems import problem_middleware
+from proxy.metrics import Metrics
 from proxy.ratelimit import TokenBuckets
 from proxy.readiness import Readiness
 from proxy.routes import setup_routes
@@ -53,8 +51,6 @@ from proxy.typedefs import (
     WALL_CLOCK,
 )
 
-SERVER_HEADER = "freebusy-proxy"
-
 
 def init_app(
     settings: Settings, *, clock: Clock = MONOTONIC, wall_clock: WallClock | None = None
@@ -62,26 +58,15 @@ def init_app(
     """Build the proxy application from validated settings (``clock``, ``wall_clock``: tests)."""
     if settings.graph.client_secret is None:
         raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
-    # CORS outermost so problems carry its headers; audit inside problems sees raw errors.
-    app = web.Application(
-        middlewares=[
-            cors_middleware,
-            problem_middleware,
-            audit_middleware,
-            query_length_middleware,
-        ],
-        client_max_size=settings.server.client_max_size,
-    )
+    app = web.Application(client_max_size=settings.server.client_max_size)
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
     app[CLOCK] = clock
     app[METRICS] = Metrics()
-    # Outermost, so it sees the status the problem middleware settled on.
-    app.middlewares.insert(0, metrics_middleware(app[METRICS]))
+    app.middlewares.append(edge_middleware(app, app[METRICS]))
     app[WALL_CLOCK] = wall_clock or SystemWallClock()
     app[RATE_LIMITS] = TokenBuckets(clock)
     app.cleanup_ctx.append(audit_trail_ctx)
-    app.on_response_prepare.append(security_headers)
     app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
     app.cleanup_ctx.append(_graph_session)
     app.cleanup_ctx.append(_tokens)
@@ -92,7 +77,6 @@ def init_app(
         install_connect_routes(app)
     # Last, so the cache sits in front of whatever source the steps above settled on.
     app.cleanup_ctx.append(_frugal)
-    app.on_response_prepare.append(_server_header)
     check_audit_settings(settings.audit)
     setup_routes(app)
     return app
@@ -205,11 +189,6 @@ def graph_gate(settings: Settings, clock: Clock, metrics: Metrics) -> Throttle:
         clock=clock,
         metrics=metrics,
     )
-
-
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    # No framework or Python version in the banner: it only helps an attacker.
-    response.headers["Server"] = SERVER_HEADER
 
 
 class AccessLogger(AbstractAccessLogger):

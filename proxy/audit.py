@@ -4,36 +4,40 @@ A line says who asked (consumer name), what route, how many addresses and which 
 unless ``audit_addresses = true``), the window, the outcome and how many Graph calls it
 took. It never holds items, upstream text, keys or tokens.
 
-Request handling code fills the per-request record of ``proxy.audit_record``.
+Request handling code fills the per-request record of ``proxy.audit_record``; ``proxy.edge``
+writes the line when the request is done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import IO
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from proxy.audit_record import CURRENT, AuditRecord
+from proxy.audit_record import AuditRecord
 from proxy.clock import WallClock
-from proxy.errors import ConfigError, ProblemError
-from proxy.problems import http_error_code
+from proxy.errors import ConfigError
 from proxy.settings import AUDIT_KEY_ENV, AuditSettings
 from proxy.timefmt import format_instant, format_utc
 from proxy.typedefs import AUDIT_TRAIL, SETTINGS, WALL_CLOCK
 
 # Routes that are not consumer requests: probes and scrapes would drown the trail.
-_UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MIN_KEY_LENGTH = 32
 # Addresses whose pseudonyms are remembered: an HMAC per address per request was a tenth of
 # a cached request's CPU, and a scheduling app asks about the same few people all day.
 _PSEUDONYMS_KEPT = 4096
+# Tails remembered, and the longest remembered (a request for many addresses is not kept).
+_TAILS_KEPT = 4096
+_TAIL_KEPT_LENGTH = 1024
 
 
 def _string(value: str | None) -> str:
@@ -69,6 +73,10 @@ class AuditTrail:
         self._stream: IO[str] | None = None
         self._owned = False
         self._pseudonyms: dict[str, str] = {}
+        # Rendered line tails by request: a scheduling app repeats the same request all day.
+        self._tails: dict[tuple[object, ...], str] = {}
+        # Finished requests whose lines are not written yet (see write()).
+        self._pending: list[tuple[AuditRecord, str, int, str, datetime]] = []
 
     @property
     def enabled(self) -> bool:
@@ -81,11 +89,13 @@ class AuditTrail:
             self._stream = sys.stdout
             return
         fd = os.open(self._settings.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._stream = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+        # Buffered: lines are flushed once per turn of the event loop (see write()).
+        self._stream = os.fdopen(fd, "a", encoding="utf-8")
         self._owned = True
 
     def close(self) -> None:
-        """Close the file (standard output is left alone)."""
+        """Write what is pending, and close the file (standard output is left alone)."""
+        self.flush()
         if self._stream is not None and self._owned:
             self._stream.close()
         self._stream = None
@@ -101,8 +111,29 @@ class AuditTrail:
             self._pseudonyms[address] = found
         return found
 
-    def line(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> str:
-        """The JSON line for a finished request, built field by field."""
+    def line(
+        self,
+        record: AuditRecord,
+        *,
+        route: str,
+        status: int,
+        outcome: str,
+        at: datetime | None = None,
+    ) -> str:
+        """The JSON line for a request finished ``at`` (default: now), built field by field."""
+        key = (record.consumer, route, record.addresses, record.window, status, outcome,
+               record.upstream_calls)  # fmt: skip
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tail(record, route=route, status=status, outcome=outcome)
+            if len(tail) <= _TAIL_KEPT_LENGTH:
+                if len(self._tails) >= _TAILS_KEPT:
+                    self._tails.clear()
+                self._tails[key] = tail
+        return f'{{"time":"{format_instant(at or self._clock.now())}",{tail}'
+
+    def _tail(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> str:
+        """Everything in a line after its time: the same for every repeat of a request."""
         if self._settings.audit_addresses:
             schedules = [address.casefold() for address in record.addresses]
         else:
@@ -116,7 +147,6 @@ class AuditTrail:
             f'"end":"{format_utc(record.window.end)}"}}'
         )
         return (
-            f'{{"time":"{format_instant(self._clock.now())}",'
             f'"consumer":{_string(record.consumer)},"route":{_string(route)},'
             f'"addresses":{len(record.addresses)},'
             f'"schedules":[{",".join(map(_string, schedules))}],"window":{window},'
@@ -125,48 +155,29 @@ class AuditTrail:
         )
 
     def write(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> None:
-        """Append one line; a line is small, so the write does not hold up the loop."""
+        """Note one finished request; its line is written before the event loop's next turn ends."""
         if self._stream is None:
             return
-        self._stream.write(self.line(record, route=route, status=status, outcome=outcome) + "\n")
+        self._pending.append((record, route, status, outcome, self._clock.now()))
+        if len(self._pending) == 1:
+            # Lines are formatted and written once per turn of the loop, all together, rather
+            # than a system call per request. Callbacks run in order, so this comes before any
+            # I/O handled in the next turn: a client reading the trail after its response sees
+            # its line.
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every line noted so far and hand them to the operating system."""
+        pending, self._pending = self._pending, []
+        if self._stream is None or not pending:
+            return
+        self._stream.write(
+            "".join(
+                self.line(record, route=route, status=status, outcome=outcome, at=at) + "\n"
+                for record, route, status, outcome, at in pending
+            )
+        )
         self._stream.flush()
-
-
-def route_name(request: web.Request) -> str:
-    """Method and route template; never the raw path, which a client controls."""
-    resource = request.match_info.route.resource
-    template = resource.canonical if resource is not None else "unmatched"
-    return f"{request.method} {template}"
-
-
-@web.middleware
-async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Write one audit line per request, whatever its outcome (sits inside problem_middleware)."""
-    trail = request.config_dict[AUDIT_TRAIL]
-    if not trail.enabled or request.path in _UNAUDITED_PATHS:
-        return await handler(request)
-    record = AuditRecord()
-    token = CURRENT.set(record)
-    status, outcome = 500, "internal_error"
-    try:
-        response = await handler(request)
-        # A dialect sub-app answers its own errors in its own shape: only the status is known.
-        status = response.status
-        outcome = "ok" if status < 400 else "failed"
-        return response
-    except ProblemError as exc:
-        status, outcome = exc.status, exc.code
-        raise
-    except web.HTTPException as exc:
-        status, outcome = exc.status, http_error_code(exc.status)
-        raise
-    except BaseException as exc:
-        # The client went away (cancelled) or a bug: still one line.
-        status, outcome = 500, "internal_error" if isinstance(exc, Exception) else "cancelled"
-        raise
-    finally:
-        CURRENT.reset(token)
-        trail.write(record, route=route_name(request), status=status, outcome=outcome)
 
 
 async def audit_trail_ctx(app: web.Application) -> AsyncIterator[None]:

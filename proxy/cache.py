@@ -34,6 +34,8 @@ from proxy.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
 
 DAY = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
+# Label values of freebusy_cache_lookups.
+_HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
 
 CacheKey = tuple[str, int]
 """(case-folded mailbox, proleptic ordinal of the UTC day)."""
@@ -86,9 +88,7 @@ class CachedScheduleSource:
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
         self._metrics.cache_entries.set_function(lambda: len(self._entries))
-        lookups = self._metrics.cache_lookups
-        self._hits, self._misses = lookups.labels("hit"), lookups.labels("miss")
-        self._coalesced, self._stales = lookups.labels("coalesced"), lookups.labels("stale")
+        self._lookups = self._metrics.cache_lookups
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -112,11 +112,11 @@ class CachedScheduleSource:
                 else:
                     missing.setdefault(mailbox, []).append(day)
         if hits:
-            self._hits.inc(len(hits))
+            self._lookups.inc(_HIT, len(hits))
         if waits:
-            self._coalesced.inc(len(waits))
+            self._lookups.inc(_COALESCED, len(waits))
         if missing:
-            self._misses.inc(sum(len(d) for d in missing.values()))
+            self._lookups.inc(_MISS, sum(len(d) for d in missing.values()))
             waits |= self._start_fetches(missing)
         outcomes: dict[asyncio.Task[_Fetched], _Fetched] = {}
         for task in set(waits.values()):
@@ -154,7 +154,7 @@ class CachedScheduleSource:
 
     def count_hits(self, days: int) -> None:
         """Count mailbox-days answered from memory without a lookup (the response memo)."""
-        self._hits.inc(days)
+        self._lookups.inc(_HIT, days)
         self._purge_if_due(self._clock())
 
     def forget(self, addresses: Iterable[str]) -> int:
@@ -275,7 +275,7 @@ class CachedScheduleSource:
                             failure = fetched.failure
                             error = got if isinstance(got, ErrorCode) else _code(failure)
                             break
-                        self._stales.inc()
+                        self._lookups.inc(_STALE)
                 if entry.error is not None:
                     error = entry.error
                     break

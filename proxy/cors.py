@@ -1,40 +1,43 @@
 """CORS: off by default; exact origins from [cors] allow_origins may call from a browser.
 
-A small middleware rather than aiohttp-cors: the policy is one allowlist for every route,
-and preflights must be answered before routing turns OPTIONS into a 405.
+A few lines in the request envelope (``proxy.edge``) rather than aiohttp-cors: the policy is
+one allowlist for every route, and preflights must be answered before routing turns OPTIONS
+into a 405.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 from proxy.problems import problem_response
-from proxy.typedefs import SETTINGS
+from proxy.settings import CorsSettings
 
 # What a browser client may send and read; everything else stays hidden from scripts.
 ALLOWED_REQUEST_HEADERS = frozenset({"authorization", "content-type"})
 EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer preflights for allowed origins and mark responses readable by them."""
-    cors = request.config_dict[SETTINGS].cors
-    if not cors.allow_origins:
-        return await handler(request)
+def preflight(request: web.Request, cors: CorsSettings) -> web.StreamResponse | None:
+    """The answer to a CORS preflight for a path we serve; None for any other request."""
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    methods = _route_methods(request)
+    if methods is None:
+        return None
     origin = request.headers.get("Origin")
     allowed = origin is not None and origin in cors.allow_origins
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        methods = _route_methods(request)
-        if methods is not None:
-            return _preflight(request, allowed=allowed, methods=methods, origin=origin or "")
-    response = await handler(request)
-    response.headers.add("Vary", "Origin")
-    if allowed and origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    return response
+    return _preflight(request, cors, allowed=allowed, methods=methods, origin=origin or "")
+
+
+def expose(request: web.Request, cors: CorsSettings, headers: CIMultiDict[str]) -> None:
+    """Mark a response (not a preflight's) readable by the request's origin if it is allowed."""
+    # Behind a shared cache the answer differs by origin, allowed or not.
+    headers.add("Vary", "Origin")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin in cors.allow_origins:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
 
 def _route_methods(request: web.Request) -> frozenset[str] | None:
@@ -48,10 +51,14 @@ def _route_methods(request: web.Request) -> frozenset[str] | None:
 
 
 def _preflight(
-    request: web.Request, *, allowed: bool, methods: frozenset[str], origin: str
+    request: web.Request,
+    cors: CorsSettings,
+    *,
+    allowed: bool,
+    methods: frozenset[str],
+    origin: str,
 ) -> web.StreamResponse:
     """204 with the grant for an allowed origin, method and headers; 403 problem otherwise."""
-    cors = request.config_dict[SETTINGS].cors
     method = request.headers["Access-Control-Request-Method"].strip().upper()
     asked = {
         name.strip().lower()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from proxy.errors import ProblemError
 from proxy.logs import http_logger
@@ -32,8 +32,7 @@ def server_kwargs(server: ServerSettings) -> dict[str, Any]:
 MAX_QUERY_LENGTH = 4096
 
 
-@web.middleware
-async def query_length_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_query_length(request: web.BaseRequest) -> None:
     """Refuse query strings longer than MAX_QUERY_LENGTH with 414 problem+json."""
     if len(request.rel_url.raw_query_string) > MAX_QUERY_LENGTH:
         raise ProblemError(
@@ -41,10 +40,15 @@ async def query_length_middleware(request: web.Request, handler: Handler) -> web
             code="uri_too_long",
             status=414,
         )
-    return await handler(request)
 
 
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Nothing a proxy answers may be cached or sniffed as another content type."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+SERVER_HEADER = "freebusy-proxy"
+
+
+def add_standard_headers(headers: MutableMapping[str, str]) -> None:
+    """Every response is no-store and nosniff, and its banner names no framework or version."""
+    # Nothing a proxy answers may be cached or sniffed as another content type; a version in
+    # the banner only helps an attacker.
+    headers.setdefault("Cache-Control", "no-store")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers["Server"] = SERVER_HEADER

@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,9 +21,12 @@ from prometheus_client import (
     generate_latest,
 )
 
+from proxy.loopmetrics import LoopCounter, LoopHistogram
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 3, 5, 10, 15, 20, 40, 100)
 _GET_SCHEDULE_SUFFIX = "/calendar/getSchedule"
+_STATUS_LABELS = {status: str(status) for status in range(100, 600)}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -35,19 +37,26 @@ class Metrics:
         # A registry per app: tests and benchmarks build many apps in one process.
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
+        # Counted on every request: plain numbers, exported at scrape time (loopmetrics).
+        self.requests = LoopCounter(
             "freebusy_http_requests",
             "HTTP requests answered, by route template, method and status.",
             ["route", "method", "status"],
-            registry=r,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = LoopHistogram(
             "freebusy_http_request_duration_seconds",
             "Time to answer an HTTP request, by route template.",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            "route",
+            _LATENCY_BUCKETS,
         )
+        self.cache_lookups = LoopCounter(
+            "freebusy_cache_lookups",
+            "Mailbox-day lookups: hit, miss (fetched), coalesced (joined a fetch in flight), "
+            "stale (served past its freshness).",
+            ["result"],
+        )
+        for collector in (self.requests, self.request_seconds, self.cache_lookups):
+            r.register(collector)
         self.upstream_calls = Counter(
             "freebusy_upstream_calls",
             "HTTP calls to Microsoft Graph, by endpoint and outcome (HTTP status or transport).",
@@ -59,13 +68,6 @@ class Metrics:
             "Duration of HTTP calls to Microsoft Graph, by endpoint.",
             ["endpoint"],
             buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.cache_lookups = Counter(
-            "freebusy_cache_lookups",
-            "Mailbox-day lookups: hit, miss (fetched), coalesced (joined a fetch in flight), "
-            "stale (served past its freshness).",
-            ["result"],
             registry=r,
         )
         self.cache_entries = Gauge(
@@ -95,6 +97,12 @@ class Metrics:
             "Circuit breaker in front of Graph: 0 closed, 1 half-open, 2 open.",
             registry=r,
         )
+
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its duration."""
+        # Any token is a valid HTTP method: unknown ones share a label value.
+        self.requests.inc((route, method if method in _METHODS else "other", _status(status)))
+        self.request_seconds.observe(route, seconds)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
@@ -138,45 +146,9 @@ class Metrics:
             self.upstream_seconds.labels(endpoint).observe(time.perf_counter() - started)
 
 
-def route_label(request: web.Request) -> str:
-    """The route template that matched (``/v1/availability``), or ``unmatched``."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-def metrics_middleware(metrics: Metrics) -> Any:
-    """A middleware counting every request by route template, method and final status."""
-
-    # Labelled children looked up once: labels() costs more than the increment itself.
-    counters: dict[tuple[str, str, int], Any] = {}
-    histograms: dict[str, Any] = {}
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            route = route_label(request)
-            # Any token is a valid HTTP method: unknown ones share a label value.
-            method = request.method if request.method in _METHODS else "other"
-            key = (route, method, status)
-            counter = counters.get(key)
-            if counter is None:
-                counter = counters[key] = metrics.requests.labels(route, key[1], str(status))
-            counter.inc()
-            histogram = histograms.get(route)
-            if histogram is None:
-                histogram = histograms[route] = metrics.request_seconds.labels(route)
-            histogram.observe(time.perf_counter() - started)
-
-    return middleware
+def _status(status: int) -> str:
+    """A status code as a label value (interned: the same few strings over and over)."""
+    return _STATUS_LABELS.get(status) or str(status)
 
 
 async def metrics_view(request: web.Request) -> web.Response:

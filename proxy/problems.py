@@ -1,20 +1,16 @@
-"""RFC 9457 problem documents, and the one middleware that maps errors to them."""
+"""RFC 9457 problem documents for our errors and aiohttp's (proxy.edge sends them)."""
 
 from __future__ import annotations
 
 import json
-import logging
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from proxy.errors import ProblemError
 
 PROBLEM_JSON = "application/problem+json"
-
-log = logging.getLogger(__name__)
 
 # aiohttp's own HTTP errors, given stable codes of ours.
 _HTTP_CODES = {
@@ -51,30 +47,26 @@ def problem_response(
     )
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error into problem+json; unexpected ones become a bare 500."""
-    try:
-        return await handler(request)
-    except ProblemError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        headers = {**(headers or {}), **exc.extra_headers()} or None
-        return problem_response(exc.status, code=exc.code, detail=exc.detail, headers=headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        detail = {
-            404: "no such resource",
-            405: f"method {request.method} is not allowed here",
-            413: "the request body is too large",
-        }.get(exc.status, HTTPStatus(exc.status).phrase)
-        return problem_response(
-            exc.status,
-            code=_HTTP_CODES.get(exc.status, "http_error"),
-            detail=detail,
-            headers=headers,
-        )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(500, code="internal_error", detail="internal error")
+def problem_for(exc: ProblemError) -> web.Response:
+    """The problem document for one of our errors, with its extra headers."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {**(headers or {}), **exc.extra_headers()} or None
+    return problem_response(exc.status, code=exc.code, detail=exc.detail, headers=headers)
+
+
+def problem_for_http(method: str, exc: web.HTTPException) -> web.Response:
+    """The problem document for one of aiohttp's HTTP errors (status 400 or more)."""
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    detail = {
+        404: "no such resource",
+        405: f"method {method} is not allowed here",
+        413: "the request body is too large",
+    }.get(exc.status, HTTPStatus(exc.status).phrase)
+    return problem_response(
+        exc.status, code=http_error_code(exc.status), detail=detail, headers=headers
+    )
+
+
+def internal_error() -> web.Response:
+    """The bare 500 for a bug: nothing about it leaves the process but the log line."""
+    return problem_response(500, code="internal_error", detail="internal error")

@@ -125,6 +125,24 @@ async def test_long_query_string_is_414_problem(proxy: TestClient[Any, Any]) -> 
 
 
 @pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v1.0/users/adele.vance@contoso.example/calendar/getSchedule", "uri_too_long"),
+        ("/calendar/v3/freeBusy", "INVALID_ARGUMENT"),
+    ],
+)
+async def test_long_query_string_is_414_in_the_dialect_shape(
+    proxy: TestClient[Any, Any], path: str, code: str
+) -> None:
+    """Under a dialect's prefix the same 414 comes in that dialect's error shape (JSON)."""
+    async with proxy.get(f"{path}?pad={'p' * 5000}", headers=auth()) as resp:
+        assert resp.status == 414
+        assert resp.content_type == "application/json"
+        error = (await resp.json())["error"]
+        assert code in json.dumps(error)
+
+
+@pytest.mark.parametrize(
     "data",
     [
         # Request line (query string) longer than server.max_line_size.

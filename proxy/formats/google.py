@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from proxy.api import AvailabilityQuery, parse_query
 from proxy.errors import BadRequest, ProblemError
 from proxy.formats.common import BEARER_CHALLENGE, merge_periods, read_json_object, root_app
+from proxy.hardening import check_query_length
 from proxy.model import ErrorCode, ScheduleResult, Status
 from proxy.service import lookup
 from proxy.settings import LimitSettings
@@ -48,6 +49,7 @@ _HTTP_REASONS = {
     404: ("notFound", "NOT_FOUND"),
     405: ("httpMethodNotAllowed", "UNIMPLEMENTED"),
     413: ("uploadTooLarge", "INVALID_ARGUMENT"),
+    414: ("badRequest", "INVALID_ARGUMENT"),
     415: ("badContent", "INVALID_ARGUMENT"),
     429: ("rateLimitExceeded", "RESOURCE_EXHAUSTED"),
     500: ("internalError", "INTERNAL"),
@@ -180,6 +182,7 @@ def _domain(reason: str) -> str:
 async def google_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error under /calendar/v3 in Google's shape; unexpected ones as a bare 500."""
     try:
+        check_query_length(request)
         return await handler(request)
     except ProblemError as exc:
         status = 429 if exc.code == "throttled" else exc.status

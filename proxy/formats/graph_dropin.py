@@ -24,6 +24,7 @@ from proxy.api import AvailabilityQuery, parse_query
 from proxy.consumers import Consumer
 from proxy.errors import BadRequest, ProblemError
 from proxy.formats.common import BEARER_CHALLENGE, read_json_object, root_app
+from proxy.hardening import check_query_length
 from proxy.minimize import parse_graph_datetime
 from proxy.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
 from proxy.service import lookup
@@ -278,6 +279,7 @@ def graph_error(
 async def graph_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error under /v1.0 in Graph's shape; unexpected ones as a bare 500."""
     try:
+        check_query_length(request)
         return await handler(request)
     except ProblemError as exc:
         # A throttled upstream is what Graph itself would answer 429 for.

@@ -54,6 +54,12 @@ class RunningMock:
         """Stop listening and release the server's resources."""
         # The faults' latency must not hold the shutdown: release anything still waiting.
         self.graph.clear_faults()
+        server = self._runner.server
+        for handler in server.connections if server is not None else ():
+            # Cut kept-alive connections at once: a TLS close waits for the client's goodbye,
+            # and an idle pooled client (requests in msal) never reads to send it.
+            if handler.transport is not None:
+                handler.transport.abort()
         await self._runner.cleanup()
 
 
