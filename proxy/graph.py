@@ -196,9 +196,9 @@ class GraphScheduleSource:
                     # Our own per-mailbox budget is spent: Graph would only answer 429.
                     return _CallFailed(ErrorCode.THROTTLED)
                 try:
-                    status, retry_after, payload = await asyncio.wait_for(
-                        self._post(url, body, token), timeout=deadline - time.monotonic()
-                    )
+                    # asyncio.timeout, not wait_for: no extra task per call on the cold path.
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        status, retry_after, payload = await self._post(url, body, token)
                 except TimeoutError:
                     return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
                 except (aiohttp.ClientError, ValueError) as exc:

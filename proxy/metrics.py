@@ -57,6 +57,8 @@ class Metrics:
         )
         for collector in (self.requests, self.request_seconds, self.cache_lookups):
             r.register(collector)
+        self._upstream_children: dict[tuple[str, str], Any] = {}
+        self._upstream_histograms: dict[str, Any] = {}
         self.upstream_calls = Counter(
             "freebusy_upstream_calls",
             "HTTP calls to Microsoft Graph, by endpoint and outcome (HTTP status or transport).",
@@ -140,10 +142,20 @@ class Metrics:
 
     def _observe(self, context: SimpleNamespace, outcome: str) -> None:
         endpoint = getattr(context, "endpoint", "other")
-        self.upstream_calls.labels(endpoint, outcome).inc()
+        key = (endpoint, outcome)
+        # Labelled children looked up once (labels() costs more than the increment); the
+        # keys are two endpoint names times HTTP statuses and "transport_error".
+        counter = self._upstream_children.get(key)
+        if counter is None:
+            counter = self._upstream_children[key] = self.upstream_calls.labels(*key)
+        counter.inc()
         started = getattr(context, "started", None)
         if started is not None:
-            self.upstream_seconds.labels(endpoint).observe(time.perf_counter() - started)
+            histogram = self._upstream_histograms.get(endpoint)
+            if histogram is None:
+                histogram = self.upstream_seconds.labels(endpoint)
+                self._upstream_histograms[endpoint] = histogram
+            histogram.observe(time.perf_counter() - started)
 
 
 def _status(status: int) -> str:

@@ -28,7 +28,7 @@ def minimize(value: Any, *, requested: Iterable[str], window: Window) -> dict[st
     wanted = {address.casefold() for address in requested}
     results: dict[str, ScheduleResult] = {}
     for entry in value if isinstance(value, list) else ():
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             continue
         schedule_id = entry.get("scheduleId")
         if not isinstance(schedule_id, str):
@@ -46,7 +46,7 @@ def _minimize_schedule(entry: Mapping[str, Any], window: Window) -> ScheduleResu
     """Minimize one scheduleInformation: an error code if Graph reported one, else items."""
     error = entry.get("error")
     if error is not None:
-        code = error.get("responseCode") if isinstance(error, Mapping) else None
+        code = error.get("responseCode") if isinstance(error, dict) else None
         if isinstance(code, str | int) and str(code) in _NOT_FOUND_CODES:
             return ScheduleResult.failed(ErrorCode.NOT_FOUND)
         return ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
@@ -61,7 +61,7 @@ def _minimize_schedule(entry: Mapping[str, Any], window: Window) -> ScheduleResu
 
 def minimize_item(raw: Any, window: Window) -> BusyItem | None:
     """Return the item's status over its UTC interval clipped to the window, or None if unusable."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return None
     status_text = raw.get("status")
     if not isinstance(status_text, str):
@@ -79,7 +79,7 @@ def minimize_item(raw: Any, window: Window) -> BusyItem | None:
 
 def parse_graph_datetime(value: Any) -> datetime | None:
     """Return the UTC instant of a Graph dateTimeTimeZone, or None when it cannot be placed."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return None
     text, zone_name = value.get("dateTime"), value.get("timeZone")
     if not isinstance(text, str) or len(text) > _MAX_DATETIME_LENGTH:
@@ -98,6 +98,9 @@ def parse_graph_datetime(value: Any) -> datetime | None:
     zone = resolve_zone(zone_name)
     if zone is None:
         return None
+    if zone is UTC:
+        # What we ask Graph for (Prefer: outlook.timezone="UTC"): nothing to convert.
+        return local.replace(tzinfo=UTC)
     try:
         return local.replace(tzinfo=zone).astimezone(UTC)
     except (OverflowError, ValueError):
@@ -106,6 +109,12 @@ def parse_graph_datetime(value: Any) -> datetime | None:
 
 def _parse_iso(text: str) -> datetime | None:
     """Parse Graph's ISO 8601 date-time (up to 7 fractional digits), or return None."""
+    if len(text) == 27 and text[10] == "T" and text[19] == "." and text[20:].isdigit():
+        # Graph's own shape, 2026-03-16T09:00:00.0000000, which fromisoformat reads as is.
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
     head, dot, rest = text.partition(".")
     if dot:
         digits = len(rest) - len(rest.lstrip("0123456789"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Status(StrEnum):
@@ -53,9 +54,12 @@ class Window:
         return self.end - self.start
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class BusyItem:
-    """One minimized schedule item: a status over a UTC interval, nothing else."""
+class BusyItem(NamedTuple):
+    """One minimized schedule item: a status over a UTC interval, nothing else.
+
+    A named tuple: immutable, ordered by (start, end, status), and built, hashed and compared
+    in C, which the cold path does for every item of every fetched day.
+    """
 
     start: datetime
     end: datetime

@@ -46,7 +46,7 @@ async def test_cache_holds_only_status_start_end(
         for item in entry.items:
             items += 1
             assert type(item) is BusyItem
-            assert {f.name for f in dataclasses.fields(item)} == {"start", "end", "status"}
+            assert item._fields == ("start", "end", "status")
             assert type(item.status) is Status
             assert type(item.start) is datetime
             assert type(item.end) is datetime
