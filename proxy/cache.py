@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
 from cachetools import LRUCache
@@ -34,6 +34,7 @@ from proxy.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
 
 DAY = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
+_MIDNIGHT_UTC = time(tzinfo=UTC)
 # Label values of freebusy_cache_lookups.
 _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
 
@@ -323,7 +324,8 @@ def _day_of_end(end: datetime) -> int:
 
 def _day_start(day: int) -> datetime:
     """UTC midnight starting the day with this ordinal."""
-    return datetime.fromordinal(day).replace(tzinfo=UTC)
+    # combine() with an aware midnight: datetime.replace(tzinfo=...) costs three times as much.
+    return datetime.combine(date.fromordinal(day), _MIDNIGHT_UTC)
 
 
 def _split_by_day(

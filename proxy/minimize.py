@@ -84,6 +84,13 @@ def parse_graph_datetime(value: Any) -> datetime | None:
     text, zone_name = value.get("dateTime"), value.get("timeZone")
     if not isinstance(text, str) or len(text) > _MAX_DATETIME_LENGTH:
         return None
+    if zone_name == "UTC" and _graph_shaped(text):
+        # What we ask Graph for (Prefer: outlook.timezone="UTC"), read with an explicit offset:
+        # datetime.replace(tzinfo=...) would cost several times the parse.
+        try:
+            return datetime.fromisoformat(f"{text[:26]}+00:00")
+        except ValueError:
+            return None
     local = _parse_iso(text)
     if local is None:
         return None
@@ -98,19 +105,21 @@ def parse_graph_datetime(value: Any) -> datetime | None:
     zone = resolve_zone(zone_name)
     if zone is None:
         return None
-    if zone is UTC:
-        # What we ask Graph for (Prefer: outlook.timezone="UTC"): nothing to convert.
-        return local.replace(tzinfo=UTC)
     try:
         return local.replace(tzinfo=zone).astimezone(UTC)
     except (OverflowError, ValueError):
         return None
 
 
+def _graph_shaped(text: str) -> bool:
+    """True for Graph's own spelling of a local date-time, 2026-03-16T09:00:00.0000000."""
+    return len(text) == 27 and text[10] == "T" and text[19] == "." and text[20:].isdigit()
+
+
 def _parse_iso(text: str) -> datetime | None:
     """Parse Graph's ISO 8601 date-time (up to 7 fractional digits), or return None."""
-    if len(text) == 27 and text[10] == "T" and text[19] == "." and text[20:].isdigit():
-        # Graph's own shape, 2026-03-16T09:00:00.0000000, which fromisoformat reads as is.
+    if _graph_shaped(text):
+        # fromisoformat reads Graph's own shape as it is.
         try:
             return datetime.fromisoformat(text)
         except ValueError:
