@@ -156,7 +156,11 @@ async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
             "GET",
             request.rel_url.raw_query_string.encode("utf-8", "surrogateescape"),
         )
-    if request.content_type != "application/json":
+    # The common spelling compared as is; anything else parsed (parameters, letter case).
+    if (
+        request.headers.get("Content-Type") != "application/json"
+        and request.content_type != "application/json"
+    ):
         return None
     return (consumer, "POST", await request.read())
 

@@ -16,7 +16,7 @@ import hmac
 import os
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import IO
 
@@ -75,6 +75,8 @@ class AuditTrail:
         self._pseudonyms: dict[str, str] = {}
         # Rendered line tails by request: a scheduling app repeats the same request all day.
         self._tails: dict[tuple[object, ...], str] = {}
+        self._second: tuple[int, ...] = ()
+        self._second_text = ""
         # Finished requests whose lines are not written yet (see write()).
         self._pending: list[tuple[AuditRecord, str, int, str, datetime]] = []
 
@@ -130,7 +132,18 @@ class AuditTrail:
                 if len(self._tails) >= _TAILS_KEPT:
                     self._tails.clear()
                 self._tails[key] = tail
-        return f'{{"time":"{format_instant(at or self._clock.now())}",{tail}'
+        return f'{{"time":"{self._time(at or self._clock.now())}",{tail}'
+
+    def _time(self, at: datetime) -> str:
+        """format_instant(at), its text up to the second formatted once per second."""
+        if at.tzinfo is not UTC:
+            return format_instant(at)
+        second = (at.year, at.month, at.day, at.hour, at.minute, at.second)
+        if second != self._second:
+            self._second = second
+            self._second_text = format_instant(at.replace(microsecond=0))[:-1]
+        micro = at.microsecond
+        return f"{self._second_text}.{micro:06d}Z" if micro else f"{self._second_text}Z"
 
     def _tail(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> str:
         """Everything in a line after its time: the same for every repeat of a request."""
