@@ -142,9 +142,14 @@ class GraphScheduleSource:
             (chunk, part) for chunk in split_addresses(addresses) for part in split_window(window)
         ]
         try:
-            outcomes = await asyncio.gather(
-                *(self._fetch_chunk(chunk, part, window, deadline) for chunk, part in jobs)
-            )
+            if len(jobs) == 1:
+                # The usual case: awaited here, not in a task of its own (a turn of the loop
+                # to start it and another to hear it finished).
+                outcomes = [await self._fetch_chunk(*jobs[0], window, deadline)]
+            else:
+                outcomes = await asyncio.gather(
+                    *(self._fetch_chunk(chunk, part, window, deadline) for chunk, part in jobs)
+                )
         except TokenError as exc:
             raise UpstreamFailure(
                 "could not get an access token for Microsoft Graph", code="upstream_auth"
