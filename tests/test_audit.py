@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -130,6 +131,26 @@ async def test_retries_count_as_upstream_calls(
         assert resp.status == 200
     (line,) = lines(path)
     assert line["upstream_calls"] == 3
+
+
+async def test_concurrent_requests_each_get_their_line_before_their_answer(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """Lines are written once per turn of the loop, yet every answer finds its line written."""
+    path = tmp_path / "audit.jsonl"
+    client = await make_proxy(mock_graph, settings=audited(mock_graph, path))
+    others = [f"user{i}@{MOCK_DOMAIN}" for i in range(12)]
+
+    async def ask(address: str) -> int:
+        async with client.post(
+            "/v1/availability", json={"schedules": [address], **DAY}, headers=auth()
+        ) as resp:
+            await resp.read()
+        # Its own line is in the file already, whatever the other requests are doing.
+        return sum(line["schedules"] == [pseudonym(address)] for line in lines(path))
+
+    assert await asyncio.gather(*(ask(address) for address in others)) == [1] * len(others)
+    assert len(lines(path)) == len(others)
 
 
 async def test_addresses_in_clear_only_when_configured(
