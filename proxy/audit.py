@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import select
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ MIN_KEY_LENGTH = 32
 _PSEUDONYMS_KEPT = 4096
 # Tails remembered, and the longest remembered (a request for many addresses is not kept).
 _TAILS_KEPT = 4096
+# The most written at once: what a pipe takes atomically (POSIX guarantees 512, Linux 4096).
+ATOMIC_WRITE = select.PIPE_BUF
 _TAIL_KEPT_LENGTH = 1024
 
 
@@ -65,7 +68,11 @@ def check_audit_settings(settings: AuditSettings) -> None:
 class AuditTrail:
     """Writes audit lines to standard output or to a file opened for appending."""
 
-    def __init__(self, settings: AuditSettings, clock: WallClock) -> None:
+    def __init__(
+        self, settings: AuditSettings, clock: WallClock, *, stream: IO[str] | None = None
+    ) -> None:
+        # stream: where lines go instead of the configured destination (tests, embedding).
+        self._given = stream
         self._settings = settings
         self._clock = clock
         key = settings.hmac_key or ""
@@ -87,6 +94,9 @@ class AuditTrail:
 
     def open(self) -> None:
         """Open the destination; a file is created readable by its owner only."""
+        if self._given is not None:
+            self._stream = self._given
+            return
         if self._settings.file is None:
             self._stream = sys.stdout
             return
@@ -184,12 +194,23 @@ class AuditTrail:
         pending, self._pending = self._pending, []
         if self._stream is None or not pending:
             return
-        self._stream.write(
-            "".join(
-                self.line(record, route=route, status=status, outcome=outcome, at=at) + "\n"
-                for record, route, status, outcome, at in pending
-            )
-        )
+        chunk: list[str] = []
+        size = 0
+        for record, route, status, outcome, at in pending:
+            line = self.line(record, route=route, status=status, outcome=outcome, at=at) + "\n"
+            if chunk and size + len(line) > ATOMIC_WRITE:
+                self._write(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)  # lines are ASCII: characters are bytes
+        self._write(chunk)
+
+    def _write(self, lines: list[str]) -> None:
+        """Hand whole lines to the operating system in one write."""
+        # At most ATOMIC_WRITE bytes (unless one line is longer): workers sharing a pipe, as
+        # standard output, never interleave within a line.
+        assert self._stream is not None
+        self._stream.write("".join(lines))
         self._stream.flush()
 
 

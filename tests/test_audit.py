@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -151,6 +153,43 @@ async def test_concurrent_requests_each_get_their_line_before_their_answer(
 
     assert await asyncio.gather(*(ask(address) for address in others)) == [1] * len(others)
     assert len(lines(path)) == len(others)
+
+
+async def test_a_busy_turn_is_written_in_whole_lines_a_pipe_takes_at_once() -> None:
+    """Lines of one turn go out in writes of whole lines, none over PIPE_BUF, in order."""
+    from proxy.audit import ATOMIC_WRITE, AuditTrail
+    from proxy.audit_record import AuditRecord
+    from proxy.clock import FixedWallClock
+    from proxy.model import Window
+    from proxy.timefmt import parse_rfc3339
+
+    # A datagram socket keeps each write apart, so the test sees every write the trail made.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs, ours.makefile("w", encoding="ascii") as stream:
+        trail = AuditTrail(
+            AuditSettings(hmac_key=AUDIT_KEY),
+            FixedWallClock(parse_rfc3339("2026-01-05T08:00:00Z")),
+            stream=stream,
+        )
+        trail.open()
+        window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
+        for i in range(60):
+            record = AuditRecord(
+                consumer="all", addresses=(f"user{i}@{MOCK_DOMAIN}",), window=window
+            )
+            trail.write(record, route="POST /v1/availability", status=200, outcome="ok")
+        trail.flush()  # what the turn's end does (write() scheduled it)
+        theirs.setblocking(False)
+        writes = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                writes.append(theirs.recv(65536).decode())
+    assert 1 < len(writes) < 60
+    assert all(len(w) <= ATOMIC_WRITE and w.endswith("\n") for w in writes)
+    written = [json.loads(line) for w in writes for line in w.splitlines()]
+    assert [line["schedules"] for line in written] == [
+        [pseudonym(f"user{i}@{MOCK_DOMAIN}")] for i in range(60)
+    ]
 
 
 async def test_addresses_in_clear_only_when_configured(
