@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def edge_middleware(app: web.Application, metrics: Metrics) -> Middleware:
-    """The middleware for ``app`` (its audit trail is looked up per request: it opens on
-    start-up), counting every request in ``metrics``."""
+    """The request envelope for ``app``, counting every request in ``metrics``."""
+    # The audit trail is looked up per request: it opens on start-up, after this runs.
     cors = app[SETTINGS].cors if app[SETTINGS].cors.allow_origins else None
 
     @web.middleware
