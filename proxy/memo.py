@@ -24,14 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cachetools import LRUCache
-
 from proxy.cache import CachedScheduleSource
 from proxy.clock import Clock
 from proxy.model import Window
 from proxy.policy import LOOKBACK_TOLERANCE, Policy
 
-# Bytes of keys and bodies kept at most; least recently used entries go first.
+# Bytes of keys and bodies kept at most; the oldest entries go first.
 MAX_BYTES = 16 * 1024 * 1024
 
 MemoKey = tuple[str, str, bytes]
@@ -64,7 +62,12 @@ class ResponseMemo:
     ) -> None:
         self._cache = cache
         self._clock = clock
-        self._entries: LRUCache[MemoKey, Memoized] = LRUCache(maxsize=max_bytes, getsizeof=_size)
+        # A plain dict in insertion order, bounded in bytes, oldest entries evicted first:
+        # an entry lives at most a TTL anyway, and a hit is one dict lookup where cachetools'
+        # LRUCache took five Python calls, on the path this memo exists to make fast.
+        self._entries: dict[MemoKey, Memoized] = {}
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._purged_at = clock()
 
     def get(self, key: MemoKey, *, policy: Policy, now: datetime) -> Memoized | None:
@@ -77,7 +80,7 @@ class ResponseMemo:
             or self._clock() > entry.fresh_until
             or entry.policy is not policy
         ):
-            self._entries.pop(key, None)
+            self._drop(key)
             return None
         if not entry.not_before <= now <= entry.not_after:
             # The window left what this key may see; the full path says why (400).
@@ -115,12 +118,18 @@ class ResponseMemo:
             days=len({a.casefold() for a in schedules}) * _days(fetch_window),
             size=len(body) + len(key[2]) + 256,
         )
-        if entry.size <= self._entries.maxsize:
-            self._entries[key] = entry
+        if entry.size > self._max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = entry
+        self._bytes += entry.size
+        while self._bytes > self._max_bytes:
+            self._drop(next(iter(self._entries)))
 
     def clear(self) -> None:
         """Drop every entry (a connection was removed: its data must go now, not later)."""
         self._entries.clear()
+        self._bytes = 0
 
     def __len__(self) -> int:
         """Entries held."""
@@ -132,13 +141,14 @@ class ResponseMemo:
         for key in [
             k for k, e in self._entries.items() if now > e.fresh_until or e.generation != generation
         ]:
-            del self._entries[key]
+            self._drop(key)
+
+    def _drop(self, key: MemoKey) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.size
 
 
 def _days(window: Window) -> int:
     """UTC days the cache holds for a window (as CachedScheduleSource counts them)."""
     return (window.end - timedelta(microseconds=1)).toordinal() - window.start.toordinal() + 1
-
-
-def _size(entry: Memoized) -> int:
-    return entry.size

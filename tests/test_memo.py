@@ -12,9 +12,12 @@ from aiohttp.test_utils import TestClient
 
 from proxy.clock import FixedWallClock, ManualClock
 from proxy.consumers import new_key
+from proxy.memo import MemoKey, ResponseMemo
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
+from proxy.model import Window
 from proxy.settings import AuditSettings, CacheSettings, ConsumerSettings, Settings
-from proxy.typedefs import CACHE, MEMO
+from proxy.timefmt import parse_rfc3339
+from proxy.typedefs import CACHE, CLOCK, CONSUMERS, MEMO
 from tests.conftest import AUDIT_KEY, KEY_ALL, TEST_NOW, ProxyFactory, auth, proxy_settings
 from tests.frugal_helpers import graph_calls, sample
 
@@ -209,3 +212,34 @@ async def test_errors_are_not_memoised(make_proxy: ProxyFactory, mock_graph: Run
     body = {"schedules": people(mock_graph, 1), "start": DAY["end"], "end": DAY["start"]}
     assert (await post(client, body))[0] == 400
     assert len(client.app[MEMO]) == 0
+
+
+async def test_memo_is_bounded_in_bytes_oldest_first(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """Past max_bytes the oldest entries go; replacing an entry does not count it twice."""
+    client = await make_proxy(mock_graph)
+    addresses = people(mock_graph, 3)
+    for address in addresses:  # the cache days every entry below stands on
+        assert (await post(client, {"schedules": [address], **DAY}))[0] == 200
+    window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
+    policy = client.app[CONSUMERS].named("all").policy
+    keys: list[MemoKey] = [("all", "POST", address.encode()) for address in addresses]
+    # Room for two entries of 1,000 body bytes (each counts its body, key and 256 bytes).
+    memo = ResponseMemo(client.app[CACHE], clock=client.app[CLOCK], max_bytes=2 * 1300)
+
+    def put(key: MemoKey, address: str) -> None:
+        memo.put(key, body=b"x" * 1000, schedules=(address,), window=window, policy=policy,
+                 fetch_window=window)  # fmt: skip
+
+    def held() -> list[bool]:
+        return [memo.get(key, policy=policy, now=TEST_NOW) is not None for key in keys]
+
+    put(keys[0], addresses[0])
+    put(keys[1], addresses[1])
+    assert held() == [True, True, False]
+    put(keys[1], addresses[1])  # replaced, not added
+    assert held() == [True, True, False]
+    put(keys[2], addresses[2])
+    assert held() == [False, True, True]
+    assert len(memo) == 2
