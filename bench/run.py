@@ -82,13 +82,7 @@ def write_config(mock: RunningMock, directory: Path) -> Path:
     path = directory / "bench.toml"
     path.write_text(
         f"""
-[graph]
-tenant_id = "{MOCK_TENANT_ID}"
-client_id = "{MOCK_CLIENT_ID}"
-authority = "{mock.authority}"
-base_url = "{mock.graph_base_url}"
-ca_file = "{mock.ca_file}"
-[[consumers]]
+{mock.graph_config()}[[consumers]]
 name = "bench"
 key_sha256 = "{KEY_SHA}"
 allow = ["*@{MOCK_DOMAIN}"]

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID
+from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN
 from tests.conftest import MockFactory, ProxyFactory, auth
 from tests.connect_helpers import TOKEN_KEY, connect_settings
 
@@ -25,10 +25,7 @@ async def test_device_code_connects_an_enterprise(
     db = tmp_path / "c.db"
     config = tmp_path / "proxy.toml"
     config.write_text(
-        f'[graph]\ntenant_id = "{MOCK_TENANT_ID}"\nclient_id = "{MOCK_CLIENT_ID}"\n'
-        f'authority = "{mock.authority}"\nbase_url = "{mock.graph_base_url}"\n'
-        f'ca_file = "{mock.ca_file}"\n'
-        f'[connect]\nkinds = ["enterprise"]\nstorage_path = "{db}"\n'
+        mock.graph_config() + f'[connect]\nkinds = ["enterprise"]\nstorage_path = "{db}"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
     process = await asyncio.create_subprocess_exec(

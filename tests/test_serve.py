@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_TENANT_ID, RunningMock
+from proxy.mock import MOCK_CLIENT_SECRET, RunningMock
 from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV
 from proxy.timefmt import format_utc
 from tests.conftest import AUDIT_KEY, KEY_ALL, KEY_ALL_SHA, ONE_ADDRESS, assert_no_leak
@@ -27,10 +27,9 @@ async def test_serve_applies_limits_and_writes_json_logs(
     logs JSON lines without secrets, audits, and stops cleanly on SIGINT."""
     config = tmp_path / "proxy.toml"
     config.write_text(
-        f'[server]\nmax_field_size = 2048\n[graph]\ntenant_id = "{MOCK_TENANT_ID}"\n'
-        f'client_id = "{MOCK_CLIENT_ID}"\nauthority = "{mock_graph.authority}"\n'
-        f'base_url = "{mock_graph.graph_base_url}"\nca_file = "{mock_graph.ca_file}"\n'
-        f'[[consumers]]\nname = "app"\nkey_sha256 = "{KEY_ALL_SHA}"\n'
+        "[server]\nmax_field_size = 2048\n"
+        + mock_graph.graph_config()
+        + f'[[consumers]]\nname = "app"\nkey_sha256 = "{KEY_ALL_SHA}"\n'
         f'allow = ["{ONE_ADDRESS}"]\n[audit]\nfile = "audit.jsonl"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
+from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, RunningMock
 from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV
 from tests.conftest import AUDIT_KEY, KEY_ALL, KEY_ALL_SHA, assert_no_leak
 from tests.frugal_helpers import DAY
@@ -29,13 +29,7 @@ def config_for(mock: RunningMock, path: Path) -> Path:
     """A config file pointing at the mock with one consumer."""
     path.write_text(
         f"""
-[graph]
-tenant_id = "{MOCK_TENANT_ID}"
-client_id = "{MOCK_CLIENT_ID}"
-authority = "{mock.authority}"
-base_url = "{mock.graph_base_url}"
-ca_file = "{mock.ca_file}"
-[[consumers]]
+{mock.graph_config()}[[consumers]]
 name = "all"
 key_sha256 = "{KEY_ALL_SHA}"
 allow = ["*@{MOCK_DOMAIN}"]

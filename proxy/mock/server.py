@@ -11,7 +11,12 @@ import trustme
 from aiohttp import web
 
 from proxy.mock.app import create_mock_app
-from proxy.mock.settings import CLIENT_SECRET_ENV_VAR, MockSettings
+from proxy.mock.settings import (
+    CLIENT_SECRET_ENV_VAR,
+    MOCK_CLIENT_ID,
+    MOCK_TENANT_ID,
+    MockSettings,
+)
 from proxy.mock.state import MockGraph
 
 CA_FILE_NAME = "mock-ca.pem"
@@ -49,6 +54,14 @@ class RunningMock:
     def graph_base_url(self) -> str:
         """Return the Graph API root, ``{url}/v1.0``."""
         return f"{self.url}/v1.0"
+
+    def graph_config(self) -> str:
+        """The ``[graph]`` section of a proxy config file that points at this mock."""
+        return (
+            f'[graph]\ntenant_id = "{MOCK_TENANT_ID}"\nclient_id = "{MOCK_CLIENT_ID}"\n'
+            f'authority = "{self.authority}"\nbase_url = "{self.graph_base_url}"\n'
+            f'ca_file = "{self.ca_file}"\n'
+        )
 
     async def close(self) -> None:
         """Stop listening and release the server's resources."""
