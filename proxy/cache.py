@@ -153,10 +153,10 @@ class CachedScheduleSource:
             return None
         return oldest + self._ttl_s
 
-    def count_hits(self, days: int) -> None:
-        """Count mailbox-days answered from memory without a lookup (the response memo)."""
+    def count_hits(self, days: int, *, now: float) -> None:
+        """Count mailbox-days the response memo answered (``now``: its reading of our clock)."""
         self._lookups.inc(_HIT, days)
-        self._purge_if_due(self._clock())
+        self._purge_if_due(now)
 
     def forget(self, addresses: Iterable[str]) -> int:
         """Drop everything cached for these addresses; fetches in flight will not store."""

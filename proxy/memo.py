@@ -75,9 +75,10 @@ class ResponseMemo:
         entry = self._entries.get(key)
         if entry is None:
             return None
+        reading = self._clock()
         if (
             entry.generation != self._cache.generation
-            or self._clock() > entry.fresh_until
+            or reading > entry.fresh_until
             or entry.policy is not policy
         ):
             self._drop(key)
@@ -85,7 +86,7 @@ class ResponseMemo:
         if not entry.not_before <= now <= entry.not_after:
             # The window left what this key may see; the full path says why (400).
             return None
-        self._cache.count_hits(entry.days)
+        self._cache.count_hits(entry.days, now=reading)
         return entry
 
     def put(
