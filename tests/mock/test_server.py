@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -70,3 +73,42 @@ def test_serve_forever_prints_how_to_connect_and_stops_on_sigterm(tmp_path: Path
     assert "https://127.0.0.1:" in text
     assert str(tmp_path / "mock-ca.pem") in text
     assert (tmp_path / "mock-ca.pem").exists()
+
+
+def _idle_client(mock: RunningMock) -> ssl.SSLSocket:
+    """A TLS client that makes one kept-alive request and reads the answer, then never reads
+    again (a connection idle in requests' pool)."""
+    host, port = "127.0.0.1", int(mock.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(mock.ca_file))
+    tls = context.wrap_socket(
+        socket.create_connection((host, port), timeout=5), server_hostname=host
+    )
+    tls.sendall(b"GET /_mock/organisation HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += tls.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    (length,) = (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"content-length:"))  # fmt: skip
+    while len(body) < length:
+        body += tls.recv(65536)
+    return tls
+
+
+def _until_tcp_closed(tls: ssl.SSLSocket) -> None:
+    """Read the connection's raw TCP bytes until the server closes it (5 s timeout)."""
+    # Under a graceful TLS close only the server's close_notify arrives; TCP stays open.
+    with socket.socket(fileno=os.dup(tls.fileno())) as raw:
+        raw.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):
+            while raw.recv(4096):
+                pass
+
+
+async def test_close_cuts_idle_kept_alive_connections(mock: RunningMock) -> None:
+    """close() ends a connection whose client never reads again at once, TCP and all, instead
+    of waiting for a TLS goodbye that will not come (which left the transport open)."""
+    tls = await asyncio.to_thread(_idle_client, mock)
+    with tls:
+        await mock.close()
+        await asyncio.to_thread(_until_tcp_closed, tls)  # TimeoutError fails the test
