@@ -20,7 +20,7 @@ from proxy.clock import MONOTONIC, Clock, SystemWallClock, WallClock
 from proxy.connect.setup import check_connect_config, connect_context, install_connect_routes
 from proxy.connect.store import Connection
 from proxy.consumers import ConsumerRegistry
-from proxy.edge import edge_middleware
+from proxy.edge import Envelope
 from proxy.errors import ConfigError
 from proxy.feeds import FeedRegistry
 from proxy.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
@@ -63,7 +63,8 @@ def init_app(
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
     app[CLOCK] = clock
     app[METRICS] = Metrics()
-    app.middlewares.append(edge_middleware(app, app[METRICS]))
+    # No aiohttp middleware: every route is registered through the envelope (proxy.edge).
+    envelope = Envelope(app, app[METRICS])
     app[WALL_CLOCK] = wall_clock or SystemWallClock()
     app[RATE_LIMITS] = TokenBuckets(clock)
     app.cleanup_ctx.append(audit_trail_ctx)
@@ -74,11 +75,11 @@ def init_app(
     if settings.connect.kinds:
         check_connect_config(settings)
         app.cleanup_ctx.append(connect_context)
-        install_connect_routes(app)
+        install_connect_routes(app, envelope)
     # Last, so the cache sits in front of whatever source the steps above settled on.
     app.cleanup_ctx.append(_frugal)
     check_audit_settings(settings.audit)
-    setup_routes(app)
+    setup_routes(app, envelope)
     return app
 
 

@@ -1,11 +1,13 @@
 """CORS: off by default; exact origins from [cors] allow_origins may call from a browser.
 
 A few lines in the request envelope (``proxy.edge``) rather than aiohttp-cors: the policy is
-one allowlist for every route, and preflights must be answered before routing turns OPTIONS
-into a 405.
+one allowlist for every route, and a preflight is answered by the envelope's fallback route,
+which would otherwise answer the OPTIONS request with a 405.
 """
 
 from __future__ import annotations
+
+from collections.abc import Set
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -18,12 +20,16 @@ ALLOWED_REQUEST_HEADERS = frozenset({"authorization", "content-type"})
 EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
 
 
-def preflight(request: web.Request, cors: CorsSettings) -> web.StreamResponse | None:
-    """The answer to a CORS preflight for a path we serve; None for any other request."""
+def preflight(
+    request: web.Request, cors: CorsSettings, methods: Set[str]
+) -> web.StreamResponse | None:
+    """The answer to a CORS preflight for a path serving ``methods``; None for any other request.
+
+    No methods: there is no such path, and the request gets its 404 as usual.
+    """
     if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
         return None
-    methods = _route_methods(request)
-    if methods is None:
+    if not methods:
         return None
     origin = request.headers.get("Origin")
     allowed = origin is not None and origin in cors.allow_origins
@@ -40,22 +46,12 @@ def expose(request: web.Request, cors: CorsSettings, headers: CIMultiDict[str]) 
         headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
 
-def _route_methods(request: web.Request) -> frozenset[str] | None:
-    """Methods the path serves, or None when there is no such path (404 as usual)."""
-    error = request.match_info.http_exception
-    if isinstance(error, web.HTTPMethodNotAllowed):
-        return frozenset(error.allowed_methods)
-    if error is None:
-        return frozenset({request.method})
-    return None
-
-
 def _preflight(
     request: web.Request,
     cors: CorsSettings,
     *,
     allowed: bool,
-    methods: frozenset[str],
+    methods: Set[str],
     origin: str,
 ) -> web.StreamResponse:
     """204 with the grant for an allowed origin, method and headers; 403 problem otherwise."""

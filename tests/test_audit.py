@@ -21,7 +21,7 @@ import pytest
 from proxy.app import init_app
 from proxy.errors import ConfigError
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, Fault, RunningMock
-from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, AuditSettings, Settings
+from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, AuditSettings, CorsSettings, Settings
 from tests.conftest import (
     AUDIT_KEY,
     KEY_ONE,
@@ -118,6 +118,42 @@ async def test_one_line_per_request_with_every_outcome(
     )
     assert missing["route"] == "GET unmatched"
     assert (missing["status"], missing["outcome"]) == (404, "not_found")
+
+
+async def test_preflights_and_probes_are_not_audited(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """CORS preflights and probe paths (any method) leave no line; other misses do."""
+    path = tmp_path / "audit.jsonl"
+    origin = "https://scheduler.example"
+    settings = replace(
+        audited(mock_graph, path), cors=CorsSettings(allow_origins=(origin,), max_age_seconds=60)
+    )
+    client = await make_proxy(mock_graph, settings=settings)
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    for target in ("/v1/availability", "/calendar/v3/freeBusy"):
+        async with client.options(target, headers=preflight) as resp:
+            assert resp.status == 204
+    async with client.post("/healthz") as resp:
+        assert resp.status == 405
+    async with client.get("/metrics") as resp:
+        assert resp.status == 200
+    async with client.options("/nothing", headers=preflight) as resp:
+        assert resp.status == 404
+    async with client.delete("/v1/availability", headers=auth()) as resp:
+        assert resp.status == 405
+
+    missing, refused = lines(path)
+    assert (missing["route"], missing["status"], missing["outcome"]) == (
+        "OPTIONS unmatched",
+        404,
+        "not_found",
+    )
+    assert (refused["route"], refused["status"], refused["outcome"]) == (
+        "DELETE unmatched",
+        405,
+        "method_not_allowed",
+    )
 
 
 async def test_retries_count_as_upstream_calls(

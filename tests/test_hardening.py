@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from proxy.mock import RunningMock
 from proxy.settings import CorsSettings
 from tests.conftest import ONE_ADDRESS, ProxyFactory, assert_no_leak, auth, proxy_settings
+from tests.connect_helpers import connect_settings
 
 DAY = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}
 APP_ORIGIN = "https://scheduler.example"
@@ -70,6 +75,72 @@ async def test_every_answer_has_only_the_product_banner_and_no_store(
         assert resp.headers["Server"] == "freebusy-proxy"
         assert resp.headers["Cache-Control"] == "no-store"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def served_routes(app: web.Application, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route registered in ``app`` and its sub-apps, "*" included."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        if "app" in info:
+            yield from served_routes(info["app"])
+            continue
+        # A concrete path for a template: each {variable} filled in.
+        path = re.sub(r"\{[^}]*\}", "x", resource.canonical) or "/"
+        for route in resource:
+            yield route.method, path
+
+
+@pytest.mark.parametrize("connect", [False, True])
+async def test_every_route_answers_inside_the_envelope(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path, connect: bool
+) -> None:
+    """Every route the app registers, whatever it answers, carries the standard headers.
+
+    A route registered around the envelope (proxy.edge) would answer without them.
+    """
+    settings = connect_settings(mock_graph, tmp_path / "c.db") if connect else None
+    client = await make_proxy(mock_graph, settings=settings)
+    routes = sorted(set(served_routes(client.server.app)))
+    assert ("POST", "/v1/availability") in routes
+    assert ("POST", "/calendar/v3/freeBusy") in routes
+    assert any(path.startswith("/connect") for _, path in routes) is connect
+    for method, path in routes:
+        async with client.request(
+            "PATCH" if method == "*" else method, path, allow_redirects=False
+        ) as resp:
+            await resp.read()
+            assert resp.status < 500, (method, path)
+            assert resp.headers["Server"] == "freebusy-proxy", (method, path)
+            assert resp.headers["X-Content-Type-Options"] == "nosniff", (method, path)
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "content_type"),
+    [
+        (b"OPTIONS * HTTP/1.1", 404, "application/problem+json"),
+        (b"GET /v1/availabilityx HTTP/1.1", 404, "application/problem+json"),
+        (b"PUT /v1/availability HTTP/1.1", 405, "application/problem+json"),
+        # A dialect's bare prefix, and what its sub-app does not serve: the dialect's shape.
+        (b"GET /v1.0 HTTP/1.1", 404, "application/json"),
+        (b"GET /calendar/v3 HTTP/1.1", 404, "application/json"),
+        (b"GET /calendar/v3/nothing HTTP/1.1", 404, "application/json"),
+        (b"PATCH /v1.0/me/calendar/getSchedule HTTP/1.1", 405, "application/json"),
+    ],
+)
+async def test_what_no_route_serves_is_answered_by_us(
+    proxy: TestClient[Any, Any], target: bytes, status: int, content_type: str
+) -> None:
+    """Any request target no route serves, "*" included, gets our error document."""
+    got, headers, body = await raw_request(
+        proxy, target + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert got == status
+    assert headers["content-type"].startswith(content_type)
+    assert headers["server"] == "freebusy-proxy"
+    document = json.loads(body)
+    assert "code" in document if content_type == "application/problem+json" else "error" in document
+    if status == 405:
+        assert headers["allow"] in ("GET,POST", "POST")
 
 
 @pytest.mark.parametrize(
@@ -158,7 +229,7 @@ async def test_long_query_string_is_414_in_the_dialect_shape(
 async def test_parser_limits_answer_400_before_the_app(
     proxy: TestClient[Any, Any], data: bytes
 ) -> None:
-    """aiohttp refuses these while parsing, before our middleware: a plain-text 400.
+    """aiohttp refuses these while parsing, before any route: a plain-text 400.
 
     It cannot be problem+json (nor carry our Server header) without replacing aiohttp's
     request handler; the limits are configurable ([server] max_line_size, max_field_size,
@@ -272,3 +343,13 @@ async def test_cors_actual_requests(cors_proxy: TestClient[Any, Any]) -> None:
         assert "Access-Control-Allow-Origin" not in resp.headers
     async with cors_proxy.options("/nothing", headers=preflight()) as resp:
         assert resp.status == 404
+
+
+@pytest.mark.parametrize("path", ["/calendar/v3/freeBusy", "/v1.0/me/calendar/getSchedule"])
+async def test_cors_preflight_under_a_dialect(cors_proxy: TestClient[Any, Any], path: str) -> None:
+    """A dialect's routes are preflighted like the rest: POST is what they serve."""
+    async with cors_proxy.options(path, headers=preflight()) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Methods"] == "POST"
+    async with cors_proxy.options(path, headers=preflight(method="GET")) as resp:
+        assert resp.status == 403

@@ -13,6 +13,7 @@ from proxy.connect.router import RoutingScheduleSource
 from proxy.connect.runtime import ConnectRuntime
 from proxy.connect.store import ConnectionStore, fernet_from_key
 from proxy.connect.views import setup_connect_routes
+from proxy.edge import Envelope
 from proxy.readiness import Readiness
 from proxy.settings import Settings
 from proxy.tls import requests_session
@@ -33,10 +34,10 @@ def check_connect_config(settings: Settings) -> None:
     fernet_from_key(settings.connect.token_key)
 
 
-def install_connect_routes(app: web.Application) -> None:
+def install_connect_routes(app: web.Application, envelope: Envelope) -> None:
     """Add the /connect and /admin routes and the (empty) connection-removed hook list."""
     app[CONNECTION_REMOVED] = []
-    setup_connect_routes(app)
+    setup_connect_routes(app, envelope)
 
 
 async def connect_context(app: web.Application) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from proxy.connect.identity import error_code
 from proxy.connect.onboarding import Refusal, complete
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes
 from proxy.connect.store import Kind
+from proxy.edge import Envelope
 from proxy.errors import ProblemError, Unauthorized
 from proxy.tokens import PLATFORM_ERRORS
 from proxy.typedefs import CONNECT, SETTINGS
@@ -144,11 +145,12 @@ async def delete_connection(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def setup_connect_routes(app: web.Application) -> None:
+def setup_connect_routes(app: web.Application, envelope: Envelope) -> None:
     """Register the connect and admin routes."""
-    app.router.add_get("/connect", index)
-    app.router.add_route("GET", "/connect/callback", callback)
-    app.router.add_route("POST", "/connect/callback", callback)
-    app.router.add_get("/connect/{kind}", start)
-    app.router.add_get("/admin/connections", list_connections)
-    app.router.add_delete("/admin/connections/{id}", delete_connection)
+    router = app.router
+    envelope.add_get(router, "/connect", index)
+    envelope.add(router, "GET", "/connect/callback", callback)
+    envelope.add(router, "POST", "/connect/callback", callback)
+    envelope.add_get(router, "/connect/{kind}", start)
+    envelope.add_get(router, "/admin/connections", list_connections)
+    envelope.add(router, "DELETE", "/admin/connections/{id}", delete_connection)

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy.api import AvailabilityQuery, parse_query
+from proxy.edge import Envelope
 from proxy.errors import BadRequest, ProblemError
 from proxy.formats.common import BEARER_CHALLENGE, merge_periods, read_json_object, root_app
 from proxy.hardening import check_query_length
@@ -178,8 +179,7 @@ def _domain(reason: str) -> str:
     return "usageLimits" if reason == "rateLimitExceeded" else "global"
 
 
-@web.middleware
-async def google_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def google_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error under /calendar/v3 in Google's shape; unexpected ones as a bare 500."""
     try:
         check_query_length(request)
@@ -205,8 +205,9 @@ async def google_error_middleware(request: web.Request, handler: Handler) -> web
         return google_error(500, reason="internalError", message="internal error")
 
 
-def google_app() -> web.Application:
+def google_app(envelope: Envelope) -> web.Application:
     """The /calendar/v3 sub-application, with its own error shape."""
-    app = web.Application(middlewares=[google_error_middleware])
-    app.router.add_post("/freeBusy", freebusy)
+    app = web.Application()
+    envelope.add(app.router, "POST", "/freeBusy", freebusy, shape=google_errors)
+    envelope.add_fallback(app.router, shape=google_errors)
     return app

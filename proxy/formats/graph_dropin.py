@@ -22,6 +22,7 @@ from aiohttp.typedefs import Handler
 
 from proxy.api import AvailabilityQuery, parse_query
 from proxy.consumers import Consumer
+from proxy.edge import Envelope
 from proxy.errors import BadRequest, ProblemError
 from proxy.formats.common import BEARER_CHALLENGE, read_json_object, root_app
 from proxy.hardening import check_query_length
@@ -275,8 +276,7 @@ def graph_error(
     )
 
 
-@web.middleware
-async def graph_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def graph_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error under /v1.0 in Graph's shape; unexpected ones as a bare 500."""
     try:
         check_query_length(request)
@@ -305,9 +305,12 @@ async def graph_error_middleware(request: web.Request, handler: Handler) -> web.
         return graph_error(request, 500, code="internal_error", message="internal error")
 
 
-def graph_app() -> web.Application:
+def graph_app(envelope: Envelope) -> web.Application:
     """The /v1.0 sub-application, with Graph's error shape."""
-    app = web.Application(middlewares=[graph_error_middleware])
-    app.router.add_post("/users/{id}/calendar/getSchedule", get_schedule)
-    app.router.add_post("/me/calendar/getSchedule", get_schedule)
+    app = web.Application()
+    envelope.add(
+        app.router, "POST", "/users/{id}/calendar/getSchedule", get_schedule, shape=graph_errors
+    )
+    envelope.add(app.router, "POST", "/me/calendar/getSchedule", get_schedule, shape=graph_errors)
+    envelope.add_fallback(app.router, shape=graph_errors)
     return app
