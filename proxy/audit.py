@@ -85,7 +85,7 @@ class AuditTrail:
         self._second: tuple[int, ...] = ()
         self._second_text = ""
         # Finished requests whose lines are not written yet (see write()).
-        self._pending: list[tuple[AuditRecord, str, int, str, datetime]] = []
+        self._pending: list[tuple[AuditRecord, str, int, str]] = []
 
     @property
     def enabled(self) -> bool:
@@ -181,7 +181,7 @@ class AuditTrail:
         """Note one finished request; its line is written before the event loop's next turn ends."""
         if self._stream is None:
             return
-        self._pending.append((record, route, status, outcome, self._clock.now()))
+        self._pending.append((record, route, status, outcome))
         if len(self._pending) == 1:
             # Lines are formatted and written once per turn of the loop, all together, rather
             # than a system call per request. Callbacks run in order, so this comes before any
@@ -194,9 +194,11 @@ class AuditTrail:
         pending, self._pending = self._pending, []
         if self._stream is None or not pending:
             return
+        # One reading for the lot: they finished within this turn of the loop.
+        at = self._clock.now()
         chunk: list[str] = []
         size = 0
-        for record, route, status, outcome, at in pending:
+        for record, route, status, outcome in pending:
             line = self.line(record, route=route, status=status, outcome=outcome, at=at) + "\n"
             if chunk and size + len(line) > ATOMIC_WRITE:
                 self._write(chunk)
