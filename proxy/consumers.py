@@ -52,7 +52,8 @@ class ConsumerRegistry:
         # Keys seen to be valid, by a BLAKE2b tag under a key that lives only in this process:
         # a repeat is one built-in hash and a dict lookup instead of SHA-256 through OpenSSL and
         # a comparison with every entry. It holds tags, never keys, at most one per valid key.
-        self._tag_key = secrets.token_bytes(32)
+        # The keyed state is computed once; each tag copies it (as HMAC keeps its pads).
+        self._tagger = hashlib.blake2b(digest_size=32, key=secrets.token_bytes(32))
         self._valid: dict[bytes, Consumer] = {}
 
     def authenticate(self, authorization: str | None) -> Consumer:
@@ -65,7 +66,9 @@ class ConsumerRegistry:
             raise Unauthorized("an API key is required: Authorization: Bearer <key>")
         # A header may carry undecodable bytes (kept as surrogates); they must not crash us.
         raw = key.encode("utf-8", "surrogateescape")
-        tag = hashlib.blake2b(raw, digest_size=32, key=self._tag_key).digest()
+        tagger = self._tagger.copy()
+        tagger.update(raw)
+        tag = tagger.digest()
         found = self._valid.get(tag)
         if found is not None:
             note_consumer(found.name)
