@@ -17,7 +17,7 @@ import os
 import select
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import IO
 
@@ -82,8 +82,6 @@ class AuditTrail:
         self._pseudonyms: dict[str, str] = {}
         # Rendered line tails by request: a scheduling app repeats the same request all day.
         self._tails: dict[tuple[object, ...], str] = {}
-        self._second: tuple[int, ...] = ()
-        self._second_text = ""
         # Finished requests whose lines are not written yet (see write()).
         self._pending: list[tuple[AuditRecord, str, int, str]] = []
 
@@ -133,6 +131,11 @@ class AuditTrail:
         at: datetime | None = None,
     ) -> str:
         """The JSON line for a request finished ``at`` (default: now), built field by field."""
+        time = format_instant(at or self._clock.now())
+        return f'{{"time":"{time}",{self._kept_tail(record, route, status, outcome)}'
+
+    def _kept_tail(self, record: AuditRecord, route: str, status: int, outcome: str) -> str:
+        """_tail(), remembered per request shape: a scheduling app repeats itself all day."""
         key = (record.consumer, route, record.addresses, record.window, status, outcome,
                record.upstream_calls)  # fmt: skip
         tail = self._tails.get(key)
@@ -142,18 +145,7 @@ class AuditTrail:
                 if len(self._tails) >= _TAILS_KEPT:
                     self._tails.clear()
                 self._tails[key] = tail
-        return f'{{"time":"{self._time(at or self._clock.now())}",{tail}'
-
-    def _time(self, at: datetime) -> str:
-        """format_instant(at), its text up to the second formatted once per second."""
-        if at.tzinfo is not UTC:
-            return format_instant(at)
-        second = (at.year, at.month, at.day, at.hour, at.minute, at.second)
-        if second != self._second:
-            self._second = second
-            self._second_text = format_instant(at.replace(microsecond=0))[:-1]
-        micro = at.microsecond
-        return f"{self._second_text}.{micro:06d}Z" if micro else f"{self._second_text}Z"
+        return tail
 
     def _tail(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> str:
         """Everything in a line after its time: the same for every repeat of a request."""
@@ -194,12 +186,12 @@ class AuditTrail:
         pending, self._pending = self._pending, []
         if self._stream is None or not pending:
             return
-        # One reading for the lot: they finished within this turn of the loop.
-        at = self._clock.now()
+        # One time for the lot, formatted once: they finished within this turn of the loop.
+        head = f'{{"time":"{format_instant(self._clock.now())}",'
         chunk: list[str] = []
         size = 0
         for record, route, status, outcome in pending:
-            line = self.line(record, route=route, status=status, outcome=outcome, at=at) + "\n"
+            line = f"{head}{self._kept_tail(record, route, status, outcome)}\n"
             if chunk and size + len(line) > ATOMIC_WRITE:
                 self._write(chunk)
                 chunk, size = [], 0
