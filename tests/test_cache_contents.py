@@ -138,6 +138,11 @@ async def test_metrics_exposes_no_personal_data(
         assert resp.status == 401
     async with client.get("/no/such/" + addresses[0]) as resp:
         assert resp.status == 404
+    # Routes with an address in the path, and a dialect's (sub-app) route: labelled by template.
+    async with client.get(f"/v1/schedules/{addresses[0]}/freebusy.ics") as resp:
+        assert resp.status == 401
+    async with client.post("/calendar/v3/freeBusy", json={}) as resp:
+        assert resp.status == 401
     async with client.get("/metrics") as resp:
         assert resp.status == 200
         assert resp.content_type == "text/plain"
@@ -150,6 +155,8 @@ async def test_metrics_exposes_no_personal_data(
         in text
     )
     assert 'route="unmatched",status="404"' in text
+    assert 'method="GET",route="/v1/schedules/{address}/freebusy.ics",status="401"' in text
+    assert 'method="POST",route="/calendar/v3/freeBusy",status="401"' in text
     assert 'freebusy_upstream_calls_total{endpoint="getSchedule",outcome="200"} 1.0' in text
     assert 'freebusy_cache_lookups_total{result="hit"} 3.0' in text
     assert "freebusy_batch_schedules_bucket" in text
