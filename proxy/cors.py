@@ -27,13 +27,16 @@ def preflight(
 
     No methods: there is no such path, and the request gets its 404 as usual.
     """
-    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
-        return None
-    if not methods:
+    if not is_preflight(request) or not methods:
         return None
     origin = request.headers.get("Origin")
     allowed = origin is not None and origin in cors.allow_origins
     return _preflight(request, cors, allowed=allowed, methods=methods, origin=origin or "")
+
+
+def is_preflight(request: web.Request) -> bool:
+    """Whether the request is a CORS preflight (OPTIONS asking for a method)."""
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
 
 def expose(request: web.Request, cors: CorsSettings, headers: CIMultiDict[str]) -> None:

@@ -26,14 +26,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy.audit import UNAUDITED_PATHS, AuditTrail
 from proxy.audit_record import CURRENT, AuditRecord
-from proxy.cors import expose, preflight
+from proxy.cors import expose, is_preflight, preflight
 from proxy.errors import ProblemError
 from proxy.hardening import add_standard_headers, check_query_length
 from proxy.metrics import Metrics
@@ -80,7 +80,6 @@ class Envelope:
             self._wrap(
                 handler if shape is None else partial(shape, handler=handler),
                 method=method,
-                audited=path not in UNAUDITED_PATHS,
                 own_query_check=shape is not None,
             ),
         )
@@ -112,7 +111,6 @@ class Envelope:
             self._wrap(
                 not_served if shape is None else partial(shape, handler=not_served),
                 method=None,
-                audited=True,
                 own_query_check=shape is not None,
                 preflights=partial(_served_methods, router, fallback=fallback),
             ),
@@ -123,39 +121,38 @@ class Envelope:
         handler: Handler,
         *,
         method: str | None,
-        audited: bool,
         own_query_check: bool,
         preflights: Callable[[web.Request], Awaitable[set[str]]] | None = None,
     ) -> Handler:
         """``handler`` inside the envelope; ``method`` None: the fallback (see add_fallback)."""
         metrics, cors = self._metrics, self._cors
-        # A route's template and audit text, known once sub-apps are mounted: set on first use.
-        labels: list[str] = []
+        # The route's facts, final only once sub-apps are mounted: found on first use.
+        facts: list[_RouteFacts] = []
 
         async def enveloped(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
-            if not labels:
-                labels.extend(_labels(request, method))
-            template, audit_route = labels
-            answer = None
-            if preflights is not None and cors is not None and request.method == "OPTIONS":
-                # The fallback: a preflight for a path that is served is answered here.
-                answer = preflight(request, cors, await preflights(request))
+            record: AuditRecord | None = None
+            # What the client receives, and what the audit trail says happened.
+            status, outcome = 500, "internal_error"
+            template = UNMATCHED
             trail = self._trail
             if trail is None:
                 trail = self._trail = self._app[AUDIT_TRAIL]
-            record: AuditRecord | None = None
-            if (
-                answer is None
-                and audited
-                and trail.enabled
-                and (method is not None or request.path not in UNAUDITED_PATHS)
-            ):
-                record = AuditRecord()
-                token = CURRENT.set(record)
-            # What the client receives, and what the audit trail says happened.
-            status, outcome = 500, "internal_error"
             try:
+                if not facts:
+                    facts.append(_RouteFacts.of(request, method))
+                template, audit_route, audited = facts[0]
+                answer = None
+                if preflights is not None and cors is not None and is_preflight(request):
+                    # The fallback: a preflight for a path that is served is answered here.
+                    answer = preflight(request, cors, await preflights(request))
+                if (
+                    answer is None
+                    and trail.enabled
+                    and (audited if method is not None else request.path not in UNAUDITED_PATHS)
+                ):
+                    record = AuditRecord()
+                    token = CURRENT.set(record)
                 if answer is not None:
                     response, outcome = answer, "ok"
                 else:
@@ -211,12 +208,21 @@ class Envelope:
         return enveloped
 
 
-def _labels(request: web.Request, method: str | None) -> tuple[str, str]:
-    """A route's metric label and audit route; the fallback's audit route is per request ("")."""
-    resource = request.match_info.route.resource
-    if method is None or resource is None:
-        return UNMATCHED, ""
-    return resource.canonical, f"{method} {resource.canonical}"
+class _RouteFacts(NamedTuple):
+    """What the envelope needs to know about a route, the same for each of its requests."""
+
+    template: str  # the metric label
+    audit_route: str  # method and template; "" for the fallback (its method varies)
+    audited: bool  # probes are not consumer requests
+
+    @classmethod
+    def of(cls, request: web.Request, method: str | None) -> _RouteFacts:
+        """The facts of the route that matched ``request`` (``method`` None: the fallback)."""
+        resource = request.match_info.route.resource
+        if method is None or resource is None:
+            return cls(UNMATCHED, "", True)
+        template = resource.canonical
+        return cls(template, f"{method} {template}", template not in UNAUDITED_PATHS)
 
 
 class _Anywhere(web.PlainResource):
@@ -235,7 +241,8 @@ async def _served_methods(
     """The methods the routes of ``router`` serve on the request's path (empty: no such path)."""
     methods: set[str] = set()
     for resource in router.resources():
-        if resource is not fallback:
+        # A sub-app's own fallback answers everything under its prefix.
+        if resource is not fallback and not isinstance(resource, web.PrefixedSubAppResource):
             _, allowed = await resource.resolve(request)
             methods |= allowed
     return methods
