@@ -241,6 +241,25 @@ async def test_parser_limits_answer_400_before_the_app(
     assert_no_leak(body.decode("latin-1"))
 
 
+@pytest.mark.parametrize(
+    "target", [b"CONNECT example.com:443 HTTP/1.1", b"GET http://example.com?a=1 HTTP/1.1"]
+)
+async def test_a_target_without_a_path_is_refused_by_aiohttp(
+    proxy: TestClient[Any, Any], target: bytes
+) -> None:
+    """No path, no route: aiohttp's router answers a plain 404 before our fallback is asked.
+
+    Documented (README, threat model) next to the parser's plain 400s; this pins it, so a
+    change (to problem+json, or to anything else) is noticed and documented too.
+    """
+    status, headers, body = await raw_request(
+        proxy, target + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 404
+    assert headers["content-type"].startswith("text/plain")
+    assert body == b"404: Not Found"
+
+
 async def test_undecodable_key_bytes_are_401(proxy: TestClient[Any, Any]) -> None:
     """An Authorization header with bytes that are not UTF-8 is refused, not a crash."""
     status, headers, _ = await raw_request(
