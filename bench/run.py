@@ -46,10 +46,8 @@ from proxy.consumers import new_key
 from proxy.graph import GraphScheduleSource, RetryPolicy
 from proxy.limits import KeyedLimiter
 from proxy.mock import (
-    MOCK_CLIENT_ID,
     MOCK_CLIENT_SECRET,
     MOCK_DOMAIN,
-    MOCK_TENANT_ID,
     Fault,
     MockSettings,
     RunningMock,
@@ -300,10 +298,7 @@ async def cold_path(
     if samples + 20 > len(addresses):
         raise ValueError(f"at most {len(addresses) - 20} cold-path samples (one per mailbox)")
     reach = timedelta(days=min_fetch_days)
-    tokens = MsalAppTokens(
-        authority=mock.authority, tenant_id=MOCK_TENANT_ID, client_id=MOCK_CLIENT_ID,
-        client_secret=MOCK_CLIENT_SECRET, ca_file=mock.ca_file, timeout_seconds=10,
-    )  # fmt: skip
+    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10)
     port = free_port()
     timings: dict[str, list[float]] = {"day": [], "reach": [], "proxy": []}
     try:
@@ -379,10 +374,7 @@ def percentile(values: list[float], p: float) -> float:
 async def memory(mock: RunningMock, days: int = 14) -> dict[str, Any]:
     """Bytes the cache holds per mailbox-day: filled from the mock, measured by forgetting."""
     addresses = mock.graph.organisation.addresses()
-    tokens = MsalAppTokens(
-        authority=mock.authority, tenant_id=MOCK_TENANT_ID, client_id=MOCK_CLIENT_ID,
-        client_secret=MOCK_CLIENT_SECRET, ca_file=mock.ca_file, timeout_seconds=10,
-    )  # fmt: skip
+    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10)
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))
         async with aiohttp.ClientSession(connector=connector) as session:

@@ -12,7 +12,7 @@ import pytest
 from proxy.cache import CachedDay
 from proxy.graph import GraphScheduleSource, RetryPolicy
 from proxy.limits import KeyedLimiter
-from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
+from proxy.mock import MOCK_DOMAIN, RunningMock
 from proxy.model import BusyItem, ErrorCode, Status, Window
 from proxy.timefmt import parse_rfc3339
 from proxy.tls import client_ssl_context
@@ -84,14 +84,7 @@ async def test_multi_day_answers_match_graph(aiohttp_client: Any, make_mock: Moc
         ("2026-03-01T00:00:00Z", "2026-05-15T00:00:00Z"),
     ]
     connector = aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))
-    tokens = MsalAppTokens(
-        authority=mock.authority,
-        tenant_id=MOCK_TENANT_ID,
-        client_id=MOCK_CLIENT_ID,
-        client_secret=MOCK_CLIENT_SECRET,
-        ca_file=mock.ca_file,
-        timeout_seconds=10,
-    )
+    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10)
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
             direct = GraphScheduleSource(

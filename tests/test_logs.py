@@ -19,7 +19,7 @@ from proxy.logs import (
     Redactor,
     configure_logging,
 )
-from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_TENANT_ID, RunningMock
+from proxy.mock import MOCK_CLIENT_SECRET, RunningMock
 from proxy.tokens import MsalAppTokens
 from tests.conftest import KEY_ALL, KEY_ONE, assert_no_leak
 
@@ -107,14 +107,7 @@ async def test_msal_debug_and_failed_upstream_tracebacks_are_clean(
     token leave only JSON lines without secret, token or key."""
     logging.getLogger("msal").setLevel(logging.DEBUG)
     logging.getLogger("urllib3").setLevel(logging.DEBUG)
-    tokens = MsalAppTokens(
-        authority=mock_graph.authority,
-        tenant_id=MOCK_TENANT_ID,
-        client_id=MOCK_CLIENT_ID,
-        client_secret=MOCK_CLIENT_SECRET,
-        ca_file=mock_graph.ca_file,
-        timeout_seconds=10.0,
-    )
+    tokens = MsalAppTokens(**mock_graph.client_credentials(), timeout_seconds=10.0)
     try:
         token = await tokens.token()
     finally:

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import ssl
 from pathlib import Path
+from typing import Any
 
 import trustme
 from aiohttp import web
@@ -14,6 +15,7 @@ from proxy.mock.app import create_mock_app
 from proxy.mock.settings import (
     CLIENT_SECRET_ENV_VAR,
     MOCK_CLIENT_ID,
+    MOCK_CLIENT_SECRET,
     MOCK_TENANT_ID,
     MockSettings,
 )
@@ -62,6 +64,16 @@ class RunningMock:
             f'authority = "{self.authority}"\nbase_url = "{self.graph_base_url}"\n'
             f'ca_file = "{self.ca_file}"\n'
         )
+
+    def client_credentials(self) -> dict[str, Any]:
+        """How a client-credentials app signs in here: MsalAppTokens' keyword arguments."""
+        return {
+            "authority": self.authority,
+            "tenant_id": MOCK_TENANT_ID,
+            "client_id": MOCK_CLIENT_ID,
+            "client_secret": MOCK_CLIENT_SECRET,
+            "ca_file": self.ca_file,
+        }
 
     async def close(self) -> None:
         """Stop listening and release the server's resources."""
