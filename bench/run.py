@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Import (and run in subprocesses) the proxy of this checkout, whatever else is installed.
 sys.path.insert(0, str(ROOT))
 
-from proxy.cache import CachedScheduleSource
-from proxy.consumers import new_key
-from proxy.graph import GraphScheduleSource, RetryPolicy
-from proxy.limits import KeyedLimiter
+from proxy.access.consumers import new_key
+from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, CacheSettings
+from proxy.core.model import Window
+from proxy.core.timefmt import format_graph_local, format_utc
 from proxy.mock import (
     MOCK_CLIENT_SECRET,
     MOCK_DOMAIN,
@@ -53,11 +53,11 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
-from proxy.model import Window
-from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, CacheSettings
-from proxy.timefmt import format_graph_local, format_utc
-from proxy.tls import client_ssl_context
-from proxy.tokens import MsalAppTokens
+from proxy.sources.cache import CachedScheduleSource
+from proxy.sources.credentials import MsalAppTokens
+from proxy.sources.graph import GraphScheduleSource, RetryPolicy
+from proxy.sources.keyed import KeyedLimiter
+from proxy.sources.tls import client_ssl_context
 
 ORG_SIZE = 500
 # What the mixed workload's Graph takes to answer; real Graph is slower still.

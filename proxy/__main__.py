@@ -1,5 +1,5 @@
 """Allow ``python -m proxy``."""
 
-from proxy.cli import main
+from proxy.run.cli import main
 
 raise SystemExit(main())

@@ -15,10 +15,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings as hypothesis_settings
 
-from proxy.app import init_app, run_kwargs
-from proxy.clock import MONOTONIC, Clock, FixedWallClock, WallClock
-from proxy.consumers import new_key
-from proxy.hardening import server_kwargs
+from proxy.access.consumers import new_key
+from proxy.config.schema import (
+    AuditSettings,
+    ConsumerSettings,
+    GraphSettings,
+    LimitSettings,
+    Settings,
+)
+from proxy.core.clock import MONOTONIC, Clock, FixedWallClock, WallClock
 from proxy.mock import (
     MOCK_CLIENT_ID,
     MOCK_CLIENT_SECRET,
@@ -28,13 +33,8 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
-from proxy.settings import (
-    AuditSettings,
-    ConsumerSettings,
-    GraphSettings,
-    LimitSettings,
-    Settings,
-)
+from proxy.web.app import init_app, run_kwargs
+from proxy.web.headers import server_kwargs
 
 # Keys for the consumers every proxy under test knows.
 KEY_ALL, KEY_ALL_SHA = new_key()

@@ -10,10 +10,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 
-from proxy.consumers import new_key
+from proxy.access.consumers import new_key
+from proxy.config.schema import ConnectSettings, Settings
 from proxy.mock import RunningMock
-from proxy.settings import ConnectSettings, Settings
-from proxy.tls import client_ssl_context
+from proxy.sources.tls import client_ssl_context
 from tests.conftest import proxy_settings
 
 ADMIN_KEY, ADMIN_KEY_SHA = new_key()

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from proxy.timefmt import parse_rfc3339
+from proxy.core.timefmt import parse_rfc3339
 from tests.conftest import assert_no_leak, auth
 
 DAY = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}

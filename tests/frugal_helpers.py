@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from proxy.app import init_app
-from proxy.clock import MONOTONIC, Clock, FixedWallClock
+from proxy.config.schema import BatchingSettings, CacheSettings, ThrottleSettings
+from proxy.core.clock import MONOTONIC, Clock, FixedWallClock
 from proxy.mock import RunningMock
-from proxy.settings import BatchingSettings, CacheSettings, ThrottleSettings
-from proxy.typedefs import CACHE, METRICS
+from proxy.web.app import init_app
+from proxy.web.keys import CACHE, METRICS
 from tests.conftest import TEST_NOW, assert_no_leak, auth, proxy_settings
 
 DAY = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}

@@ -18,10 +18,16 @@ from typing import Any
 
 import pytest
 
-from proxy.app import init_app
-from proxy.errors import ConfigError
+from proxy.config.schema import (
+    AUDIT_KEY_ENV,
+    CLIENT_SECRET_ENV,
+    AuditSettings,
+    CorsSettings,
+    Settings,
+)
+from proxy.core.errors import ConfigError
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, Fault, RunningMock
-from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, AuditSettings, CorsSettings, Settings
+from proxy.web.app import init_app
 from tests.conftest import (
     AUDIT_KEY,
     KEY_ONE,
@@ -193,11 +199,11 @@ async def test_concurrent_requests_each_get_their_line_before_their_answer(
 
 async def test_a_busy_turn_is_written_in_whole_lines_a_pipe_takes_at_once() -> None:
     """Lines of one turn go out in writes of whole lines, none over PIPE_BUF, in order."""
-    from proxy.audit import ATOMIC_WRITE, AuditTrail
-    from proxy.audit_record import AuditRecord
-    from proxy.clock import FixedWallClock
-    from proxy.model import Window
-    from proxy.timefmt import parse_rfc3339
+    from proxy.core.clock import FixedWallClock
+    from proxy.core.model import Window
+    from proxy.core.timefmt import parse_rfc3339
+    from proxy.observability.audit import ATOMIC_WRITE, AuditTrail
+    from proxy.observability.audit_record import AuditRecord
 
     # A datagram socket keeps each write apart, so the test sees every write the trail made.
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -295,10 +301,10 @@ def test_line_is_what_json_dumps_writes(
     """The hand-assembled line is exactly json.dumps of the documented fields."""
     from datetime import UTC, datetime, timedelta
 
-    from proxy.audit import AuditTrail
-    from proxy.audit_record import AuditRecord
-    from proxy.clock import FixedWallClock
-    from proxy.model import Window
+    from proxy.core.clock import FixedWallClock
+    from proxy.core.model import Window
+    from proxy.observability.audit import AuditTrail
+    from proxy.observability.audit_record import AuditRecord
 
     now = datetime(2026, 3, 16, 9, 30, 0, 1234, tzinfo=UTC)
     trail = AuditTrail(

@@ -9,14 +9,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.cache import CachedDay
-from proxy.graph import GraphScheduleSource, RetryPolicy
-from proxy.limits import KeyedLimiter
+from proxy.core.model import BusyItem, ErrorCode, Status, Window
+from proxy.core.timefmt import parse_rfc3339
 from proxy.mock import MOCK_DOMAIN, RunningMock
-from proxy.model import BusyItem, ErrorCode, Status, Window
-from proxy.timefmt import parse_rfc3339
-from proxy.tls import client_ssl_context
-from proxy.tokens import MsalAppTokens
+from proxy.sources.cache import CachedDay
+from proxy.sources.credentials import MsalAppTokens
+from proxy.sources.graph import GraphScheduleSource, RetryPolicy
+from proxy.sources.keyed import KeyedLimiter
+from proxy.sources.tls import client_ssl_context
 from tests.conftest import FORBIDDEN_MARKERS, MockFactory, assert_no_leak
 from tests.frugal_helpers import ask, cache_of, frugal_proxy
 

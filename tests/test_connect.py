@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from proxy.config.schema import CacheSettings
 from proxy.mock import MOCK_DOMAIN, RunningMock
-from proxy.settings import CacheSettings
 from tests.conftest import MockFactory, ProxyFactory, assert_no_leak, auth
 from tests.connect_helpers import ADMIN_KEY, admin, connect_settings, sign_in
 
@@ -289,7 +289,7 @@ async def test_disconnect_calls_the_removed_hooks(
 ) -> None:
     """DELETE tells every registered hook which connection went (for caches to forget it)."""
     from proxy.connect.store import Connection
-    from proxy.typedefs import CONNECTION_REMOVED
+    from proxy.web.keys import CONNECTION_REMOVED
 
     proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
     removed: list[Connection] = []
@@ -336,8 +336,8 @@ async def test_connections_survive_a_restart(
 
 def test_pages_escape_everything() -> None:
     """Names from upstream are HTML-escaped on the connected page."""
-    from proxy.connect.pages import connected
     from proxy.connect.store import Connection
+    from proxy.web.connect.pages import connected
 
     page = connected(
         Connection(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from proxy.consumers import ConsumerRegistry, hash_key, new_key
-from proxy.errors import Unauthorized
-from proxy.settings import ConsumerSettings
+from proxy.access.consumers import ConsumerRegistry, hash_key, new_key
+from proxy.config.schema import ConsumerSettings
+from proxy.core.errors import Unauthorized
 
 
 def registry(*keys: str) -> ConsumerRegistry:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from proxy.clock import ManualClock
+from proxy.config.schema import BatchingSettings, CacheSettings, ThrottleSettings
+from proxy.core.clock import ManualClock
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
-from proxy.settings import BatchingSettings, CacheSettings, ThrottleSettings
 from tests.conftest import MockFactory
 from tests.frugal_helpers import (
     DAY,

@@ -25,12 +25,12 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.app import init_app, run_kwargs
-from proxy.clock import FixedWallClock
-from proxy.consumers import new_key
-from proxy.hardening import server_kwargs
+from proxy.access.consumers import new_key
+from proxy.config.schema import AuditSettings, ConsumerSettings
+from proxy.core.clock import FixedWallClock
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, MockSettings, start_mock
-from proxy.settings import AuditSettings, ConsumerSettings
+from proxy.web.app import init_app, run_kwargs
+from proxy.web.headers import server_kwargs
 from tests.conftest import (
     AUDIT_KEY,
     KEY_ALL,

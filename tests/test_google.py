@@ -17,11 +17,11 @@ from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from proxy.formats.common import merge_periods
+from proxy.config.schema import ConsumerSettings
+from proxy.core.model import BusyItem, Status
+from proxy.core.timefmt import parse_rfc3339
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
-from proxy.model import BusyItem, Status
-from proxy.settings import ConsumerSettings
-from proxy.timefmt import parse_rfc3339
+from proxy.web.dialects.common import merge_periods
 from tests.conftest import (
     KEY_ALL,
     KEY_ONE,

@@ -25,10 +25,10 @@ from msgraph.generated.users.item.calendar.get_schedule.get_schedule_post_reques
 from msgraph.graph_request_adapter import options as graph_sdk_options
 from msgraph_core import GraphClientFactory
 
-from proxy.formats.graph_dropin import availability_view
-from proxy.minimize import parse_graph_datetime
+from proxy.core.minimize import parse_graph_datetime
+from proxy.core.model import BusyItem, Status, Window
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
-from proxy.model import BusyItem, Status, Window
+from proxy.web.dialects.graph_dropin import availability_view
 from tests.conftest import (
     KEY_ALL,
     KEY_ONE,

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from proxy.config.schema import CorsSettings
 from proxy.mock import RunningMock
-from proxy.settings import CorsSettings
 from tests.conftest import ONE_ADDRESS, ProxyFactory, assert_no_leak, auth, proxy_settings
 from tests.connect_helpers import connect_settings
 
@@ -96,7 +96,7 @@ async def test_every_route_answers_inside_the_envelope(
 ) -> None:
     """Every route the app registers, whatever it answers, carries the standard headers.
 
-    A route registered around the envelope (proxy.edge) would answer without them.
+    A route registered around the envelope (proxy.web.envelope) would answer without them.
     """
     settings = connect_settings(mock_graph, tmp_path / "c.db") if connect else None
     client = await make_proxy(mock_graph, settings=settings)

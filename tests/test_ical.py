@@ -17,14 +17,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from icalendar import Calendar
 
-from proxy.app import init_app, run_kwargs
-from proxy.clock import FixedWallClock
-from proxy.errors import ConfigError
-from proxy.feeds import new_feed_token
-from proxy.formats.ical import default_window, etag_matches, feed_periods
+from proxy.access.feeds import new_feed_token
+from proxy.config.schema import FeedSettings, IcalSettings, Settings, parse_settings
+from proxy.core.clock import FixedWallClock
+from proxy.core.errors import ConfigError
+from proxy.core.model import BusyItem, ScheduleResult, Status
 from proxy.mock import MOCK_DOMAIN, RunningMock
-from proxy.model import BusyItem, ScheduleResult, Status
-from proxy.settings import FeedSettings, IcalSettings, Settings, parse_settings
+from proxy.web.app import init_app, run_kwargs
+from proxy.web.dialects.ical import default_window, etag_matches, feed_periods
 from tests.conftest import (
     KEY_ONE,
     ONE_ADDRESS,

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.logs import (
+from proxy.mock import MOCK_CLIENT_SECRET, RunningMock
+from proxy.observability.logs import (
     REDACTED,
     JsonFormatter,
     RedactingFilter,
     Redactor,
     configure_logging,
 )
-from proxy.mock import MOCK_CLIENT_SECRET, RunningMock
-from proxy.tokens import MsalAppTokens
+from proxy.sources.credentials import MsalAppTokens
 from tests.conftest import KEY_ALL, KEY_ONE, assert_no_leak
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
@@ -61,7 +61,13 @@ def test_filter_redacts_arguments_and_tracebacks() -> None:
         import sys
 
         record = logging.LogRecord(
-            "proxy.graph", logging.ERROR, __file__, 1, "call with %s", (KEY_ALL,), sys.exc_info()
+            "proxy.sources.graph",
+            logging.ERROR,
+            __file__,
+            1,
+            "call with %s",
+            (KEY_ALL,),
+            sys.exc_info(),
         )
     assert RedactingFilter().filter(record)
     assert record.exc_info is None
@@ -112,7 +118,7 @@ async def test_msal_debug_and_failed_upstream_tracebacks_are_clean(
         token = await tokens.token()
     finally:
         await tokens.close()
-    log = logging.getLogger("proxy.graph")
+    log = logging.getLogger("proxy.sources.graph")
     try:
         raise ConnectionError(f"upstream said no to Bearer {token} / {MOCK_CLIENT_SECRET}")
     except ConnectionError:

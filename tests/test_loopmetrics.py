@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from proxy.loopmetrics import LoopCounter, LoopHistogram
+from proxy.observability.loopmetrics import LoopCounter, LoopHistogram
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.01, 0.5, 1, 10)
 labels = st.sampled_from(["/v1/availability", "/healthz", "unmatched", 'quote"back\\slash'])

@@ -10,14 +10,14 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from proxy.clock import FixedWallClock, ManualClock
-from proxy.consumers import new_key
-from proxy.memo import MemoKey, ResponseMemo
+from proxy.access.consumers import new_key
+from proxy.availability.memo import MemoKey, ResponseMemo
+from proxy.config.schema import AuditSettings, CacheSettings, ConsumerSettings, Settings
+from proxy.core.clock import FixedWallClock, ManualClock
+from proxy.core.model import Window
+from proxy.core.timefmt import parse_rfc3339
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
-from proxy.model import Window
-from proxy.settings import AuditSettings, CacheSettings, ConsumerSettings, Settings
-from proxy.timefmt import parse_rfc3339
-from proxy.typedefs import CACHE, CLOCK, CONSUMERS, MEMO
+from proxy.web.keys import CACHE, CLOCK, CONSUMERS, MEMO
 from tests.conftest import AUDIT_KEY, KEY_ALL, TEST_NOW, ProxyFactory, auth, proxy_settings
 from tests.frugal_helpers import graph_calls, sample
 

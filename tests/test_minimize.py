@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from proxy.minimize import minimize, parse_graph_datetime
-from proxy.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.minimize import minimize, parse_graph_datetime
+from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
 
 WINDOW = Window(
     start=datetime(2026, 3, 15, 0, tzinfo=UTC), end=datetime(2026, 3, 16, 0, tzinfo=UTC)

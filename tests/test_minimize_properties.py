@@ -10,11 +10,11 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.api import AvailabilityQuery, render_availability
-from proxy.minimize import minimize, minimize_item
+from proxy.core.minimize import minimize, minimize_item
+from proxy.core.model import Status, Window
+from proxy.core.timefmt import format_utc
 from proxy.mock import Fault, RunningMock
-from proxy.model import Status, Window
-from proxy.timefmt import format_utc
+from proxy.web.dialects.native import AvailabilityQuery, render_availability
 from tests.conftest import ONE_ADDRESS, assert_no_leak, auth
 
 REQUESTED = ["adele.vance@contoso.example", "Alex.Wilber@contoso.example", "room.1@contoso.example"]

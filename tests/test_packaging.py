@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy import settings as settings_module
-from proxy.settings import CLIENT_SECRET_ENV, Settings, parse_settings
+from proxy.config import schema as settings_module
+from proxy.config.schema import CLIENT_SECRET_ENV, Settings, parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -255,11 +255,11 @@ def test_readme_demo_key_matches_compose_config() -> None:
 
 
 def test_console_script_is_declared() -> None:
-    """pyproject.toml installs freebusy-proxy as proxy.cli:main, and that callable exists."""
-    from proxy import cli
+    """pyproject.toml installs freebusy-proxy as proxy.run.cli:main, and that callable exists."""
+    from proxy.run import cli
 
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["freebusy-proxy"] == "proxy.cli:main"
+    assert pyproject["project"]["scripts"]["freebusy-proxy"] == "proxy.run.cli:main"
     assert callable(cli.main)
 
 

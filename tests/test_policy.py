@@ -13,14 +13,14 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.clock import FixedWallClock
-from proxy.consumers import new_key
-from proxy.errors import BadRequest
-from proxy.minimize import minimize
+from proxy.access.consumers import new_key
+from proxy.config.schema import ConsumerSettings, Settings
+from proxy.core.clock import FixedWallClock
+from proxy.core.errors import BadRequest
+from proxy.core.minimize import minimize
+from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.policy import Policy, apply_policy, check_request, fetch_window, merge
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
-from proxy.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
-from proxy.policy import Policy, apply_policy, check_request, fetch_window, merge
-from proxy.settings import ConsumerSettings, Settings
 from tests.conftest import (
     ONE_ADDRESS,
     TEST_NOW,
@@ -523,7 +523,7 @@ async def test_feed_default_window_starts_now_for_a_key_without_look_back(
 ) -> None:
     """A feed without start/end reads from today 00:00 UTC, but a key that may not look back
     (the default) gets it from now: 200, not window_too_early, and nothing before now."""
-    from proxy.app import init_app, run_kwargs
+    from proxy.web.app import init_app, run_kwargs
     from tests.test_ical import FEED_TOKEN, ICS, parse_feed, with_feed
 
     now = datetime(2026, 3, 16, 10, 30, tzinfo=UTC)

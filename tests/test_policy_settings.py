@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy.consumers import ConsumerRegistry, new_key
-from proxy.errors import ConfigError
-from proxy.model import Status
-from proxy.settings import AUDIT_KEY_ENV, load_settings
+from proxy.access.consumers import ConsumerRegistry, new_key
+from proxy.config.schema import AUDIT_KEY_ENV, load_settings
+from proxy.core.errors import ConfigError
+from proxy.core.model import Status
 
 KEY, KEY_SHA = new_key()
 BASE = f"""

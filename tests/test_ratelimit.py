@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from proxy.clock import ManualClock
-from proxy.consumers import new_key
+from proxy.access.consumers import new_key
+from proxy.access.rate import RateLimited, TokenBuckets
+from proxy.config.schema import ConsumerSettings
+from proxy.core.clock import ManualClock
 from proxy.mock import MOCK_DOMAIN, RunningMock
-from proxy.ratelimit import RateLimited, TokenBuckets
-from proxy.settings import ConsumerSettings
 from tests.conftest import ONE_ADDRESS, ProxyFactory, auth, proxy_settings
 
 QUERY = {"schedules": [ONE_ADDRESS], "start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import aiohttp
 
+from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV
+from proxy.core.timefmt import format_utc
 from proxy.mock import MOCK_CLIENT_SECRET, RunningMock
-from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV
-from proxy.timefmt import format_utc
 from tests.conftest import AUDIT_KEY, KEY_ALL, KEY_ALL_SHA, ONE_ADDRESS, assert_no_leak
 
 ROOT = Path(__file__).resolve().parent.parent

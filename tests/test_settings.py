@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import main
-from proxy.errors import ConfigError
-from proxy.settings import CLIENT_SECRET_ENV, load_settings
+from proxy.config.schema import CLIENT_SECRET_ENV, load_settings
+from proxy.core.errors import ConfigError
+from proxy.run.cli import main
 
 VALID = """
 [server]
@@ -112,8 +112,8 @@ def test_new_key_prints_key_and_matching_hash(capsys: pytest.CaptureFixture[str]
 
 def test_connect_section_is_validated(tmp_path: Path) -> None:
     """[connect]: unknown kinds, a token key in the file and bad hashes are rejected by name."""
-    from proxy.errors import ConfigError
-    from proxy.settings import parse_settings
+    from proxy.config.schema import parse_settings
+    from proxy.core.errors import ConfigError
 
     graph = {"tenant_id": "t", "client_id": "c"}
     for connect, key in (
@@ -140,9 +140,9 @@ def test_serve_refuses_delegated_connections_without_a_token_key(tmp_path: Path)
     """init_app raises ConfigError naming FREEBUSY_PROXY_TOKEN_KEY when it is missing or bad."""
     from dataclasses import replace
 
-    from proxy.app import init_app
-    from proxy.errors import ConfigError
-    from proxy.settings import ConnectSettings, GraphSettings, Settings
+    from proxy.config.schema import ConnectSettings, GraphSettings, Settings
+    from proxy.core.errors import ConfigError
+    from proxy.web.app import init_app
 
     base = Settings(graph=GraphSettings(tenant_id="t", client_id="c", client_secret="s"))
     for key in (None, "not-a-fernet-key"):

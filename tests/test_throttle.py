@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from proxy.breaker import BreakerState, CircuitBreaker
-from proxy.clock import ManualClock
-from proxy.throttle import MailboxBudget
+from proxy.core.clock import ManualClock
+from proxy.sources.breaker import BreakerState, CircuitBreaker
+from proxy.sources.gate import MailboxBudget
 
 
 def test_budget_counts_per_mailbox_over_ten_minutes() -> None:

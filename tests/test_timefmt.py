@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from proxy.timefmt import format_graph_local, format_utc, parse_rfc3339
+from proxy.core.timefmt import format_graph_local, format_utc, parse_rfc3339
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_graph_local_has_seven_fraction_digits() -> None:
 )
 def test_format_instant_matches_format_utc(instant: datetime) -> None:
     """The unmemoised formatter writes what the memoised one does."""
-    from proxy.timefmt import format_instant
+    from proxy.core.timefmt import format_instant
 
     expected = instant.astimezone(UTC).replace(tzinfo=None)
     spec = "seconds" if expected.microsecond == 0 else "microseconds"

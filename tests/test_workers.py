@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
+from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, RunningMock
-from proxy.settings import AUDIT_KEY_ENV, CLIENT_SECRET_ENV
 from tests.conftest import AUDIT_KEY, KEY_ALL, KEY_ALL_SHA, assert_no_leak
 from tests.frugal_helpers import DAY
 

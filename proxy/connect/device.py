@@ -7,13 +7,13 @@ import asyncio
 import aiohttp
 import msal
 
-from proxy.connect.identity import build_app, error_code
+from proxy.config.schema import Settings
+from proxy.connect.msal_apps import build_app, error_code
 from proxy.connect.onboarding import Refusal, complete
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import REQUESTED_SCOPES
 from proxy.connect.store import ConnectionStore, Kind, fernet_from_key
-from proxy.settings import Settings
-from proxy.tls import client_ssl_context, requests_session
+from proxy.sources.tls import client_ssl_context, requests_session
 
 
 async def connect_with_device_code(settings: Settings, kind: Kind) -> int:

@@ -13,7 +13,7 @@ import aiohttp
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import excess_scopes, granted_scopes, is_admin, token_claims
 from proxy.connect.store import Connection, Kind
-from proxy.timefmt import format_utc
+from proxy.core.timefmt import format_utc
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import aiohttp
 import msal
 import requests
 
-from proxy.connect.identity import CONSENT_ERRORS, build_app, error_code
+from proxy.config.schema import Settings
+from proxy.connect.msal_apps import CONSENT_ERRORS, build_app, error_code
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, granted_scopes, token_claims
 from proxy.connect.store import Connection, ConnectionStore, Status
-from proxy.errors import TokenError
-from proxy.graph import CallGate, GraphScheduleSource, RetryPolicy
-from proxy.limits import KeyedLimiter
-from proxy.settings import Settings
-from proxy.tokens import PLATFORM_ERRORS, platform_token_error
+from proxy.core.errors import TokenError
+from proxy.sources.credentials import PLATFORM_ERRORS, platform_token_error
+from proxy.sources.graph import CallGate, GraphScheduleSource, RetryPolicy
+from proxy.sources.keyed import KeyedLimiter
 
 log = logging.getLogger(__name__)
 

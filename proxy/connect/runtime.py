@@ -11,7 +11,7 @@ import msal
 import requests
 
 from proxy.connect.flows import PendingFlows
-from proxy.connect.identity import build_app
+from proxy.connect.msal_apps import build_app
 from proxy.connect.registry import Connections
 
 

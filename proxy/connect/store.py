@@ -14,8 +14,8 @@ from typing import Literal
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from proxy.errors import ConfigError
-from proxy.settings import TOKEN_KEY_ENV
+from proxy.config.schema import TOKEN_KEY_ENV
+from proxy.core.errors import ConfigError
 
 Kind = Literal["individual", "enterprise"]
 Status = Literal["connected", "needs_consent", "over_privileged"]

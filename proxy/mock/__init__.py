@@ -5,7 +5,7 @@ real aiohttp client work against it unchanged. Every free-text field it serves c
 ``CANARY-`` marker, so tests can prove none of it leaks through the proxy.
 """
 
-from proxy.mock.app import create_mock_app
+from proxy.mock.endpoints import create_mock_app
 from proxy.mock.faults import Fault
 from proxy.mock.server import RunningMock, serve_forever, start_mock
 from proxy.mock.settings import (

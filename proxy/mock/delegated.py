@@ -1,7 +1,7 @@
 """Delegated sign-in for the mock: authorize page, code/refresh/device grants, /organization.
 
 The token endpoint in ``identity`` finds the grants below in ``identity.GRANTS``; they are
-registered when this module is imported (``proxy.mock.app`` does).
+registered when this module is imported (``proxy.mock.endpoints`` does).
 """
 
 from __future__ import annotations

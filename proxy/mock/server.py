@@ -11,7 +11,7 @@ from typing import Any
 import trustme
 from aiohttp import web
 
-from proxy.mock.app import create_mock_app
+from proxy.mock.endpoints import create_mock_app
 from proxy.mock.settings import (
     CLIENT_SECRET_ENV_VAR,
     MOCK_CLIENT_ID,

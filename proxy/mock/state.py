@@ -6,9 +6,9 @@ from typing import Any
 
 from proxy.mock.consent import ConsentBook
 from proxy.mock.faults import Fault, FaultBook
-from proxy.mock.limits import MailboxGate, Stats
 from proxy.mock.organisation import Organisation
 from proxy.mock.settings import MockSettings
+from proxy.mock.throttling import MailboxGate, Stats
 from proxy.mock.tokens import TokenIssuer
 
 

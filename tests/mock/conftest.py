@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from proxy.mock import RunningMock
-from proxy.tls import client_ssl_context
+from proxy.sources.tls import client_ssl_context
 from tests.conftest import MockFactory
 
 

@@ -58,7 +58,7 @@ async def post_schedule(
 
 def open_session(mock: RunningMock) -> aiohttp.ClientSession:
     """Return a new client session trusting ``mock``'s CA; use it with ``async with``."""
-    from proxy.tls import client_ssl_context
+    from proxy.sources.tls import client_ssl_context
 
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))

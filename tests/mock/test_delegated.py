@@ -11,7 +11,7 @@ import jwt
 import msal
 
 from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
-from proxy.tls import requests_session
+from proxy.sources.tls import requests_session
 from tests.mock.helpers import open_session
 
 SCOPES = ["Calendars.ReadBasic", "User.Read"]

@@ -11,7 +11,7 @@ import msal
 import pytest
 
 from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
-from proxy.tls import requests_session
+from proxy.sources.tls import requests_session
 from tests.mock.helpers import (
     GRAPH_SCOPE,
     SYSTEM_CA_BUNDLE,

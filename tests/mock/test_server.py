@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from proxy.mock import RunningMock
-from proxy.tls import client_ssl_context
+from proxy.sources.tls import client_ssl_context
 
 
 async def test_urls_and_ca_file(mock: RunningMock, tmp_path: Path) -> None:

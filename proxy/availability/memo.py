@@ -1,0 +1,155 @@
+"""The response memo: rendered JSON API answers, reused while the cache days behind them are fresh.
+
+Scheduling apps repeat the very same request (same key, same body or query string) many
+times a minute. Parsing, policy and rendering the same answer again costs more than the
+cache lookup itself, so a successful answer is kept as the bytes it was sent as, keyed by
+consumer, method and the request exactly as sent.
+
+An entry holds only what the cache holds, already rendered: the minimized items (status,
+start, end) and the request's own addresses and window. It is served only while
+
+- every cache day it was built from is within the cache's TTL of its fetch (``fresh_until``
+  on the cache's monotonic clock), and no ``forget()`` happened since (the cache's
+  generation): the memo never outlives the data it was rendered from;
+- the consumer's look-back and look-ahead still admit the window at the current wall-clock
+  time (checked on every hit; everything else ``check_request`` checks depends only on the
+  request and the consumer's configuration).
+
+Stale answers, answers with any per-schedule error and error responses are never kept.
+Every per-request duty (authentication, rate limit, audit, metrics) stays with the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from proxy.core.clock import Clock
+from proxy.core.model import Window
+from proxy.core.policy import LOOKBACK_TOLERANCE, Policy
+from proxy.sources.cache import CachedScheduleSource
+
+# Bytes of keys and bodies kept at most; the oldest entries go first.
+MAX_BYTES = 16 * 1024 * 1024
+
+MemoKey = tuple[str, str, bytes]
+"""(consumer name, HTTP method, request body or raw query string)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Memoized:
+    """One rendered answer and the conditions under which it may be sent again."""
+
+    body: bytes
+    schedules: tuple[str, ...]
+    window: Window
+    policy: Policy
+    fresh_until: float
+    generation: int
+    # The wall-clock span in which the consumer's look-back and look-ahead admit the window.
+    not_before: datetime
+    not_after: datetime
+    # Mailbox-days the answer stands for, counted as cache hits when it is sent again.
+    days: int
+    size: int
+
+
+class ResponseMemo:
+    """Rendered answers per (consumer, method, request), bounded in bytes, tied to the cache."""
+
+    def __init__(
+        self, cache: CachedScheduleSource, *, clock: Clock, max_bytes: int = MAX_BYTES
+    ) -> None:
+        self._cache = cache
+        self._clock = clock
+        # A plain dict in insertion order, bounded in bytes, oldest entries evicted first:
+        # an entry lives at most a TTL anyway, and a hit is one dict lookup where cachetools'
+        # LRUCache took five Python calls, on the path this memo exists to make fast.
+        self._entries: dict[MemoKey, Memoized] = {}
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._purged_at = clock()
+
+    def get(self, key: MemoKey, *, policy: Policy, now: datetime) -> Memoized | None:
+        """The entry for ``key`` if it may be sent now; drops it when it may not."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        reading = self._clock()
+        if (
+            entry.generation != self._cache.generation
+            or reading > entry.fresh_until
+            or entry.policy is not policy
+        ):
+            self._drop(key)
+            return None
+        if not entry.not_before <= now <= entry.not_after:
+            # The window left what this key may see; the full path says why (400).
+            return None
+        self._cache.count_hits(entry.days, now=reading)
+        return entry
+
+    def put(
+        self,
+        key: MemoKey,
+        *,
+        body: bytes,
+        schedules: tuple[str, ...],
+        window: Window,
+        policy: Policy,
+        fetch_window: Window,
+    ) -> None:
+        """Keep an answer just rendered from the cache for ``fetch_window``, if it may be kept."""
+        now = self._clock()
+        if now - self._purged_at >= self._cache.ttl_s:
+            # Nothing is held longer than the days it was built from.
+            self._purge(now)
+        fresh_until = self._cache.fresh_until(schedules, fetch_window)
+        if fresh_until is None or fresh_until < now:
+            return
+        entry = Memoized(
+            body=body,
+            schedules=schedules,
+            window=window,
+            policy=policy,
+            fresh_until=fresh_until,
+            generation=self._cache.generation,
+            not_before=window.end - timedelta(days=policy.max_lookahead_days),
+            not_after=window.start + timedelta(days=policy.max_lookback_days) + LOOKBACK_TOLERANCE,
+            days=len({a.casefold() for a in schedules}) * _days(fetch_window),
+            size=len(body) + len(key[2]) + 256,
+        )
+        if entry.size > self._max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = entry
+        self._bytes += entry.size
+        while self._bytes > self._max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def clear(self) -> None:
+        """Drop every entry (a connection was removed: its data must go now, not later)."""
+        self._entries.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        """Entries held."""
+        return len(self._entries)
+
+    def _purge(self, now: float) -> None:
+        self._purged_at = now
+        generation = self._cache.generation
+        for key in [
+            k for k, e in self._entries.items() if now > e.fresh_until or e.generation != generation
+        ]:
+            self._drop(key)
+
+    def _drop(self, key: MemoKey) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.size
+
+
+def _days(window: Window) -> int:
+    """UTC days the cache holds for a window (as CachedScheduleSource counts them)."""
+    return (window.end - timedelta(microseconds=1)).toordinal() - window.start.toordinal() + 1

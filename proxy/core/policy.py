@@ -1,0 +1,165 @@
+"""Per-consumer privacy policy: how much of a minimized schedule one app may see, and ask for.
+
+Pure functions over frozen values. The source (and any cache in front of it) stays
+policy-neutral; ``proxy.availability.service.lookup`` applies a consumer's policy to every response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from proxy.core.errors import BadRequest
+from proxy.core.model import BusyItem, ScheduleResult, Status, Window
+
+Detail = Literal["status", "busy"]
+
+# "Nothing before now" allows for clock skew and for a request built a moment ago.
+LOOKBACK_TOLERANCE = timedelta(minutes=5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_BUSY_STATUSES = frozenset({Status.BUSY, Status.OOF, Status.TENTATIVE, Status.UNKNOWN})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """What one consumer sees and may ask for."""
+
+    detail: Detail = "status"
+    granularity_minutes: int = 0
+    busy_statuses: frozenset[Status] = DEFAULT_BUSY_STATUSES
+    max_window_days: int | None = None
+    max_schedules: int | None = None
+    max_lookback_days: int = 0
+    max_lookahead_days: int = 365
+    rate_per_minute: int = 600
+
+
+DEFAULT_POLICY = Policy()
+
+
+def check_request(
+    policy: Policy,
+    *,
+    schedules: Iterable[str],
+    window: Window,
+    now: datetime,
+    max_window_days: int,
+    max_schedules: int,
+) -> None:
+    """Raise BadRequest unless the request fits the consumer's (and the global) limits.
+
+    ``max_window_days`` and ``max_schedules`` are the global limits; a consumer's own
+    limits can only be stricter. Addresses are counted once however often they repeat.
+    """
+    count = len({address.casefold() for address in schedules})
+    most = min(max_schedules, policy.max_schedules or max_schedules)
+    if count > most:
+        raise BadRequest(f"at most {most} schedules per request", code="too_many_schedules")
+    days = min(max_window_days, policy.max_window_days or max_window_days)
+    if window.duration > timedelta(days=days):
+        raise BadRequest(f"the window may span at most {days} days", code="window_too_long")
+    earliest = now - timedelta(days=policy.max_lookback_days) - LOOKBACK_TOLERANCE
+    if window.start < earliest:
+        what = (
+            "the past"
+            if policy.max_lookback_days == 0
+            else f"more than {policy.max_lookback_days} days back"
+        )
+        raise BadRequest(f"this API key may not look into {what}", code="window_too_early")
+    latest = now + timedelta(days=policy.max_lookahead_days)
+    if window.end > latest:
+        raise BadRequest(
+            f"this API key may look at most {policy.max_lookahead_days} days ahead",
+            code="window_too_late",
+        )
+
+
+def clamp_to_lookback(policy: Policy, window: Window, *, now: datetime) -> Window:
+    """A window the consumer did not choose (a feed's default "today 00:00 onwards") moved to
+    start no earlier than the consumer may look back; left alone when nothing would remain."""
+    earliest = now - timedelta(days=policy.max_lookback_days)
+    if window.start >= earliest or earliest >= window.end:
+        return window
+    return Window(start=earliest, end=window.end)
+
+
+def fetch_window(policy: Policy, window: Window) -> Window:
+    """The window to fetch so that widened items are exact: the request's, widened to the grid.
+
+    Without this a consumer could slide the window's end minute by minute and see exactly
+    when a meeting starts (it appears once the window reaches it).
+    """
+    grid = _grid(policy)
+    if grid is None:
+        return window
+    return Window(start=_floor(window.start, grid), end=_ceil(window.end, grid))
+
+
+def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> ScheduleResult:
+    """What the consumer sees of one schedule fetched over ``fetch_window(policy, window)``.
+
+    ``busy`` keeps only items whose status counts as busy, as ``busy``, merged when they
+    overlap or touch. A granularity widens every item outward to the UTC grid (never
+    narrows). Items end clipped to the requested window, sorted and de-duplicated.
+    Error results pass unchanged.
+    """
+    if result.error is not None:
+        return result
+    items: list[BusyItem] = list(result.items)
+    if policy.detail == "busy":
+        items = [
+            BusyItem(start=item.start, end=item.end, status=Status.BUSY)
+            for item in items
+            if item.status in policy.busy_statuses
+        ]
+    grid = _grid(policy)
+    if grid is not None:
+        items = [
+            BusyItem(start=_floor(item.start, grid), end=_ceil(item.end, grid), status=item.status)
+            for item in items
+        ]
+    clipped: set[BusyItem] = set()
+    for item in items:
+        start, end = max(item.start, window.start), min(item.end, window.end)
+        if start < end:
+            clipped.add(BusyItem(start=start, end=end, status=item.status))
+    ordered = sorted(clipped)
+    if policy.detail == "busy":
+        ordered = merge(ordered)
+    # replace(), not a new result: flags such as ``stale`` are the source's to set.
+    return replace(result, items=tuple(ordered))
+
+
+def merge(items: Iterable[BusyItem]) -> list[BusyItem]:
+    """Merge sorted same-status items that overlap or touch into single intervals."""
+    merged: list[BusyItem] = []
+    last: dict[Status, int] = {}  # status -> index in merged of its latest interval
+    for item in sorted(items):
+        index = last.get(item.status)
+        if index is not None and item.start <= merged[index].end:
+            if item.end > merged[index].end:
+                merged[index] = BusyItem(
+                    start=merged[index].start, end=item.end, status=item.status
+                )
+            continue
+        last[item.status] = len(merged)
+        merged.append(item)
+    return sorted(merged)
+
+
+def _grid(policy: Policy) -> timedelta | None:
+    minutes = policy.granularity_minutes
+    return timedelta(minutes=minutes) if minutes > 0 else None
+
+
+def _floor(instant: datetime, grid: timedelta) -> datetime:
+    """The grid line at or before ``instant``; the grid starts at the Unix epoch (UTC midnight)."""
+    return instant - (instant - _EPOCH) % grid
+
+
+def _ceil(instant: datetime, grid: timedelta) -> datetime:
+    """The grid line at or after ``instant``."""
+    floor = _floor(instant, grid)
+    return floor if floor == instant else floor + grid

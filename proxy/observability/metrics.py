@@ -1,0 +1,171 @@
+"""Prometheus metrics: one registry per app, labels that never carry personal data.
+
+Labels are route templates, HTTP methods and statuses, our own outcome and event names, and
+never an address, a subject, a key or a URL with a mailbox in it.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from proxy.observability.loopmetrics import LoopCounter, LoopHistogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 2, 3, 5, 10, 15, 20, 40, 100)
+_GET_SCHEDULE_SUFFIX = "/calendar/getSchedule"
+_STATUS_LABELS = {status: str(status) for status in range(100, 600)}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    """Every metric the proxy exports, registered in a registry of its own."""
+
+    def __init__(self) -> None:
+        # A registry per app: tests and benchmarks build many apps in one process.
+        self.registry = CollectorRegistry()
+        r = self.registry
+        # Counted on every request: plain numbers, exported at scrape time (loopmetrics).
+        self.requests = LoopCounter(
+            "freebusy_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+        )
+        self.request_seconds = LoopHistogram(
+            "freebusy_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            "route",
+            _LATENCY_BUCKETS,
+        )
+        self.cache_lookups = LoopCounter(
+            "freebusy_cache_lookups",
+            "Mailbox-day lookups: hit, miss (fetched), coalesced (joined a fetch in flight), "
+            "stale (served past its freshness).",
+            ["result"],
+        )
+        for collector in (self.requests, self.request_seconds, self.cache_lookups):
+            r.register(collector)
+        self._upstream_children: dict[tuple[str, str], Any] = {}
+        self._upstream_histograms: dict[str, Any] = {}
+        self.upstream_calls = Counter(
+            "freebusy_upstream_calls",
+            "HTTP calls to Microsoft Graph, by endpoint and outcome (HTTP status or transport).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "freebusy_upstream_call_duration_seconds",
+            "Duration of HTTP calls to Microsoft Graph, by endpoint.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "freebusy_cache_entries", "Mailbox-days held in the cache.", registry=r
+        )
+        self.batch_schedules = Histogram(
+            "freebusy_batch_schedules",
+            "Schedules per batched upstream fetch.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_callers = Histogram(
+            "freebusy_batch_callers",
+            "Fetches folded into one batched upstream fetch.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.throttle_events = Counter(
+            "freebusy_throttle_events",
+            "Throttling events: upstream_429, mailbox_budget (call refused locally), "
+            "mailbox_wait, global_wait (queued for a slot), breaker_rejected.",
+            ["event"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "freebusy_breaker_state",
+            "Circuit breaker in front of Graph: 0 closed, 1 half-open, 2 open.",
+            registry=r,
+        )
+
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its duration."""
+        # Any token is a valid HTTP method: unknown ones share a label value.
+        self.requests.inc((route, method if method in _METHODS else "other", _status(status)))
+        self.request_seconds.observe(route, seconds)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """Client tracing that counts Graph calls by outcome without looking at their URLs."""
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(self._on_request_start)
+        trace.on_request_end.append(self._on_request_end)
+        trace.on_request_exception.append(self._on_request_exception)
+        return trace
+
+    async def _on_request_start(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+    ) -> None:
+        context.started = time.perf_counter()
+        # The path names a mailbox: only a fixed endpoint name leaves this function.
+        context.endpoint = (
+            "getSchedule" if params.url.path.endswith(_GET_SCHEDULE_SUFFIX) else "other"
+        )
+
+    async def _on_request_end(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+    ) -> None:
+        status = params.response.status
+        self._observe(context, str(status))
+        if status == 429:
+            self.throttle_events.labels("upstream_429").inc()
+
+    async def _on_request_exception(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+    ) -> None:
+        self._observe(context, "transport_error")
+
+    def _observe(self, context: SimpleNamespace, outcome: str) -> None:
+        endpoint = getattr(context, "endpoint", "other")
+        key = (endpoint, outcome)
+        # Labelled children looked up once (labels() costs more than the increment); the
+        # keys are two endpoint names times HTTP statuses and "transport_error".
+        counter = self._upstream_children.get(key)
+        if counter is None:
+            counter = self._upstream_children[key] = self.upstream_calls.labels(*key)
+        counter.inc()
+        started = getattr(context, "started", None)
+        if started is not None:
+            histogram = self._upstream_histograms.get(endpoint)
+            if histogram is None:
+                histogram = self.upstream_seconds.labels(endpoint)
+                self._upstream_histograms[endpoint] = histogram
+            histogram.observe(time.perf_counter() - started)
+
+
+def _status(status: int) -> str:
+    """A status code as a label value (interned: the same few strings over and over)."""
+    return _STATUS_LABELS.get(status) or str(status)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """GET /metrics: this process's metrics in Prometheus text format."""
+    from proxy.web.keys import METRICS
+
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,156 @@
+"""The demo: the proxy in front of the built-in mock Graph, with a fresh consumer key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shlex
+import signal
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from proxy.access.consumers import new_key
+from proxy.config.schema import (
+    AuditSettings,
+    ConnectSettings,
+    ConsumerSettings,
+    GraphSettings,
+    ServerSettings,
+    Settings,
+)
+from proxy.core.timefmt import format_utc
+from proxy.mock import (
+    MOCK_CLIENT_ID,
+    MOCK_CLIENT_SECRET,
+    MOCK_DOMAIN,
+    MOCK_TENANT_ID,
+    MockSettings,
+    RunningMock,
+    start_mock,
+)
+from proxy.web.app import init_app, run_kwargs
+from proxy.web.headers import server_kwargs
+
+
+def demo_settings(
+    mock: RunningMock,
+    *,
+    host: str,
+    port: int,
+    key_sha256: str,
+    storage_path: Path | None = None,
+    admin_key_sha256: str | None = None,
+) -> Settings:
+    """Settings that point the proxy at a running mock and admit one demo consumer.
+
+    With a ``storage_path``, both connect flows are enabled against the mock, with a token
+    key made for this run only.
+    """
+    from cryptography.fernet import Fernet
+
+    connect = (
+        ConnectSettings()
+        if storage_path is None
+        else ConnectSettings(
+            kinds=("individual", "enterprise"),
+            storage_path=storage_path,
+            token_key=Fernet.generate_key().decode(),
+            admin_key_sha256=admin_key_sha256,
+        )
+    )
+    return Settings(
+        connect=connect,
+        server=ServerSettings(host=host, port=port),
+        graph=GraphSettings(
+            tenant_id=MOCK_TENANT_ID,
+            client_id=MOCK_CLIENT_ID,
+            authority=mock.authority,
+            base_url=mock.graph_base_url,
+            ca_file=mock.ca_file,
+            client_secret=MOCK_CLIENT_SECRET,
+        ),
+        consumers=(
+            ConsumerSettings(name="demo", key_sha256=key_sha256, allow=(f"*@{MOCK_DOMAIN}",)),
+        ),
+        # A key for this run only: the demo's audit lines need not correlate across runs.
+        audit=AuditSettings(hmac_key=secrets.token_urlsafe(32)),
+    )
+
+
+def demo_curl(*, base: str, key: str, addresses: list[str], now: datetime) -> str:
+    """A copy-paste curl line for tomorrow's availability of a few mock people."""
+    day = (now.astimezone(UTC) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    url = (
+        f"{base}/v1/availability?schedules={','.join(addresses)}"
+        f"&start={format_utc(day)}&end={format_utc(day + timedelta(days=1))}"
+    )
+    return f"curl -s -H {shlex.quote('Authorization: Bearer ' + key)} {shlex.quote(url)}"
+
+
+def run_demo(*, host: str, port: int) -> int:
+    """Run mock and proxy in one process until interrupted."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_demo(host=host, port=port))
+    return 0
+
+
+async def _demo(*, host: str, port: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="freebusy-proxy-demo-") as cert_dir:
+        mock = await start_mock(settings=MockSettings(), cert_dir=Path(cert_dir))
+        key, digest = new_key()
+        admin_key, admin_digest = new_key()
+        settings = demo_settings(
+            mock,
+            host=host,
+            port=port,
+            key_sha256=digest,
+            storage_path=Path(cert_dir) / "connections.sqlite3",
+            admin_key_sha256=admin_digest,
+        )
+        app = init_app(settings)
+        runner = web.AppRunner(app, **run_kwargs(), **server_kwargs(settings.server))
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            # Port 0 asks the OS for a free port; report the one actually bound.
+            bound_port = runner.addresses[0][1]
+            base = f"http://{host}:{bound_port}"
+            people = mock.graph.organisation.addresses()[:3]
+            print(
+                "freebusy-proxy demo: the proxy in front of a mock Microsoft Graph "
+                f"(contoso.example, {len(mock.graph.organisation.addresses())} mailboxes).\n"
+                f"  proxy:      {base}\n"
+                f"  mock Graph: {mock.url}\n"
+                f"  demo API key (this run only): {key}\n"
+                f"  admin key (this run only):    {admin_key}\n\n"
+                "Try:\n"
+                f"  {demo_curl(base=base, key=key, addresses=people, now=datetime.now(UTC))}\n\n"
+                "Connect delegated access in a browser (the mock's CA is not trusted by your "
+                "browser: accept its warning once):\n"
+                f"  Individual Connect: {base}/connect/individual\n"
+                f"  Enterprise Connect: {base}/connect/enterprise  (sign in as "
+                f"{mock.graph.settings.admins[0]}, the mock's administrator)\n"
+                f"  Connections:        curl -s -H 'Authorization: Bearer {admin_key}' "
+                f"{base}/admin/connections\n\n"
+                "Press Ctrl+C to stop.",
+                flush=True,
+            )
+            await _until_signalled()
+        finally:
+            await runner.cleanup()
+            await mock.close()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

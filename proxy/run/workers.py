@@ -1,0 +1,101 @@
+"""serve --workers N: N processes sharing one listening port through SO_REUSEPORT.
+
+Each worker is a whole proxy with its own Graph session, token cache, availability cache,
+throttle and metrics: the kernel spreads connections across them. Graph's per-mailbox limits
+are shared out: each worker gets 1/N of graph.mailbox_concurrency and throttle.mailbox_budget
+(at least 1 each), so together they stay within what one process would use.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from proxy.config.schema import Settings
+from proxy.core.errors import ConfigError
+
+log = logging.getLogger("proxy")
+
+
+def serve_workers(
+    *, config: Path, host: str | None, port: int | None, workers: int, log_level: str
+) -> int:
+    """Run ``workers`` proxy processes on one port until signalled; 0 on a clean stop."""
+    from proxy.config.schema import load_settings
+
+    settings = load_settings(config)  # fail here, once, on a bad file
+    bound_port = port if port is not None else settings.server.port
+    if bound_port == 0:
+        raise ConfigError("server.port: --workers needs a fixed port (0 would differ per worker)")
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(config, host or settings.server.host, bound_port, log_level, workers),
+            name=f"freebusy-proxy-worker-{n}",
+        )
+        for n in range(workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for process in processes:
+            process.start()
+        log.info("started %d workers on port %d", workers, bound_port)
+        multiprocessing.connection.wait([p.sentinel for p in processes])
+        if not stopping:
+            # A worker died on its own: take the rest down rather than run short-handed.
+            log.error("a worker exited unexpectedly; stopping the others")
+            stop(signal.SIGTERM, None)
+        for process in processes:
+            process.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    clean = stopping and all(p.exitcode == 0 for p in processes)
+    return 0 if clean else 1
+
+
+def share_limits(settings: Settings, workers: int) -> Settings:
+    """Settings for one of ``workers`` processes: Graph's per-mailbox limits split between them."""
+    graph = replace(
+        settings.graph, mailbox_concurrency=max(1, settings.graph.mailbox_concurrency // workers)
+    )
+    throttle = replace(
+        settings.throttle, mailbox_budget=max(1, settings.throttle.mailbox_budget // workers)
+    )
+    return replace(settings, graph=graph, throttle=throttle)
+
+
+def _worker(config: Path, host: str, port: int, log_level: str, workers: int) -> None:
+    """One worker process: load the config and serve on the shared port."""
+    from proxy.config.schema import load_settings
+    from proxy.run.cli import _configure_logging, secret_values
+    from proxy.run.serving import serve_until_signalled
+    from proxy.web.app import init_app, run_kwargs
+    from proxy.web.headers import server_kwargs
+
+    settings = load_settings(config)
+    _configure_logging(log_level, secrets=secret_values(settings))
+    app = init_app(share_limits(settings, workers))
+    serve_until_signalled(
+        app,
+        host=host,
+        port=port,
+        runner_kwargs={**run_kwargs(), **server_kwargs(settings.server)},
+        reuse_port=True,
+    )

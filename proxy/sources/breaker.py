@@ -1,0 +1,147 @@
+"""A circuit breaker in front of a ScheduleSource: stop asking Graph while it keeps failing.
+
+closed    -> every call goes through; ``failures`` consecutive failed calls open it.
+open      -> calls fail at once with upstream_unavailable (a cache in front may serve stale)
+             until ``cool_down_s`` has passed.
+half-open -> one probe call goes through, the others fail at once; the probe's success
+             closes the breaker, its failure opens it again for another cool-down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from enum import StrEnum
+
+from proxy.core.clock import MONOTONIC, Clock
+from proxy.core.errors import UpstreamFailure
+from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.observability.metrics import Metrics
+from proxy.sources.graph import ScheduleSource
+
+log = logging.getLogger(__name__)
+
+# Per-schedule codes that say Graph is failing. Throttling is not among them: Graph throttles
+# per mailbox (and our own budget refuses per mailbox), so one busy mailbox must not cut
+# every other mailbox off; Retry-After and the budget handle it.
+CALL_FAILURES = frozenset(
+    {ErrorCode.UPSTREAM_ERROR, ErrorCode.UPSTREAM_TIMEOUT, ErrorCode.UPSTREAM_UNAVAILABLE}
+)
+
+
+class BreakerState(StrEnum):
+    """Where the breaker stands."""
+
+    CLOSED = "closed"
+    HALF_OPEN = "half_open"
+    OPEN = "open"
+
+
+_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class CircuitBreaker:
+    """The state machine alone, driven by an injectable clock."""
+
+    def __init__(self, *, failures: int, cool_down_s: float, clock: Clock = MONOTONIC) -> None:
+        self._threshold = failures
+        self._cool_down_s = cool_down_s
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state; an open breaker past its cool-down reads as half-open."""
+        if (
+            self._state is BreakerState.OPEN
+            and self._clock() - self._opened_at >= self._cool_down_s
+        ):
+            self._state = BreakerState.HALF_OPEN
+            self._probing = False
+        return self._state
+
+    def allow(self) -> bool:
+        """Whether a call may go upstream now; in half-open only one probe at a time."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        """A call succeeded: close the breaker and forget past failures."""
+        if self._state is not BreakerState.CLOSED:
+            log.warning("circuit breaker closed: Microsoft Graph answers again")
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._probing = False
+
+    def record_neutral(self) -> None:
+        """A call told nothing about Graph's health (throttled, abandoned): free the probe."""
+        self._probing = False
+
+    def record_failure(self) -> None:
+        """A call failed: count it, and open the breaker at the threshold or after a probe."""
+        self._failures += 1
+        if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            if self._state is BreakerState.CLOSED:
+                log.warning(
+                    "circuit breaker opened after %d failed calls to Microsoft Graph; "
+                    "not asking it for %.0f s",
+                    self._failures,
+                    self._cool_down_s,
+                )
+            self._state = BreakerState.OPEN
+            self._opened_at = self._clock()
+            self._probing = False
+
+
+class BreakerScheduleSource:
+    """A ScheduleSource that fails fast while its upstream keeps failing."""
+
+    def __init__(
+        self, source: ScheduleSource, breaker: CircuitBreaker, *, metrics: Metrics | None = None
+    ) -> None:
+        self._source = source
+        self.breaker = breaker
+        self._metrics = metrics or Metrics()
+        # Read at scrape time, so an open breaker past its cool-down shows as half-open.
+        self._metrics.breaker_state.set_function(lambda: _GAUGE[self.breaker.state])
+
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        """Ask the upstream unless the breaker is open; count the outcome."""
+        if not self.breaker.allow():
+            self._metrics.throttle_events.labels("breaker_rejected").inc()
+            raise UpstreamFailure(
+                "Microsoft Graph keeps failing; not asking it for a while",
+                code=ErrorCode.UPSTREAM_UNAVAILABLE.value,
+            )
+        try:
+            results = await self._source.get_schedules(addresses, window)
+        except UpstreamFailure as exc:
+            if exc.code == ErrorCode.THROTTLED.value:
+                self.breaker.record_neutral()
+            else:
+                self.breaker.record_failure()
+            raise
+        except Exception:
+            self.breaker.record_failure()
+            raise
+        except BaseException:
+            self.breaker.record_neutral()
+            raise
+        errors = {result.error for result in results.values()}
+        if errors and errors <= CALL_FAILURES:
+            self.breaker.record_failure()
+        elif errors <= CALL_FAILURES | {ErrorCode.THROTTLED}:
+            self.breaker.record_neutral()
+        else:
+            self.breaker.record_success()
+        return results

@@ -1,0 +1,396 @@
+"""The cache: minimized availability per mailbox per UTC day, shared by overlapping windows.
+
+Entries hold only what the minimizer produced: items of status/start/end clipped to their
+day, or the ``not_found`` code. A request is answered from the days its window touches;
+days missing from memory are fetched as one contiguous range per mailbox, mailboxes with the
+same missing range in one upstream fetch, and concurrent requests needing the same
+mailbox-day share one fetch (singleflight).
+
+Items that meet at a UTC midnight with the same status are joined when a window spans
+both days, so an event cut into per-day pieces comes back whole. The answer depends only on
+the calendar, never on which requests happened to fill the cache.
+
+Errors: ``not_found`` is cached like data (an unknown address stays unknown for a TTL and a
+client repeating a typo must not cost a Graph call each time); transient failures
+(throttled, upstream_*) are never cached, so the next request asks again (the breaker
+behind the cache keeps that from hammering a failing Graph).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+
+from cachetools import LRUCache
+
+from proxy.core.clock import MONOTONIC, Clock
+from proxy.core.errors import UpstreamFailure
+from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.observability.metrics import Metrics
+from proxy.sources.graph import ScheduleSource
+
+DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
+_MIDNIGHT_UTC = time(tzinfo=UTC)
+# Label values of freebusy_cache_lookups.
+_HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
+
+CacheKey = tuple[str, int]
+"""(case-folded mailbox, proleptic ordinal of the UTC day)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDay:
+    """One mailbox's minimized availability over one UTC day, and when it was fetched."""
+
+    items: tuple[BusyItem, ...] = ()
+    error: ErrorCode | None = None
+    fetched_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """One upstream fetch: per mailbox-day an entry or a transient code, or a whole failure."""
+
+    days: dict[CacheKey, CachedDay | ErrorCode]
+    failure: UpstreamFailure | None = None
+
+
+class CachedScheduleSource:
+    """A ScheduleSource answering from memory, fetching whole UTC days from any upstream."""
+
+    def __init__(
+        self,
+        source: ScheduleSource,
+        *,
+        ttl_s: float,
+        max_entries: int,
+        stale_max_age_s: float = 0.0,
+        min_fetch_days: int = 1,
+        clock: Clock = MONOTONIC,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._source = source
+        self._ttl_s = ttl_s
+        self._stale_s = stale_max_age_s
+        self._min_fetch_days = min_fetch_days
+        self._clock = clock
+        self._metrics = metrics or Metrics()
+        # Size-bounded LRU; ages are checked on every read against fetched_at (TTLCache's
+        # bookkeeping cost more than the rest of a cached request), and entries too old to
+        # be served even stale are purged at least once per max-age.
+        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=max_entries)
+        self._max_age_s = ttl_s + stale_max_age_s
+        self._purged_at = clock()
+        self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
+        self._tasks: set[asyncio.Task[_Fetched]] = set()
+        self._generation = 0
+        self._metrics.cache_entries.set_function(lambda: len(self._entries))
+        self._lookups = self._metrics.cache_lookups
+
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        """Results for every address (case-folded key), from memory where fresh."""
+        days = range(_day(window.start), _day_of_end(window.end) + 1)
+        mailboxes = list(dict.fromkeys(address.casefold() for address in addresses))
+        now = self._clock()
+        self._purge_if_due(now)
+        hits: dict[CacheKey, CachedDay] = {}
+        waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
+        missing: dict[str, list[int]] = {}
+        for mailbox in mailboxes:
+            for day in days:
+                key = (mailbox, day)
+                entry = self._entries.get(key)
+                if entry is not None and now - entry.fetched_at <= self._ttl_s:
+                    hits[key] = entry
+                elif (task := self._in_flight.get(key)) is not None:
+                    waits[key] = task
+                else:
+                    missing.setdefault(mailbox, []).append(day)
+        if hits:
+            self._lookups.inc(_HIT, len(hits))
+        if waits:
+            self._lookups.inc(_COALESCED, len(waits))
+        if missing:
+            self._lookups.inc(_MISS, sum(len(d) for d in missing.values()))
+            waits |= self._start_fetches(missing)
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched] = {}
+        for task in set(waits.values()):
+            # Shielded: this request giving up must not cancel a fetch others wait for.
+            outcomes[task] = await asyncio.shield(task)
+        return self._answer(mailboxes, days, window, hits, waits, outcomes)
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every forget(): anything derived from earlier entries is void."""
+        return self._generation
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a fetched day is fresh."""
+        return self._ttl_s
+
+    def fresh_until(self, addresses: Iterable[str], window: Window) -> float | None:
+        """When the first of the days these addresses' answers over ``window`` use turns
+        stale (clock reading), or None when one is missing, stale or an error."""
+        if self._ttl_s <= 0:
+            return None
+        days = range(_day(window.start), _day_of_end(window.end) + 1)
+        oldest: float | None = None
+        for mailbox in dict.fromkeys(address.casefold() for address in addresses):
+            for day in days:
+                entry = self._entries.get((mailbox, day))
+                if entry is None or entry.error is not None:
+                    return None
+                if oldest is None or entry.fetched_at < oldest:
+                    oldest = entry.fetched_at
+        if oldest is None or self._clock() - oldest > self._ttl_s:
+            return None
+        return oldest + self._ttl_s
+
+    def count_hits(self, days: int, *, now: float) -> None:
+        """Count mailbox-days the response memo answered (``now``: its reading of our clock)."""
+        self._lookups.inc(_HIT, days)
+        self._purge_if_due(now)
+
+    def forget(self, addresses: Iterable[str]) -> int:
+        """Drop everything cached for these addresses; fetches in flight will not store."""
+        folded = {address.casefold() for address in addresses}
+        self._generation += 1
+        doomed = [key for key in list(self._entries.keys()) if key[0] in folded]
+        for key in doomed:
+            self._entries.pop(key, None)
+        return len(doomed)
+
+    def entries(self) -> list[tuple[CacheKey, CachedDay]]:
+        """A snapshot of the cache's content (for tests, benchmarks and audits)."""
+        return list(self._entries.items())
+
+    def _start_fetches(
+        self, missing: dict[str, list[int]]
+    ) -> dict[CacheKey, asyncio.Task[_Fetched]]:
+        """One upstream fetch per distinct missing day range, for all mailboxes missing it."""
+        groups: dict[tuple[int, int], list[str]] = {}
+        for mailbox, days in missing.items():
+            # Reaching ahead makes later, overlapping questions hits and aligns the ranges
+            # of different requests, so their mailboxes can share a batch.
+            last = max(days[-1], days[0] + self._min_fetch_days - 1)
+            groups.setdefault((days[0], last), []).append(mailbox)
+        started: dict[CacheKey, asyncio.Task[_Fetched]] = {}
+        for (first, last), mailboxes in groups.items():
+            task = asyncio.get_running_loop().create_task(self._fetch(mailboxes, first, last))
+            keys = [(mailbox, day) for mailbox in mailboxes for day in range(first, last + 1)]
+            for key in keys:
+                # Days in the range already being fetched by someone else stay theirs.
+                self._in_flight.setdefault(key, task)
+            for mailbox in mailboxes:
+                for day in missing[mailbox]:
+                    started[(mailbox, day)] = task
+            self._tasks.add(task)
+            task.add_done_callback(partial(self._landed, keys))
+        return started
+
+    def _landed(self, keys: list[CacheKey], task: asyncio.Task[_Fetched]) -> None:
+        self._tasks.discard(task)
+        for key in keys:
+            if self._in_flight.get(key) is task:
+                del self._in_flight[key]
+
+    async def _fetch(self, mailboxes: list[str], first: int, last: int) -> _Fetched:
+        """Fetch whole days [first, last] for the mailboxes; store what may be cached."""
+        generation = self._generation
+        window = Window(start=_day_start(first), end=_day_start(last + 1))
+        try:
+            results = await self._source.get_schedules(mailboxes, window)
+        except UpstreamFailure as exc:
+            return _Fetched(days={}, failure=exc)
+        fetched_at = self._clock()
+        days: dict[CacheKey, CachedDay | ErrorCode] = {}
+        for mailbox in mailboxes:
+            result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
+            if result.error is None:
+                per_day = _split_by_day(result.items, first, last)
+                for day in range(first, last + 1):
+                    days[(mailbox, day)] = CachedDay(
+                        items=per_day.get(day, ()), fetched_at=fetched_at
+                    )
+            elif result.error is ErrorCode.NOT_FOUND:
+                entry = CachedDay(error=ErrorCode.NOT_FOUND, fetched_at=fetched_at)
+                for day in range(first, last + 1):
+                    days[(mailbox, day)] = entry
+            else:
+                for day in range(first, last + 1):
+                    days[(mailbox, day)] = result.error
+        # A forget() while this fetch was in flight means the data may no longer be held.
+        if generation == self._generation and self._ttl_s > 0:
+            for key, value in days.items():
+                if isinstance(value, CachedDay):
+                    self._entries[key] = value
+        return _Fetched(days=days)
+
+    def _purge_if_due(self, now: float) -> None:
+        if now - self._purged_at >= max(self._max_age_s, 1.0):
+            # Nothing is kept longer than it may be served, even when nothing new arrives.
+            self._purge(now)
+
+    def _purge(self, now: float) -> None:
+        """Drop every entry too old to be served even stale."""
+        self._purged_at = now
+        for key in [k for k, e in self._entries.items() if now - e.fetched_at > self._max_age_s]:
+            del self._entries[key]
+
+    def _answer(
+        self,
+        mailboxes: list[str],
+        days: range,
+        window: Window,
+        hits: dict[CacheKey, CachedDay],
+        waits: dict[CacheKey, asyncio.Task[_Fetched]],
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched],
+    ) -> dict[str, ScheduleResult]:
+        """Assemble each mailbox's answer; raise if Graph failed as a whole for all of them."""
+        now = self._clock()
+        results: dict[str, ScheduleResult] = {}
+        failures: list[UpstreamFailure] = []
+        for mailbox in mailboxes:
+            pieces: list[tuple[BusyItem, ...]] = []
+            stale = False
+            error: ErrorCode | None = None
+            failure: UpstreamFailure | None = None
+            for day in days:
+                key = (mailbox, day)
+                entry = hits.get(key)
+                if entry is None:
+                    fetched = outcomes[waits[key]]
+                    got = fetched.days.get(key)
+                    if isinstance(got, CachedDay):
+                        entry = got
+                    else:
+                        entry = self._stale(key, now)
+                        if entry is None:
+                            failure = fetched.failure
+                            error = got if isinstance(got, ErrorCode) else _code(failure)
+                            break
+                        self._lookups.inc(_STALE)
+                if entry.error is not None:
+                    error = entry.error
+                    break
+                stale = stale or now - entry.fetched_at > self._ttl_s
+                pieces.append(entry.items)
+            if error is not None:
+                results[mailbox] = ScheduleResult.failed(error)
+                if failure is not None:
+                    failures.append(failure)
+                continue
+            results[mailbox] = ScheduleResult(
+                items=_assemble(pieces, days.start, window), stale=stale
+            )
+        if failures and len(failures) == len(mailboxes):
+            # Nothing to answer with at all: the whole request fails as it would uncached.
+            raise failures[0]
+        return results
+
+    def _stale(self, key: CacheKey, now: float) -> CachedDay | None:
+        """A data entry past its freshness but within stale_max_age, if serve-stale is on."""
+        if self._stale_s <= 0:
+            return None
+        entry = self._entries.get(key)
+        if entry is None or entry.error is not None:
+            return None
+        return entry if now - entry.fetched_at <= self._max_age_s else None
+
+
+def _code(failure: UpstreamFailure | None) -> ErrorCode:
+    """The per-schedule code for a whole-call failure (auth failures read as upstream_error)."""
+    if failure is not None and failure.code in ErrorCode.__members__.values():
+        return ErrorCode(failure.code)
+    return ErrorCode.UPSTREAM_ERROR
+
+
+def _day(instant: datetime) -> int:
+    """Ordinal of the UTC day containing ``instant`` (which is UTC)."""
+    return instant.toordinal()
+
+
+def _day_of_end(end: datetime) -> int:
+    """Ordinal of the last UTC day a half-open interval ending at ``end`` touches."""
+    return (end - _TICK).toordinal()
+
+
+def _day_start(day: int) -> datetime:
+    """UTC midnight starting the day with this ordinal."""
+    # combine() with an aware midnight: datetime.replace(tzinfo=...) costs three times as much.
+    return datetime.combine(date.fromordinal(day), _MIDNIGHT_UTC)
+
+
+def _split_by_day(
+    items: Sequence[BusyItem], first: int, last: int
+) -> dict[int, tuple[BusyItem, ...]]:
+    """Each item clipped to every UTC day in [first, last] it overlaps, per day, sorted."""
+    # Midnights of the fetched days (and the one after), computed once, not per item.
+    midnights = [_day_start(day) for day in range(first, last + 2)]
+    per_day: dict[int, list[BusyItem]] = {}
+    for item in items:
+        for day in range(max(_day(item.start), first), min(_day_of_end(item.end), last) + 1):
+            start, end = midnights[day - first], midnights[day - first + 1]
+            if start <= item.start and item.end <= end:
+                piece = item
+            else:
+                piece = BusyItem(max(item.start, start), min(item.end, end), item.status)
+            per_day.setdefault(day, []).append(piece)
+    return {day: tuple(sorted(pieces)) for day, pieces in per_day.items()}
+
+
+def _assemble(
+    pieces: list[tuple[BusyItem, ...]], first: int, window: Window
+) -> tuple[BusyItem, ...]:
+    """Join per-day pieces that meet at midnight with the same status; clip to the window."""
+    if len(pieces) == 1:
+        day_items = pieces[0]
+        if not day_items or (
+            window.start <= day_items[0].start and max(i.end for i in day_items) <= window.end
+        ):
+            # The common cached case: one day, nothing to clip, already in order.
+            return day_items
+        merged: list[BusyItem] = list(day_items)
+    else:
+        merged = _join_at_midnight(pieces, first)
+    clipped = []
+    for item in merged:
+        if window.start <= item.start and item.end <= window.end:
+            clipped.append(item)
+        else:
+            start, end = max(item.start, window.start), min(item.end, window.end)
+            if start < end:
+                clipped.append(BusyItem(start=start, end=end, status=item.status))
+    clipped.sort()
+    return tuple(clipped)
+
+
+def _join_at_midnight(pieces: list[tuple[BusyItem, ...]], first: int) -> list[BusyItem]:
+    """Consecutive days' pieces as items, a piece ending at midnight joined to its sequel."""
+    merged: list[BusyItem] = []
+    # Per status, indexes into ``merged`` of items ending at the current midnight.
+    open_at_midnight: dict[Status, list[int]] = {}
+    for offset, day_items in enumerate(pieces):
+        start, end = _day_start(first + offset), _day_start(first + offset + 1)
+        still_open: dict[Status, list[int]] = {}
+        for item in day_items:
+            waiting = open_at_midnight.get(item.status)
+            if item.start == start and waiting:
+                index = waiting.pop(0)
+                merged[index] = BusyItem(
+                    start=merged[index].start, end=item.end, status=item.status
+                )
+            else:
+                index = len(merged)
+                merged.append(item)
+            if item.end == end:
+                still_open.setdefault(item.status, []).append(index)
+        open_at_midnight = still_open
+    return merged

@@ -1,0 +1,130 @@
+"""Access tokens for Graph: a small port, and the msal adapter behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import msal
+
+from proxy.core.errors import TokenError
+from proxy.sources.tls import requests_session
+
+GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
+# Renew this long before expiry so a token never dies in flight.
+_RENEW_MARGIN_S = 300.0
+MICROSOFT_HOSTS = (
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.partner.microsoftonline.cn",
+)
+
+# What msal raises when the identity platform is unreachable or answers nonsense, in discovery
+# or at the token endpoint: requests' errors are OSErrors, a 5xx is MsalServiceError, a body
+# that is not JSON a ValueError (json.JSONDecodeError), a failed discovery a ValueError.
+PLATFORM_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, msal.exceptions.MsalError)
+
+log = logging.getLogger(__name__)
+# msal logs authorization codes, PKCE verifiers and client_info at DEBUG/INFO, and an
+# identity-platform answer it cannot parse (which may hold part of a token) at ERROR. We log
+# outcomes ourselves, as codes; whatever the application's log level, none of msal's text
+# may reach a log line.
+logging.getLogger("msal").setLevel(logging.CRITICAL + 1)
+
+
+def platform_token_error(exc: Exception) -> TokenError:
+    """Our TokenError for one of PLATFORM_ERRORS; none of msal's text is kept."""
+    if isinstance(exc, OSError):
+        return TokenError("network_error")
+    if isinstance(exc, msal.exceptions.MsalError):
+        return TokenError("identity_platform_error")
+    return TokenError("authority_unavailable")
+
+
+class TokenProvider(Protocol):
+    """Gives a bearer token for Graph calls."""
+
+    async def token(self) -> str:
+        """Return a currently valid access token or raise TokenError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    value: str
+    renew_at: float
+
+
+class MsalAppTokens:
+    """Client-credentials tokens from one long-lived msal ConfidentialClientApplication.
+
+    msal is synchronous and does network I/O in its constructor, so every call runs in a
+    worker thread. A token is held in memory and reused until shortly before it expires;
+    refreshes are single-flight.
+    """
+
+    def __init__(
+        self,
+        *,
+        authority: str,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        ca_file: Path | None,
+        timeout_seconds: float,
+    ) -> None:
+        self._authority = f"{authority.rstrip('/')}/{tenant_id}"
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._timeout = timeout_seconds
+        self._app: Any = None
+        self._http = requests_session(ca_file)
+        self._held: _Held | None = None
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Close msal's pooled connections to the identity platform."""
+        async with self._lock:
+            await asyncio.to_thread(self._http.close)
+
+    async def token(self) -> str:
+        """Return a cached token, or acquire one through msal off the event loop."""
+        held = self._held
+        if held is not None and time.monotonic() < held.renew_at:
+            return held.value
+        async with self._lock:
+            held = self._held
+            if held is not None and time.monotonic() < held.renew_at:
+                return held.value
+            self._held = await asyncio.to_thread(self._acquire)
+            return self._held.value
+
+    def _acquire(self) -> _Held:
+        """Run in a worker thread: build the msal app once, then ask it for a token."""
+        started = time.monotonic()
+        try:
+            if self._app is None:
+                self._app = msal.ConfidentialClientApplication(
+                    self._client_id,
+                    client_credential=self._client_secret,
+                    authority=self._authority,
+                    http_client=self._http,
+                    timeout=self._timeout,
+                    instance_discovery=urlsplit(self._authority).hostname in MICROSOFT_HOSTS,
+                )
+            result = self._app.acquire_token_for_client(scopes=[GRAPH_DEFAULT_SCOPE])
+        except PLATFORM_ERRORS as exc:
+            raise platform_token_error(exc) from None
+        if not isinstance(result, dict) or "access_token" not in result:
+            error = result.get("error") if isinstance(result, dict) else None
+            code = error if isinstance(error, str) and error.isidentifier() else "token_error"
+            log.warning("token request refused by the identity platform: %s", code)
+            raise TokenError(code)
+        lifetime = float(result.get("expires_in", 0) or 0)
+        renew_at = started + max(lifetime - _RENEW_MARGIN_S, lifetime / 2)
+        return _Held(value=str(result["access_token"]), renew_at=renew_at)

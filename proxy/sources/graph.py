@@ -1,0 +1,304 @@
+"""getSchedule over one shared aiohttp session: splitting, retries, per-mailbox limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+
+from proxy.core.errors import TokenError, UpstreamFailure
+from proxy.core.minimize import minimize
+from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.core.timefmt import format_graph_local
+from proxy.observability.audit_record import count_upstream_call
+from proxy.sources.credentials import TokenProvider
+from proxy.sources.keyed import KeyedLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_SCHEDULES_PER_CALL = 20
+# Graph wants the window "less than 62 days"; 61 keeps a margin for any rounding upstream.
+MAX_SPAN_PER_CALL = timedelta(days=61)
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_RETRYABLE = frozenset({429, 503, 504})
+_BACKOFF_BASE_S = 0.25
+_BACKOFF_CAP_S = 8.0
+_WHOLE_FAILURE_PRIORITY = (
+    ErrorCode.THROTTLED,
+    ErrorCode.UPSTREAM_UNAVAILABLE,
+    ErrorCode.UPSTREAM_ERROR,
+    ErrorCode.UPSTREAM_TIMEOUT,
+)
+
+
+class CallGate(Protocol):
+    """What a Graph call holds while in flight (see proxy.sources.gate); False: do not call."""
+
+    def hold(self, mailbox: str) -> AbstractAsyncContextManager[bool | None]:
+        """Wait for permission to call Graph for ``mailbox`` (case-folded)."""
+        ...
+
+
+class ScheduleSource(Protocol):
+    """Where minimized schedules come from (Graph, a cache in front of it, a router…)."""
+
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        """Return a result for every address (case-folded key), or raise UpstreamFailure."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How hard to try one getSchedule call."""
+
+    max_retries: int = 3
+    deadline_s: float = 20.0
+
+
+class _MailboxNotFound:
+    """Graph answered 404 for the mailbox in the URL."""
+
+
+_MAILBOX_NOT_FOUND = _MailboxNotFound()
+
+
+@dataclass(frozen=True, slots=True)
+class _CallFailed:
+    """A whole getSchedule call failed; ``code`` is what each of its schedules reports."""
+
+    code: ErrorCode
+
+
+def split_addresses(addresses: Sequence[str]) -> list[list[str]]:
+    """Chunks of at most 20 addresses, order kept."""
+    return [
+        list(addresses[i : i + MAX_SCHEDULES_PER_CALL])
+        for i in range(0, len(addresses), MAX_SCHEDULES_PER_CALL)
+    ]
+
+
+def split_window(window: Window) -> list[Window]:
+    """Consecutive sub-windows, each shorter than Graph's 62-day limit, covering the window."""
+    parts: list[Window] = []
+    start = window.start
+    while start < window.end:
+        end = min(start + MAX_SPAN_PER_CALL, window.end)
+        parts.append(Window(start=start, end=end))
+        start = end
+    return parts
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds, possibly fractional), or None."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+class GraphScheduleSource:
+    """Fetches minimized schedules from Graph with application (or any) tokens."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        tokens: TokenProvider,
+        base_url: str,
+        retry: RetryPolicy,
+        mailbox_limiter: KeyedLimiter | CallGate,
+        me_address: str | None = None,
+    ) -> None:
+        # me_address: a delegated token's own mailbox; calls then go to /me/calendar/getSchedule.
+        self._me = me_address
+        self._session = session
+        self._tokens = tokens
+        self._base_url = base_url.rstrip("/")
+        self._retry = retry
+        self._limiter = mailbox_limiter
+
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        """Fetch every address over the whole window, splitting into calls Graph accepts."""
+        deadline = time.monotonic() + self._retry.deadline_s
+        jobs = [
+            (chunk, part) for chunk in split_addresses(addresses) for part in split_window(window)
+        ]
+        try:
+            if len(jobs) == 1:
+                # The usual case: awaited here, not in a task of its own (a turn of the loop
+                # to start it and another to hear it finished).
+                outcomes = [await self._fetch_chunk(*jobs[0], window, deadline)]
+            else:
+                outcomes = await asyncio.gather(
+                    *(self._fetch_chunk(chunk, part, window, deadline) for chunk, part in jobs)
+                )
+        except TokenError as exc:
+            raise UpstreamFailure(
+                "could not get an access token for Microsoft Graph", code="upstream_auth"
+            ) from exc
+        if all(isinstance(outcome, _CallFailed) for outcome in outcomes):
+            codes = {outcome.code for outcome in outcomes if isinstance(outcome, _CallFailed)}
+            if codes == {ErrorCode.UPSTREAM_TIMEOUT}:
+                raise UpstreamFailure(
+                    "Microsoft Graph did not answer in time", code="upstream_timeout", status=504
+                )
+            # Timeouts are reported as such only when nothing else went wrong.
+            code = next(c for c in _WHOLE_FAILURE_PRIORITY if c in codes)
+            raise UpstreamFailure("Microsoft Graph failed for the whole request", code=code.value)
+        return _merge(jobs, outcomes)
+
+    async def _fetch_chunk(
+        self, chunk: list[str], part: Window, window: Window, deadline: float
+    ) -> dict[str, ScheduleResult] | _CallFailed:
+        """One getSchedule for ≤20 addresses; an unknown URL mailbox is dropped and retried."""
+        outcome = await self._call(chunk, part, window, deadline)
+        if not isinstance(outcome, _MailboxNotFound):
+            return outcome
+        missing = {chunk[0].casefold(): ScheduleResult.failed(ErrorCode.NOT_FOUND)}
+        if len(chunk) == 1:
+            return missing
+        rest = await self._fetch_chunk(chunk[1:], part, window, deadline)
+        return rest if isinstance(rest, _CallFailed) else missing | rest
+
+    async def _call(
+        self, chunk: list[str], part: Window, window: Window, deadline: float
+    ) -> dict[str, ScheduleResult] | _CallFailed | _MailboxNotFound:
+        """POST getSchedule with bounded retries inside the deadline."""
+        # Graph throttles per mailbox in the URL; asking as the first requested mailbox
+        # spreads load across mailboxes instead of funnelling it through one service account.
+        mailbox = self._me or chunk[0]
+        url = f"{self._base_url}/users/{quote(mailbox, safe='@')}/calendar/getSchedule"
+        if self._me is not None:
+            url = f"{self._base_url}/me/calendar/getSchedule"
+        body = _request_body(chunk, part)
+        failure = ErrorCode.UPSTREAM_ERROR
+        for attempt in range(self._retry.max_retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
+            wait: float | None = None
+            token = await self._tokens.token()
+            async with self._limiter.hold(mailbox.casefold()) as admitted:
+                if admitted is False:
+                    # Our own per-mailbox budget is spent: Graph would only answer 429.
+                    return _CallFailed(ErrorCode.THROTTLED)
+                try:
+                    # asyncio.timeout, not wait_for: no extra task per call on the cold path.
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        status, retry_after, payload = await self._post(url, body, token)
+                except TimeoutError:
+                    return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
+                except (aiohttp.ClientError, ValueError) as exc:
+                    # Dropped connection, reset, or a body that is not JSON: worth another try.
+                    log.info(
+                        "getSchedule transport failure (%s), attempt %d",
+                        type(exc).__name__,
+                        attempt + 1,
+                    )
+                    failure = ErrorCode.UPSTREAM_UNAVAILABLE
+                    wait = _backoff(attempt)
+                else:
+                    log.debug("getSchedule answered %d, attempt %d", status, attempt + 1)
+                    if status == 200:
+                        value = payload.get("value") if isinstance(payload, dict) else None
+                        return minimize(value, requested=chunk, window=window)
+                    if status == 404 and self._me is None:
+                        return _MAILBOX_NOT_FOUND
+                    if status not in _RETRYABLE:
+                        return _CallFailed(ErrorCode.UPSTREAM_ERROR)
+                    failure = (
+                        ErrorCode.THROTTLED if status == 429 else ErrorCode.UPSTREAM_UNAVAILABLE
+                    )
+                    wait = retry_after if retry_after is not None else _backoff(attempt)
+            if attempt == self._retry.max_retries:
+                break
+            if time.monotonic() + wait >= deadline:
+                # Waiting as asked would overrun the deadline: report now rather than hang.
+                break
+            await asyncio.sleep(wait)
+        return _CallFailed(failure)
+
+    async def _post(
+        self, url: str, body: dict[str, Any], token: str
+    ) -> tuple[int, float | None, Any]:
+        """Send one request; return status, Retry-After seconds and the parsed JSON (2xx only)."""
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Prefer": 'outlook.timezone="UTC"',
+            "Accept": "application/json",
+        }
+        count_upstream_call()
+        async with self._session.post(url, json=body, headers=headers) as resp:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            if resp.status != 200:
+                await resp.read()
+                return resp.status, retry_after, None
+            raw = bytearray()
+            async for chunk in resp.content.iter_any():
+                raw += chunk
+                if len(raw) > MAX_RESPONSE_BYTES:
+                    raise ValueError("response too large")
+            return resp.status, retry_after, json.loads(raw)
+
+
+def _request_body(chunk: list[str], part: Window) -> dict[str, Any]:
+    """The getSchedule body for one chunk and sub-window, always in UTC."""
+    minutes = math.ceil(part.duration.total_seconds() / 60)
+    return {
+        "schedules": chunk,
+        "startTime": {
+            "dateTime": format_graph_local(part.start.astimezone(UTC)),
+            "timeZone": "UTC",
+        },
+        "endTime": {"dateTime": format_graph_local(part.end.astimezone(UTC)), "timeZone": "UTC"},
+        # We never read availabilityView; the largest interval keeps that string short.
+        "availabilityViewInterval": max(5, min(1440, minutes)),
+    }
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))  # noqa: S311
+
+
+def _merge(
+    jobs: list[tuple[list[str], Window]],
+    outcomes: Sequence[dict[str, ScheduleResult] | _CallFailed],
+) -> dict[str, ScheduleResult]:
+    """Join sub-window results per address; any failed part fails that address."""
+    merged: dict[str, ScheduleResult] = {}
+    for (chunk, _part), outcome in zip(jobs, outcomes, strict=True):
+        for address in chunk:
+            key = address.casefold()
+            result = (
+                ScheduleResult.failed(outcome.code)
+                if isinstance(outcome, _CallFailed)
+                else outcome[key]
+            )
+            previous = merged.get(key)
+            if previous is None:
+                merged[key] = result
+            elif previous.error is None and result.error is None:
+                # The same event is returned whole by neighbouring sub-windows: de-duplicate.
+                merged[key] = ScheduleResult(items=tuple(sorted({*previous.items, *result.items})))
+            elif previous.error is None:
+                merged[key] = result
+    return merged

@@ -1,0 +1,316 @@
+"""Microsoft Graph drop-in: getSchedule answered from minimized data, in Graph's shapes.
+
+Routes (under /v1.0): ``POST /users/{id}/calendar/getSchedule`` and, for an API key bound to
+one person, ``POST /me/calendar/getSchedule``. The ``{id}`` in the path does not widen or
+narrow anything: what may be queried is decided by the consumer's allowlist alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy.access.consumers import Consumer
+from proxy.availability.service import lookup
+from proxy.config.schema import LimitSettings
+from proxy.core.errors import BadRequest, ProblemError
+from proxy.core.minimize import parse_graph_datetime
+from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.timefmt import format_graph_local, format_utc
+from proxy.core.zones import resolve_zone
+from proxy.web.dialects.common import BEARER_CHALLENGE, read_json_object, root_app
+from proxy.web.dialects.native import AvailabilityQuery, parse_query
+from proxy.web.envelope import Envelope
+from proxy.web.headers import check_query_length
+from proxy.web.keys import CONSUMERS, SETTINGS
+
+log = logging.getLogger(__name__)
+
+# Graph's own context URL: clients may compare it, and it echoes nothing of the request.
+ODATA_CONTEXT = (
+    "https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.scheduleInformation)"
+)
+DEFAULT_INTERVAL = 30
+MIN_INTERVAL, MAX_INTERVAL = 5, 1440
+# availabilityView digits. workingElsewhere is 0 as in Graph's own view; unknown counts as
+# busy because a scheduler must not book over what it cannot see.
+_DIGIT = {
+    Status.FREE: 0,
+    Status.WORKING_ELSEWHERE: 0,
+    Status.TENTATIVE: 1,
+    Status.BUSY: 2,
+    Status.UNKNOWN: 2,
+    Status.OOF: 3,
+}
+# Per-schedule errors: Graph's own responseCode for an unknown address, our codes otherwise.
+_RESPONSE_CODE = {ErrorCode.NOT_FOUND: "5009"}
+_MESSAGES = {
+    ErrorCode.NOT_FOUND: "The address could not be resolved.",
+    ErrorCode.THROTTLED: "Microsoft Graph throttled the request for this schedule.",
+    ErrorCode.UPSTREAM_TIMEOUT: "Microsoft Graph did not answer in time for this schedule.",
+    ErrorCode.NOT_CONNECTED: "No connection covers this schedule.",
+    ErrorCode.NEEDS_CONSENT: "The connection covering this schedule must be consented again.",
+}
+_GENERIC_MESSAGE = "Free/busy information is not available for this schedule."
+# Whole-request error codes, as Graph names them per status.
+_GRAPH_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "ErrorAccessDenied",
+    404: "ResourceNotFound",
+    405: "MethodNotAllowed",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceNotAvailable",
+    504: "GatewayTimeout",
+}
+# Our stable codes for aiohttp's own HTTP errors, as in the problem+json API.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+_FIELDS = ("schedules", "starttime", "endtime", "availabilityviewinterval")
+_PREFER_ZONE = re.compile(r'(?:^|[,;\s])outlook\.timezone\s*=\s*(?:"([^"]*)"|([^,;\s]+))', re.I)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def parse_get_schedule(
+    raw: Mapping[str, Any], limits: LimitSettings
+) -> tuple[AvailabilityQuery, int]:
+    """Validate a getSchedule body (any key casing) into a query and the view interval."""
+    fields = _fold_keys(raw, "the body")
+    unknown = set(fields) - set(_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown property: {sorted(unknown)[0]}", code="unknown_field")
+    start = _date_time_time_zone(fields.get("starttime"), "startTime")
+    end = _date_time_time_zone(fields.get("endtime"), "endTime")
+    interval = _interval(fields.get("availabilityviewinterval", DEFAULT_INTERVAL))
+    query = parse_query(
+        {
+            "schedules": fields.get("schedules"),
+            "start": format_utc(start),
+            "end": format_utc(end),
+        },
+        limits,
+    )
+    return query, interval
+
+
+def _fold_keys(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Keys case-folded (Graph's names are case-insensitive); OData annotations dropped."""
+    folded: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.startswith("@odata."):
+            continue
+        if key.casefold() in folded:
+            raise BadRequest(f"{where} names {key} twice", code="invalid_request")
+        folded[key.casefold()] = value
+    return folded
+
+
+def _date_time_time_zone(value: Any, name: str) -> datetime:
+    if not isinstance(value, Mapping):
+        raise BadRequest(
+            f"{name} must be a dateTimeTimeZone {{dateTime, timeZone}}", code="invalid_time"
+        )
+    fields = _fold_keys(value, name)
+    if set(fields) != {"datetime", "timezone"}:
+        raise BadRequest(f"{name} must have exactly dateTime and timeZone", code="invalid_time")
+    instant = parse_graph_datetime({"dateTime": fields["datetime"], "timeZone": fields["timezone"]})
+    if instant is None:
+        raise BadRequest(
+            f"{name} must be an ISO 8601 dateTime in a known Windows or IANA timeZone",
+            code="invalid_time",
+        )
+    return instant
+
+
+def _interval(value: Any) -> int:
+    # One of Graph's own examples sends the interval as a string.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest("availabilityViewInterval must be an integer", code="invalid_request")
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise BadRequest(
+            f"availabilityViewInterval must be between {MIN_INTERVAL} and {MAX_INTERVAL}",
+            code="invalid_request",
+        )
+    return value
+
+
+def preferred_zone(prefer: str | None) -> tuple[str, tzinfo] | None:
+    """The zone a ``Prefer: outlook.timezone="..."`` header asks for, if it is one we know."""
+    if not prefer:
+        return None
+    match = _PREFER_ZONE.search(prefer)
+    if match is None:
+        return None
+    name = match.group(1) if match.group(1) is not None else match.group(2)
+    zone = resolve_zone(name)
+    return None if zone is None else (name, zone)
+
+
+def availability_view(items: Iterable[BusyItem], window: Window, interval: int) -> str:
+    """One digit per interval from the window's start: the strongest status overlapping it."""
+    step = timedelta(minutes=interval)
+    slots = math.ceil(window.duration / step)
+    digits = [0] * slots
+    for item in items:
+        first = int((item.start - window.start) // step)
+        last = math.ceil((item.end - window.start) / step)
+        for slot in range(max(first, 0), min(last, slots)):
+            digits[slot] = max(digits[slot], _DIGIT[item.status])
+    return "".join(map(str, digits))
+
+
+def render_schedule(
+    query: AvailabilityQuery,
+    results: Mapping[str, ScheduleResult],
+    *,
+    interval: int,
+    zone: tuple[str, tzinfo] | None,
+) -> bytes:
+    """Graph's getSchedule response, built field by field: status/start/end only."""
+    value: list[dict[str, Any]] = []
+    for address in query.schedules:
+        result = results[address.casefold()]
+        if result.error is not None:
+            value.append(
+                {
+                    "scheduleId": address,
+                    "error": {
+                        "responseCode": _RESPONSE_CODE.get(result.error, result.error.value),
+                        "message": _MESSAGES.get(result.error, _GENERIC_MESSAGE),
+                    },
+                }
+            )
+            continue
+        value.append(
+            {
+                "scheduleId": address,
+                "availabilityView": availability_view(result.items, query.window, interval),
+                "scheduleItems": [
+                    {
+                        "status": item.status.value,
+                        "start": _date_time(item.start, zone),
+                        "end": _date_time(item.end, zone),
+                    }
+                    for item in result.items
+                ],
+            }
+        )
+    document = {"@odata.context": ODATA_CONTEXT, "value": value}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _date_time(instant: datetime, zone: tuple[str, tzinfo] | None) -> dict[str, str]:
+    if zone is None:
+        return {"dateTime": format_graph_local(instant.astimezone(UTC)), "timeZone": "UTC"}
+    name, tz = zone
+    return {"dateTime": format_graph_local(instant.astimezone(tz)), "timeZone": name}
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    """POST /v1.0/users/{id}/calendar/getSchedule (and /me/...): Graph's answer, minimized."""
+    consumer = request.config_dict[CONSUMERS].authenticate(request.headers.get("Authorization"))
+    raw = await read_json_object(request)
+    if "id" not in request.match_info and not bound_to_one_person(consumer):
+        raise BadRequest(
+            "/me is only valid for an API key allowed exactly one address", code="invalid_request"
+        )
+    query, interval = parse_get_schedule(raw, request.config_dict[SETTINGS].limits)
+    zone = preferred_zone(request.headers.get("Prefer"))
+    results = await lookup(root_app(request), consumer, query.schedules, query.window)
+    body = render_schedule(query, results, interval=interval, zone=zone)
+    headers = {"Cache-Control": "no-store"}
+    if zone is not None:
+        headers["Preference-Applied"] = f'outlook.timezone="{zone[0]}"'
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def bound_to_one_person(consumer: Consumer) -> bool:
+    """True when the consumer may query exactly one address (so ``/me`` means someone)."""
+    return len(consumer.exact) == 1 and not consumer.domains
+
+
+def graph_error(
+    request: web.Request,
+    status: int,
+    *,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Graph's whole-request error document; our stable code rides in innerError.code."""
+    inner: dict[str, str] = {
+        "code": code,
+        "date": format_utc(datetime.now(UTC).replace(microsecond=0)),
+        "request-id": str(uuid.uuid4()),
+    }
+    client_request_id = request.headers.get("client-request-id", "")
+    if _UUID.match(client_request_id):
+        inner["client-request-id"] = client_request_id
+    body = {
+        "error": {
+            "code": _GRAPH_CODES.get(status, "UnknownError"),
+            "message": message,
+            "innerError": inner,
+        }
+    }
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def graph_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error under /v1.0 in Graph's shape; unexpected ones as a bare 500."""
+    try:
+        check_query_length(request)
+        return await handler(request)
+    except ProblemError as exc:
+        # A throttled upstream is what Graph itself would answer 429 for.
+        status = 429 if exc.code == "throttled" else exc.status
+        if exc.code == "upstream_unavailable":
+            status = 503
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
+        headers = {**(headers or {}), **exc.extra_headers()} or None  # e.g. Retry-After
+        return graph_error(request, status, code=exc.code, message=exc.detail, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return graph_error(
+            request,
+            exc.status,
+            code=_HTTP_CODES.get(exc.status, "http_error"),
+            message=HTTPStatus(exc.status).phrase,
+            headers=headers,
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return graph_error(request, 500, code="internal_error", message="internal error")
+
+
+def graph_app(envelope: Envelope) -> web.Application:
+    """The /v1.0 sub-application, with Graph's error shape."""
+    app = web.Application()
+    envelope.add(
+        app.router, "POST", "/users/{id}/calendar/getSchedule", get_schedule, shape=graph_errors
+    )
+    envelope.add(app.router, "POST", "/me/calendar/getSchedule", get_schedule, shape=graph_errors)
+    envelope.add_fallback(app.router, shape=graph_errors)
+    return app

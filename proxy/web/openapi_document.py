@@ -1,0 +1,613 @@
+"""Builds the OpenAPI 3.1 document shipped as proxy/openapi.json.
+
+Regenerate the file after changing this module: ``python -m proxy.web.openapi_document``.
+A test fails while the file and this builder disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from proxy.core.model import ErrorCode, Status
+
+EXAMPLE_ADDRESS = "adele.vance@contoso.example"
+_STATUSES = [status.value for status in Status]
+_ERROR_CODES = [code.value for code in ErrorCode]
+_DATE_TIME = {"type": "string", "format": "date-time", "examples": ["2026-03-16T09:00:00Z"]}
+_ADDRESS = {"type": "string", "format": "email", "maxLength": 254}
+_JSON = "application/json"
+_PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(schema: dict[str, Any], media: str = _JSON, **extra: Any) -> dict[str, Any]:
+    return {"content": {media: {"schema": schema, **extra}}}
+
+
+def _errors(schema: str, media: str, statuses: dict[int, str]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, description in statuses.items():
+        response: dict[str, Any] = {"description": description, **_body(_ref(schema), media)}
+        if status == 401:
+            response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if status == 405:
+            response["headers"] = {"Allow": {"schema": {"type": "string"}}}
+        responses[str(status)] = response
+    return responses
+
+
+_COMMON_ERRORS = {
+    400: "Invalid request; the message says what is wrong.",
+    401: "No API key, or not a valid one.",
+    403: "The key may not query one of the addresses; nothing was fetched.",
+    404: "No such path.",
+    405: "Method not allowed here.",
+    413: "Request body too large.",
+    415: "The body is not application/json.",
+    429: "Over the API key's rate_per_minute; Retry-After says when to try again.",
+    500: "A bug; details go to the proxy's log only.",
+    502: "Microsoft Graph (or the token request) failed for the whole request.",
+    504: "Every Graph call of the request timed out.",
+}
+
+
+def _schemas() -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "description": "One calendar item, minimized: nothing but status, start and end.",
+        "required": ["status", "start", "end"],
+        "additionalProperties": False,
+        "properties": {"status": {"enum": _STATUSES}, "start": _DATE_TIME, "end": _DATE_TIME},
+    }
+    date_time_time_zone = {
+        "type": "object",
+        "required": ["dateTime", "timeZone"],
+        "properties": {
+            "dateTime": {"type": "string", "examples": ["2026-03-16T09:00:00.0000000"]},
+            "timeZone": {"type": "string", "examples": ["UTC", "Pacific Standard Time"]},
+        },
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem document; every field written by the proxy.",
+            "required": ["type", "title", "status", "detail", "code"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"type": "string"},
+            },
+        },
+        "AvailabilityRequest": {
+            "type": "object",
+            "required": ["schedules", "start", "end"],
+            "additionalProperties": False,
+            "properties": {
+                "schedules": {"type": "array", "minItems": 1, "items": _ADDRESS},
+                "start": _DATE_TIME,
+                "end": _DATE_TIME,
+            },
+            "examples": [
+                {
+                    "schedules": [EXAMPLE_ADDRESS],
+                    "start": "2026-03-16T00:00:00Z",
+                    "end": "2026-03-17T00:00:00Z",
+                }
+            ],
+        },
+        "Item": item,
+        "AvailabilityResponse": {
+            "type": "object",
+            "required": ["start", "end", "schedules"],
+            "additionalProperties": False,
+            "properties": {
+                "start": _DATE_TIME,
+                "end": _DATE_TIME,
+                "schedules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["schedule", "items", "error", "stale"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "schedule": {"type": "string"},
+                            "items": {"type": "array", "items": _ref("Item")},
+                            "stale": {
+                                "type": "boolean",
+                                "description": "True when served from the cache past its TTL "
+                                "because Graph failed (serve-stale).",
+                            },
+                            "error": {
+                                "oneOf": [
+                                    {"type": "null"},
+                                    {
+                                        "type": "object",
+                                        "required": ["code"],
+                                        "additionalProperties": False,
+                                        "properties": {"code": {"enum": _ERROR_CODES}},
+                                    },
+                                ]
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"enum": ["ready", "not_ready"]},
+                "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "DateTimeTimeZone": date_time_time_zone,
+        "GetScheduleRequest": {
+            "type": "object",
+            "description": (
+                "Graph's getSchedule body. Property names are matched case-insensitively "
+                "(the SDKs send PascalCase); availabilityViewInterval may be a digit string."
+            ),
+            "required": ["schedules", "startTime", "endTime"],
+            "properties": {
+                "schedules": {"type": "array", "minItems": 1, "items": _ADDRESS},
+                "startTime": _ref("DateTimeTimeZone"),
+                "endTime": _ref("DateTimeTimeZone"),
+                "availabilityViewInterval": {
+                    "type": "integer",
+                    "minimum": 5,
+                    "maximum": 1440,
+                    "default": 30,
+                },
+            },
+            "examples": [
+                {
+                    "schedules": [EXAMPLE_ADDRESS],
+                    "startTime": {"dateTime": "2026-03-16T00:00:00", "timeZone": "UTC"},
+                    "endTime": {"dateTime": "2026-03-17T00:00:00", "timeZone": "UTC"},
+                    "availabilityViewInterval": 60,
+                }
+            ],
+        },
+        "ScheduleInformation": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["scheduleId", "availabilityView", "scheduleItems"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "scheduleId": {"type": "string"},
+                        "availabilityView": {"type": "string", "pattern": "^[0-3]*$"},
+                        "scheduleItems": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["status", "start", "end"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "status": {"enum": _STATUSES},
+                                    "start": _ref("DateTimeTimeZone"),
+                                    "end": _ref("DateTimeTimeZone"),
+                                },
+                            },
+                        },
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["scheduleId", "error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "scheduleId": {"type": "string"},
+                        "error": {
+                            "type": "object",
+                            "required": ["responseCode", "message"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "responseCode": {"enum": ["5009", *_ERROR_CODES]},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "GetScheduleResponse": {
+            "type": "object",
+            "required": ["@odata.context", "value"],
+            "additionalProperties": False,
+            "properties": {
+                "@odata.context": {"type": "string"},
+                "value": {"type": "array", "items": _ref("ScheduleInformation")},
+            },
+        },
+        "GraphError": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "innerError"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "innerError": {
+                            "type": "object",
+                            "description": "code is the proxy's own stable error code.",
+                            "required": ["code", "date", "request-id"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "code": {"type": "string"},
+                                "date": _DATE_TIME,
+                                "request-id": {"type": "string", "format": "uuid"},
+                                "client-request-id": {"type": "string", "format": "uuid"},
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "FreeBusyRequest": {
+            "type": "object",
+            "required": ["timeMin", "timeMax", "items"],
+            "additionalProperties": False,
+            "properties": {
+                "timeMin": _DATE_TIME,
+                "timeMax": _DATE_TIME,
+                "timeZone": {"type": "string", "examples": ["Europe/Berlin"]},
+                "groupExpansionMax": {"type": "integer", "minimum": 1, "maximum": 50},
+                "calendarExpansionMax": {"type": "integer", "minimum": 1, "maximum": 50},
+                "items": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "required": ["id"],
+                        "additionalProperties": False,
+                        "properties": {"id": _ADDRESS},
+                    },
+                },
+            },
+            "examples": [
+                {
+                    "timeMin": "2026-03-16T00:00:00Z",
+                    "timeMax": "2026-03-17T00:00:00Z",
+                    "items": [{"id": EXAMPLE_ADDRESS}],
+                }
+            ],
+        },
+        "FreeBusyResponse": {
+            "type": "object",
+            "required": ["kind", "timeMin", "timeMax", "calendars"],
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"const": "calendar#freeBusy"},
+                "timeMin": _DATE_TIME,
+                "timeMax": _DATE_TIME,
+                "calendars": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["busy"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "busy": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["start", "end"],
+                                    "additionalProperties": False,
+                                    "properties": {"start": _DATE_TIME, "end": _DATE_TIME},
+                                },
+                            },
+                            "errors": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["domain", "reason"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "domain": {"type": "string"},
+                                        "reason": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "GoogleError": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "errors"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "integer"},
+                        "message": {"type": "string"},
+                        "status": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["domain", "reason", "message"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "domain": {"type": "string"},
+                                    "reason": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+def _availability_operations() -> dict[str, Any]:
+    ok = {
+        "200": {
+            "description": "Minimized availability, one entry per requested address.",
+            "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+            **_body(_ref("AvailabilityResponse")),
+        }
+    }
+    get_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (413, 415)}
+    return {
+        "get": {
+            "operationId": "getAvailability",
+            "summary": "Free/busy of several addresses (query parameters)",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                {
+                    "name": "schedules",
+                    "in": "query",
+                    "required": True,
+                    "description": "Comma-separated addresses.",
+                    "schema": {"type": "string", "examples": [EXAMPLE_ADDRESS]},
+                },
+                {"name": "start", "in": "query", "required": True, "schema": _DATE_TIME},
+                {"name": "end", "in": "query", "required": True, "schema": _DATE_TIME},
+            ],
+            "responses": {**ok, **_errors("Problem", _PROBLEM, get_errors)},
+        },
+        "post": {
+            "operationId": "postAvailability",
+            "summary": "Free/busy of several addresses (JSON body)",
+            "security": [{"apiKey": []}],
+            "requestBody": {"required": True, **_body(_ref("AvailabilityRequest"))},
+            "responses": {**ok, **_errors("Problem", _PROBLEM, _COMMON_ERRORS)},
+        },
+    }
+
+
+def _graph_operation(operation_id: str, summary: str, with_id: bool) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": "Prefer",
+            "in": "header",
+            "required": False,
+            "description": 'outlook.timezone="<Windows or IANA zone>" for the response times.',
+            "schema": {"type": "string", "examples": ['outlook.timezone="Pacific Standard Time"']},
+        }
+    ]
+    if with_id:
+        parameters.insert(
+            0,
+            {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "description": "Any user id; access is decided by the API key's allowlist.",
+                "schema": {"type": "string", "minLength": 1, "examples": [EXAMPLE_ADDRESS]},
+            },
+        )
+    errors = {
+        **_COMMON_ERRORS,
+        429: "Over the API key's rate_per_minute, or Graph kept throttling.",
+        503: "Graph is unavailable.",
+    }
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["Microsoft Graph drop-in"],
+            "security": [{"apiKey": []}],
+            "parameters": parameters,
+            "requestBody": {"required": True, **_body(_ref("GetScheduleRequest"))},
+            "responses": {
+                "200": {
+                    "description": "Graph's getSchedule answer with status/start/end only.",
+                    **_body(_ref("GetScheduleResponse")),
+                },
+                **_errors("GraphError", _JSON, errors),
+            },
+        }
+    }
+
+
+def build_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every consumer-facing endpoint."""
+    google_errors = {
+        **_COMMON_ERRORS,
+        429: "Over the API key's rate_per_minute, or Graph kept throttling.",
+    }
+    problem_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (413, 415)}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "freebusy-proxy",
+            "version": "1",
+            "description": (
+                "Minimized free/busy from Microsoft Graph: status, start and end of calendar "
+                "items, nothing else, in the proxy's own JSON and in the dialects scheduling "
+                "tools already speak (Graph getSchedule, Google freeBusy, iCalendar)."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/v1/availability": _availability_operations(),
+            "/v1/schedules/{address}/freebusy.ics": {
+                "get": {
+                    "operationId": "getFreeBusyFeed",
+                    "summary": "One address's free/busy as an iCalendar VFREEBUSY",
+                    "tags": ["iCalendar"],
+                    "security": [{"apiKey": []}, {"feedToken": []}],
+                    "parameters": [
+                        {
+                            "name": "address",
+                            "in": "path",
+                            "required": True,
+                            "schema": {**_ADDRESS, "examples": [EXAMPLE_ADDRESS]},
+                        },
+                        {
+                            "name": "start",
+                            "in": "query",
+                            "required": False,
+                            "description": "With end; both omitted: [ical] default_days.",
+                            "schema": _DATE_TIME,
+                        },
+                        {"name": "end", "in": "query", "required": False, "schema": _DATE_TIME},
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "VCALENDAR with one VFREEBUSY, UTC, FBTYPE on each.",
+                            "headers": {
+                                "ETag": {"schema": {"type": "string"}},
+                                "Cache-Control": {"schema": {"type": "string"}},
+                            },
+                            **_body({"type": "string"}, "text/calendar"),
+                        },
+                        "304": {
+                            "description": "If-None-Match named the current ETag.",
+                            "headers": {"ETag": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(
+                            "Problem",
+                            _PROBLEM,
+                            {**problem_errors, 404: "No such path, or Graph does not know it."},
+                        ),
+                    },
+                }
+            },
+            "/v1.0/users/{id}/calendar/getSchedule": _graph_operation(
+                "graphGetSchedule", "Graph getSchedule, minimized", with_id=True
+            ),
+            "/v1.0/me/calendar/getSchedule": _graph_operation(
+                "graphMeGetSchedule",
+                "Graph getSchedule for an API key allowed exactly one address",
+                with_id=False,
+            ),
+            "/calendar/v3/freeBusy": {
+                "post": {
+                    "operationId": "googleFreeBusy",
+                    "summary": "Google Calendar freeBusy.query, minimized",
+                    "tags": ["Google Calendar"],
+                    "security": [{"apiKey": []}],
+                    "requestBody": {"required": True, **_body(_ref("FreeBusyRequest"))},
+                    "responses": {
+                        "200": {
+                            "description": "Merged busy periods per calendar.",
+                            **_body(_ref("FreeBusyResponse")),
+                        },
+                        **_errors("GoogleError", _JSON, google_errors),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": {"description": "Serving.", **_body(_ref("Health"))}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness: a token can be had and Graph answers",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Ready.", **_body(_ref("Readiness"))},
+                        "503": {"description": "Not ready.", **_body(_ref("Readiness"))},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics of this process (no personal data in labels)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1.", **_body({"type": "object"})}
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A consumer's API key (freebusy-proxy new-key).",
+                },
+                "feedToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "token",
+                    "description": "A feed token for this one address (freebusy-proxy new-feed).",
+                },
+            },
+            "schemas": _schemas(),
+        },
+    }
+
+
+def render() -> str:
+    """The document as written to proxy/openapi.json."""
+    return json.dumps(build_document(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    Path(__file__).with_name("openapi.json").write_text(render())
