@@ -19,9 +19,13 @@ import pytest
 import yaml
 
 from proxy.config import schema as settings_module
-from proxy.config.schema import CLIENT_SECRET_ENV, Settings, parse_settings
+from proxy.config.load import parse_settings
+from proxy.config.schema import CLIENT_SECRET_ENV, TOKEN_KEY_ENV, Settings
+from proxy.core.policy import Policy
+from tests.support.connect import TOKEN_KEY
+from tests.support.paths import ROOT
+from tests.support.proxies import SECRETS_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 EXAMPLE = ROOT / "config" / "example.toml"
 README = ROOT / "README.md"
@@ -280,11 +284,11 @@ def test_python_m_proxy_help() -> None:
 
 def test_example_config_passes_check_config() -> None:
     """``python -m proxy check-config config/example.toml`` accepts the example."""
-    env = {k: v for k, v in os.environ.items() if k != CLIENT_SECRET_ENV}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
     result = subprocess.run(  # noqa: S603 (our own interpreter and a repo file)
         [sys.executable, "-m", "proxy", "check-config", str(EXAMPLE)],
         cwd=ROOT,
-        env=env,
+        env={**env, **SECRETS_ENV, TOKEN_KEY_ENV: TOKEN_KEY},
         capture_output=True,
         text=True,
         timeout=60,
@@ -309,7 +313,14 @@ def test_example_config_documents_every_settings_field(tmp_path: Path) -> None:
             for spec in dataclasses.fields(cls):
                 if spec.name in ENV_ONLY_FIELDS:
                     continue
-                assert spec.name in table, f"example.toml lacks {section.name}.{spec.name}"
+                # A consumer's policy keys sit in the consumer's own table.
+                names = (
+                    [f.name for f in dataclasses.fields(Policy)]
+                    if spec.name == "policy"
+                    else [spec.name]
+                )
+                for name in names:
+                    assert name in table, f"example.toml lacks {section.name}.{name}"
     assert set(_settings_dataclasses()) == documented, "a settings dataclass is not covered"
     assert CLIENT_SECRET_ENV in text
 
@@ -317,7 +328,9 @@ def test_example_config_documents_every_settings_field(tmp_path: Path) -> None:
     fake_ca = tmp_path / "ca.pem"
     fake_ca.write_text("placeholder\n")
     document["graph"]["ca_file"] = str(fake_ca)
-    parse_settings(document, environ={}, base_dir=EXAMPLE.parent)
+    parse_settings(
+        document, environ={**SECRETS_ENV, TOKEN_KEY_ENV: TOKEN_KEY}, base_dir=EXAMPLE.parent
+    )
 
 
 def test_ci_script_runs_the_readme_test_command() -> None:

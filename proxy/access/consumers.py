@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from proxy.config.schema import ConsumerSettings
-from proxy.core.errors import Forbidden, Unauthorized
-from proxy.core.model import Status
+from proxy.core.errors import Code, Forbidden, Unauthorized
 from proxy.core.policy import DEFAULT_POLICY, Policy
 from proxy.observability.audit_record import note_consumer
 
@@ -24,7 +23,6 @@ class Consumer:
     name: str
     exact: frozenset[str]
     domains: frozenset[str]
-    busy_statuses: frozenset[Status]
     policy: Policy = DEFAULT_POLICY
 
     def may_query(self, address: str) -> bool:
@@ -92,7 +90,7 @@ class ConsumerRegistry:
             raise Forbidden(
                 f"this API key may not query: {', '.join(denied[:5])}"
                 + (f" and {len(denied) - 5} more" if len(denied) > 5 else ""),
-                code="schedule_not_allowed",
+                code=Code.SCHEDULE_NOT_ALLOWED,
             )
 
     def named(self, name: str) -> Consumer:
@@ -106,20 +104,4 @@ class ConsumerRegistry:
 def _consumer(settings: ConsumerSettings) -> Consumer:
     exact = frozenset(p.casefold() for p in settings.allow if not p.startswith("*@"))
     domains = frozenset(p[2:].casefold() for p in settings.allow if p.startswith("*@"))
-    busy = frozenset(Status(s) for s in settings.busy_statuses)
-    return Consumer(
-        name=settings.name,
-        exact=exact,
-        domains=domains,
-        busy_statuses=busy,
-        policy=Policy(
-            detail="busy" if settings.detail == "busy" else "status",
-            granularity_minutes=settings.granularity_minutes,
-            busy_statuses=busy,
-            max_window_days=settings.max_window_days,
-            max_schedules=settings.max_schedules,
-            max_lookback_days=settings.max_lookback_days,
-            max_lookahead_days=settings.max_lookahead_days,
-            rate_per_minute=settings.rate_per_minute,
-        ),
-    )
+    return Consumer(name=settings.name, exact=exact, domains=domains, policy=settings.policy)

@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from proxy.core.clock import Clock
-from proxy.core.errors import ProblemError
-
-
-class RateLimited(ProblemError):
-    """The consumer sent more requests than its rate allows; retry after ``retry_after`` s."""
-
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, detail: str, *, retry_after: float) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-    def extra_headers(self) -> dict[str, str]:
-        """Retry-After in whole seconds, rounded up so a client that obeys it succeeds."""
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+from proxy.core.errors import RateLimited
 
 
 class TokenBuckets:

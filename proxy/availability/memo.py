@@ -1,4 +1,4 @@
-"""The response memo: rendered JSON API answers, reused while the cache days behind them are fresh.
+"""The response memo: rendered answers, reused while the cache days behind them are fresh.
 
 Scheduling apps repeat the very same request (same key, same body or query string) many
 times a minute. Parsing, policy and rendering the same answer again costs more than the
@@ -6,28 +6,25 @@ cache lookup itself, so a successful answer is kept as the bytes it was sent as,
 consumer, method and the request exactly as sent.
 
 An entry holds only what the cache holds, already rendered: the minimized items (status,
-start, end) and the request's own addresses and window. It is served only while
-
-- every cache day it was built from is within the cache's TTL of its fetch (``fresh_until``
-  on the cache's monotonic clock), and no ``forget()`` happened since (the cache's
-  generation): the memo never outlives the data it was rendered from;
-- the consumer's look-back and look-ahead still admit the window at the current wall-clock
-  time (checked on every hit; everything else ``check_request`` checks depends only on the
-  request and the consumer's configuration).
+start, end) and the request's own addresses and window. It is served only while every cache
+day it was built from is within the cache's TTL of its fetch and no ``forget()`` happened
+since: the memo never outlives the data it was rendered from.
 
 Stale answers, answers with any per-schedule error and error responses are never kept.
-Every per-request duty (authentication, rate limit, audit, metrics) stays with the caller.
+Every per-request duty stays with the availability service, which admits a hit exactly as
+it admits a new question.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Protocol
 
 from proxy.core.clock import Clock
-from proxy.core.model import Window
-from proxy.core.policy import LOOKBACK_TOLERANCE, Policy
-from proxy.sources.cache import CachedScheduleSource
+from proxy.core.model import Query, Window
+from proxy.core.policy import Policy
 
 # Bytes of keys and bodies kept at most; the oldest entries go first.
 MAX_BYTES = 16 * 1024 * 1024
@@ -36,19 +33,37 @@ MemoKey = tuple[str, str, bytes]
 """(consumer name, HTTP method, request body or raw query string)."""
 
 
+class Freshness(Protocol):
+    """What the memo asks of the cache it is tied to."""
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every forget(): anything derived from earlier entries is void."""
+        ...
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a fetched day is fresh."""
+        ...
+
+    def fresh_until(self, addresses: Iterable[str], window: Window) -> float | None:
+        """When the first of the days behind an answer turns stale, or None if one is not fresh."""
+        ...
+
+    def count_hits(self, days: int, *, now: float) -> None:
+        """Count mailbox-days answered without a lookup."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Memoized:
     """One rendered answer and the conditions under which it may be sent again."""
 
     body: bytes
-    schedules: tuple[str, ...]
-    window: Window
+    query: Query
     policy: Policy
     fresh_until: float
     generation: int
-    # The wall-clock span in which the consumer's look-back and look-ahead admit the window.
-    not_before: datetime
-    not_after: datetime
     # Mailbox-days the answer stands for, counted as cache hits when it is sent again.
     days: int
     size: int
@@ -57,66 +72,52 @@ class Memoized:
 class ResponseMemo:
     """Rendered answers per (consumer, method, request), bounded in bytes, tied to the cache."""
 
-    def __init__(
-        self, cache: CachedScheduleSource, *, clock: Clock, max_bytes: int = MAX_BYTES
-    ) -> None:
+    def __init__(self, cache: Freshness, *, clock: Clock, max_bytes: int = MAX_BYTES) -> None:
         self._cache = cache
         self._clock = clock
         # A plain dict in insertion order, bounded in bytes, oldest entries evicted first:
-        # an entry lives at most a TTL anyway, and a hit is one dict lookup where cachetools'
-        # LRUCache took five Python calls, on the path this memo exists to make fast.
+        # an entry lives at most a TTL anyway.
         self._entries: dict[MemoKey, Memoized] = {}
         self._max_bytes = max_bytes
         self._bytes = 0
         self._purged_at = clock()
 
-    def get(self, key: MemoKey, *, policy: Policy, now: datetime) -> Memoized | None:
+    def get(self, key: MemoKey, *, policy: Policy) -> Memoized | None:
         """The entry for ``key`` if it may be sent now; drops it when it may not."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        reading = self._clock()
         if (
             entry.generation != self._cache.generation
-            or reading > entry.fresh_until
+            or self._clock() > entry.fresh_until
             or entry.policy is not policy
         ):
             self._drop(key)
             return None
-        if not entry.not_before <= now <= entry.not_after:
-            # The window left what this key may see; the full path says why (400).
-            return None
-        self._cache.count_hits(entry.days, now=reading)
         return entry
 
+    def served(self, entry: Memoized) -> None:
+        """Count an entry sent again as the cache hits it stands for."""
+        self._cache.count_hits(entry.days, now=self._clock())
+
     def put(
-        self,
-        key: MemoKey,
-        *,
-        body: bytes,
-        schedules: tuple[str, ...],
-        window: Window,
-        policy: Policy,
-        fetch_window: Window,
+        self, key: MemoKey, *, body: bytes, query: Query, policy: Policy, fetch_window: Window
     ) -> None:
         """Keep an answer just rendered from the cache for ``fetch_window``, if it may be kept."""
         now = self._clock()
         if now - self._purged_at >= self._cache.ttl_s:
             # Nothing is held longer than the days it was built from.
             self._purge(now)
-        fresh_until = self._cache.fresh_until(schedules, fetch_window)
+        fresh_until = self._cache.fresh_until(query.schedules, fetch_window)
         if fresh_until is None or fresh_until < now:
             return
         entry = Memoized(
             body=body,
-            schedules=schedules,
-            window=window,
+            query=query,
             policy=policy,
             fresh_until=fresh_until,
             generation=self._cache.generation,
-            not_before=window.end - timedelta(days=policy.max_lookahead_days),
-            not_after=window.start + timedelta(days=policy.max_lookback_days) + LOOKBACK_TOLERANCE,
-            days=len({a.casefold() for a in schedules}) * _days(fetch_window),
+            days=len({a.casefold() for a in query.schedules}) * _days(fetch_window),
             size=len(body) + len(key[2]) + 256,
         )
         if entry.size > self._max_bytes:

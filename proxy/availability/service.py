@@ -1,42 +1,114 @@
-"""The one path every consumer-facing route takes to availability: authorize, fetch, shape."""
+"""The availability service: every per-request duty between a consumer and the source chain.
+
+Every consumer route (the JSON API, each dialect, the feed) asks through one service object,
+built once with its collaborators. A question is admitted before anything is fetched or sent
+(audit record, rate, allowlist, limits, in that order), then answered from the
+policy-neutral chain with the consumer's policy applied. An answer the memo holds is
+admitted exactly the same way before it is sent again, so a duty added here holds for both.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-from aiohttp import web
+from collections.abc import Iterable, Mapping
 
 from proxy.access.consumers import Consumer, ConsumerRegistry
-from proxy.core.model import ScheduleResult, Window
+from proxy.access.rate import TokenBuckets
+from proxy.availability.memo import MemoKey, ResponseMemo
+from proxy.config.schema import LimitSettings
+from proxy.core.clock import WallClock
+from proxy.core.connections import Connection
+from proxy.core.model import Query, ScheduleResult
 from proxy.core.policy import apply_policy, check_request, fetch_window
 from proxy.observability.audit_record import note_request
-from proxy.web.keys import RATE_LIMITS, SETTINGS, SOURCE, WALL_CLOCK
+from proxy.sources.cache import CachedScheduleSource
 
 
-async def lookup(
-    app: web.Application, consumer: Consumer, schedules: Sequence[str], window: Window
-) -> Mapping[str, ScheduleResult]:
-    """Results for every requested address, keyed by its case-folded form.
+class Availability:
+    """Answers consumers' questions from the chain, with every duty done once, in one place."""
 
-    Raises Forbidden before any upstream call when the consumer may not see an address.
-    Duplicates (in any letter case) are fetched once.
-    Also enforces the consumer's rate (RateLimited) and limits (BadRequest) before any
-    upstream call, and shapes every result by the consumer's privacy policy.
-    """
-    note_request(schedules, window)
-    policy = consumer.policy
-    app[RATE_LIMITS].take(consumer.name, policy.rate_per_minute)
-    ConsumerRegistry.authorize(consumer, schedules)
-    limits = app[SETTINGS].limits
-    check_request(
-        policy,
-        schedules=schedules,
-        window=window,
-        now=app[WALL_CLOCK].now(),
-        max_window_days=limits.max_window_days,
-        max_schedules=limits.max_schedules,
-    )
-    unique = list({address.casefold(): address for address in schedules}.values())
-    # The source stays policy-neutral (a cache in front of it serves every consumer).
-    results = await app[SOURCE].get_schedules(unique, fetch_window(policy, window))
-    return {key: apply_policy(result, policy, window) for key, result in results.items()}
+    def __init__(
+        self,
+        *,
+        chain: CachedScheduleSource,
+        memo: ResponseMemo,
+        rate: TokenBuckets,
+        limits: LimitSettings,
+        wall_clock: WallClock,
+    ) -> None:
+        self._chain = chain
+        self.memo = memo
+        self._rate = rate
+        self._limits = limits
+        self._wall_clock = wall_clock
+
+    async def lookup(self, consumer: Consumer, query: Query) -> Mapping[str, ScheduleResult]:
+        """Results for every requested address, keyed by its case-folded form.
+
+        Raises RateLimited, Forbidden or BadRequest before any upstream call when the
+        question may not be asked. Duplicates (in any letter case) are fetched once, and
+        every result is shaped by the consumer's privacy policy.
+        """
+        self._admit(consumer, query)
+        policy = consumer.policy
+        unique = list({address.casefold(): address for address in query.schedules}.values())
+        results = await self._chain.get_schedules(unique, fetch_window(policy, query.window))
+        return {key: apply_policy(result, policy, query.window) for key, result in results.items()}
+
+    def recall(self, consumer: Consumer, key: MemoKey) -> bytes | None:
+        """The answer already rendered for exactly this request, admitted as a new one would be.
+
+        None when there is none to send: answer through lookup().
+        """
+        entry = self.memo.get(key, policy=consumer.policy)
+        if entry is None:
+            return None
+        self._admit(consumer, entry.query)
+        self.memo.served(entry)
+        return entry.body
+
+    def remember(
+        self,
+        consumer: Consumer,
+        key: MemoKey,
+        query: Query,
+        results: Mapping[str, ScheduleResult],
+        body: bytes,
+    ) -> None:
+        """Keep a rendered answer for recall(), unless any part of it is stale or an error."""
+        if all(result.error is None and not result.stale for result in results.values()):
+            policy = consumer.policy
+            self.memo.put(
+                key,
+                body=body,
+                query=query,
+                policy=policy,
+                fetch_window=fetch_window(policy, query.window),
+            )
+
+    def forget(self, addresses: Iterable[str]) -> None:
+        """Drop everything held for these addresses, rendered answers included, at once."""
+        self._chain.forget(addresses)
+        self.memo.clear()
+
+    async def forget_connection(self, connection: Connection) -> None:
+        """Drop everything a removed connection could have fetched: its account, or its domains."""
+        if connection.kind == "individual":
+            self.forget([connection.account])
+            return
+        cached = {key[0] for key, _ in self._chain.entries()}
+        self.forget([a for a in cached if a.rpartition("@")[2] in connection.domains])
+
+    def _admit(self, consumer: Consumer, query: Query) -> None:
+        """Record the question, spend a token of the rate, refuse what may not be asked."""
+        note_request(query.schedules, query.window)
+        policy = consumer.policy
+        self._rate.take(consumer.name, policy.rate_per_minute)
+        ConsumerRegistry.authorize(consumer, query.schedules)
+        check_request(
+            policy,
+            schedules=query.schedules,
+            window=query.window,
+            now=self._wall_clock.now(),
+            max_window_days=self._limits.max_window_days,
+            max_schedules=self._limits.max_schedules,
+        )

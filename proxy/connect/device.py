@@ -9,10 +9,12 @@ import msal
 
 from proxy.config.schema import Settings
 from proxy.connect.msal_apps import build_app, error_code
-from proxy.connect.onboarding import Refusal, complete
+from proxy.connect.onboarding import complete
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import REQUESTED_SCOPES
-from proxy.connect.store import ConnectionStore, Kind, fernet_from_key
+from proxy.connect.store import ConnectionStore, fernet_from_key
+from proxy.core.connections import Kind
+from proxy.core.errors import Refusal
 from proxy.sources.tls import client_ssl_context, requests_session
 
 

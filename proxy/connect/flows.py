@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from proxy.connect.store import Kind
+from proxy.core.connections import Kind
 
 # How long an expired state is still recognised as "expired" rather than unknown.
 _REMEMBER_EXPIRED_S = 24 * 3600.0

@@ -12,7 +12,8 @@ import aiohttp
 
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import excess_scopes, granted_scopes, is_admin, token_claims
-from proxy.connect.store import Connection, Kind
+from proxy.core.connections import Connection, Kind
+from proxy.core.errors import Refusal
 from proxy.core.timefmt import format_utc
 
 log = logging.getLogger(__name__)
@@ -20,19 +21,6 @@ log = logging.getLogger(__name__)
 # The tenant "GUID" of personal Microsoft accounts: they have no organisation to connect.
 PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 _MULTI_TENANT = frozenset({"common", "organizations"})
-
-
-class Refusal(Exception):
-    """A sign-in that did not become a connection; ``reason`` selects the page shown.
-
-    Reasons: wrong_account, not_admin, wrong_tenant, over_privileged, missing_scopes,
-    no_refresh_token, organization_unavailable.
-    """
-
-    def __init__(self, reason: str, excess: tuple[str, ...] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.excess = excess
 
 
 async def _organization(

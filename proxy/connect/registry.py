@@ -14,11 +14,10 @@ import requests
 from proxy.config.schema import Settings
 from proxy.connect.msal_apps import CONSENT_ERRORS, build_app, error_code
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, granted_scopes, token_claims
-from proxy.connect.store import Connection, ConnectionStore, Status
+from proxy.connect.store import ConnectionStore
+from proxy.core.connections import Connection, ConnectionStatus
 from proxy.core.errors import TokenError
 from proxy.sources.credentials import PLATFORM_ERRORS, platform_token_error
-from proxy.sources.graph import CallGate, GraphScheduleSource, RetryPolicy
-from proxy.sources.keyed import KeyedLimiter
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +107,14 @@ class Connections:
         session: aiohttp.ClientSession,
         http: requests.Session,
         on_removed: list[ConnectionRemoved] | None = None,
-        gate: CallGate | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.http = http
         self._session = session
         self._connections: dict[str, Connection] = {}
-        self._sources: dict[str, GraphScheduleSource] = {}
+        self._tokens: dict[str, ConnectionTokens] = {}
         self.on_removed: list[ConnectionRemoved] = [] if on_removed is None else on_removed
-        # Graph throttles per mailbox whatever the token: share the app's gate when there is one.
-        self._gate: KeyedLimiter | CallGate = gate or KeyedLimiter(
-            settings.graph.mailbox_concurrency
-        )
 
     async def load(self) -> None:
         """Read every stored connection."""
@@ -139,12 +133,12 @@ class Connections:
         """Store a new (or renewed) connection; it replaces one with the same id."""
         await asyncio.to_thread(self.store.save, connection, token_cache)
         self._connections[connection.id] = connection
-        self._sources.pop(connection.id, None)
+        self._tokens.pop(connection.id, None)
 
     async def remove(self, connection_id: str) -> Connection | None:
         """Delete a connection and its tokens, then tell every on_removed hook."""
         connection = self._connections.pop(connection_id, None)
-        self._sources.pop(connection_id, None)
+        self._tokens.pop(connection_id, None)
         deleted = await asyncio.to_thread(self.store.delete, connection_id)
         if connection is None or not deleted:
             return None
@@ -153,7 +147,10 @@ class Connections:
         return connection
 
     async def set_status(
-        self, connection: Connection, status: Status, scopes: tuple[str, ...] | None = None
+        self,
+        connection: Connection,
+        status: ConnectionStatus,
+        scopes: tuple[str, ...] | None = None,
     ) -> None:
         """Record a connection's new status (needs_consent, over_privileged, connected)."""
         updated = connection.with_status(status, scopes)
@@ -180,21 +177,12 @@ class Connections:
                 return connection  # covers it but is unusable: the caller reports why
         return None
 
-    def source(self, connection: Connection) -> GraphScheduleSource:
-        """Return the Graph source that queries /me/calendar/getSchedule as this connection."""
-        source = self._sources.get(connection.id)
-        if source is None:
-            graph = self.settings.graph
-            source = GraphScheduleSource(
-                session=self._session,
-                tokens=ConnectionTokens(self, connection.id),
-                base_url=graph.base_url,
-                retry=RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds),
-                mailbox_limiter=self._gate,
-                me_address=connection.account,
-            )
-            self._sources[connection.id] = source
-        return source
+    def tokens(self, connection: Connection) -> ConnectionTokens:
+        """The token provider acting as this connection (one per connection while it lasts)."""
+        tokens = self._tokens.get(connection.id)
+        if tokens is None:
+            tokens = self._tokens[connection.id] = ConnectionTokens(self, connection.id)
+        return tokens
 
     def summary(self) -> dict[str, Any]:
         """Return counts and the ids of connections that need attention (for /readyz)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,14 +12,17 @@ import aiohttp
 import msal
 import requests
 
+from proxy.config.schema import Settings
 from proxy.connect.flows import PendingFlows
 from proxy.connect.msal_apps import build_app
 from proxy.connect.registry import Connections
+from proxy.connect.store import ConnectionStore, fernet_from_key
+from proxy.sources.tls import requests_session
 
 
 @dataclass(kw_only=True)
 class ConnectRuntime:
-    """One per app, built in a cleanup context."""
+    """One per app, opened by open_connect() for the app's lifetime."""
 
     connections: Connections
     flows: PendingFlows
@@ -40,3 +45,26 @@ class ConnectRuntime:
         graph = self.connections.settings.graph
         app = await asyncio.to_thread(build_app, graph, self.http, public=False, cache=cache)
         return app, cache
+
+
+@asynccontextmanager
+async def open_connect(
+    settings: Settings, session: aiohttp.ClientSession
+) -> AsyncIterator[ConnectRuntime]:
+    """Open the store, load every connection, and close both when the block ends."""
+    store = await asyncio.to_thread(
+        ConnectionStore, settings.connect.storage_path, fernet_from_key(settings.connect.token_key)
+    )
+    http = requests_session(settings.graph.ca_file)
+    try:
+        connections = Connections(settings=settings, store=store, session=session, http=http)
+        await connections.load()
+        yield ConnectRuntime(
+            connections=connections,
+            flows=PendingFlows(timeout_s=settings.connect.flow_timeout_seconds),
+            session=session,
+            http=http,
+        )
+    finally:
+        await asyncio.to_thread(http.close)
+        await asyncio.to_thread(store.close)

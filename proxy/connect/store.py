@@ -8,17 +8,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from proxy.config.schema import TOKEN_KEY_ENV
+from proxy.core.connections import Connection
 from proxy.core.errors import ConfigError
-
-Kind = Literal["individual", "enterprise"]
-Status = Literal["connected", "needs_consent", "over_privileged"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS connections (
@@ -38,36 +34,6 @@ CREATE TABLE IF NOT EXISTS connections (
 _COLUMNS = (
     "id, kind, account, tenant_id, tenant_name, domains, scopes, status, public_client, created"
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Connection:
-    """One delegated connection: whose, which organisation, what was granted; never tokens."""
-
-    id: str
-    kind: Kind
-    account: str
-    """The signed-in person's address (user principal name), case-folded."""
-    tenant_id: str
-    tenant_name: str
-    domains: tuple[str, ...]
-    """The organisation's verified domains, case-folded (enterprise connections use them)."""
-    scopes: tuple[str, ...]
-    """Granted permissions, as read from the last access token."""
-    status: Status
-    public_client: bool
-    """True when made by the device-code flow: refreshed without the client secret."""
-    created: str
-
-    def covers(self, address: str) -> bool:
-        """Return True when this connection may answer for ``address`` (case-folded)."""
-        if self.kind == "individual":
-            return address == self.account
-        return address.rpartition("@")[2] in self.domains
-
-    def with_status(self, status: Status, scopes: tuple[str, ...] | None = None) -> Connection:
-        """Return a copy with a new status (and granted scopes, when given)."""
-        return replace(self, status=status, scopes=self.scopes if scopes is None else scopes)
 
 
 def fernet_from_key(key: str | None) -> Fernet:

@@ -79,3 +79,11 @@ class ScheduleResult:
     def failed(cls, code: ErrorCode) -> ScheduleResult:
         """Return a result carrying only the error code."""
         return cls(items=(), error=code)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A consumer's question: addresses as the consumer spelled them, and a UTC window."""
+
+    schedules: tuple[str, ...]
+    window: Window

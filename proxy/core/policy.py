@@ -1,17 +1,20 @@
 """Per-consumer privacy policy: how much of a minimized schedule one app may see, and ask for.
 
 Pure functions over frozen values. The source (and any cache in front of it) stays
-policy-neutral; ``proxy.availability.service.lookup`` applies a consumer's policy to every response.
+policy-neutral; the availability service applies a consumer's policy to every response.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from proxy.core.errors import BadRequest
+from msgspec import Meta
+
+from proxy.core.errors import BadRequest, Code
+from proxy.core.intervals import merge
 from proxy.core.model import BusyItem, ScheduleResult, Status, Window
 
 Detail = Literal["status", "busy"]
@@ -24,16 +27,19 @@ DEFAULT_BUSY_STATUSES = frozenset({Status.BUSY, Status.OOF, Status.TENTATIVE, St
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
-    """What one consumer sees and may ask for."""
+    """What one consumer sees and may ask for; the ranges are what a configuration may say."""
 
     detail: Detail = "status"
-    granularity_minutes: int = 0
+    # 0: exact times; otherwise a divisor of 1440, so the grid falls on the same UTC times daily.
+    granularity_minutes: Annotated[int, Meta(ge=0, le=1440)] = 0
     busy_statuses: frozenset[Status] = DEFAULT_BUSY_STATUSES
-    max_window_days: int | None = None
-    max_schedules: int | None = None
-    max_lookback_days: int = 0
-    max_lookahead_days: int = 365
-    rate_per_minute: int = 600
+    # The consumer's own limits, stricter than the global ones; None: the global ones.
+    max_window_days: Annotated[int, Meta(ge=1)] | None = None
+    max_schedules: Annotated[int, Meta(ge=1)] | None = None
+    max_lookback_days: Annotated[int, Meta(ge=0, le=3660)] = 0
+    max_lookahead_days: Annotated[int, Meta(ge=1, le=3660)] = 365
+    # 0: no limit.
+    rate_per_minute: Annotated[int, Meta(ge=0, le=100_000)] = 600
 
 
 DEFAULT_POLICY = Policy()
@@ -42,7 +48,7 @@ DEFAULT_POLICY = Policy()
 def check_request(
     policy: Policy,
     *,
-    schedules: Iterable[str],
+    schedules: Sequence[str],
     window: Window,
     now: datetime,
     max_window_days: int,
@@ -51,15 +57,15 @@ def check_request(
     """Raise BadRequest unless the request fits the consumer's (and the global) limits.
 
     ``max_window_days`` and ``max_schedules`` are the global limits; a consumer's own
-    limits can only be stricter. Addresses are counted once however often they repeat.
+    limits can only be stricter. The global count is of entries as sent (each is answered);
+    the consumer's of distinct addresses (each is fetched).
     """
-    count = len({address.casefold() for address in schedules})
     most = min(max_schedules, policy.max_schedules or max_schedules)
-    if count > most:
-        raise BadRequest(f"at most {most} schedules per request", code="too_many_schedules")
+    if len(schedules) > max_schedules or len({a.casefold() for a in schedules}) > most:
+        raise BadRequest(f"at most {most} schedules per request", code=Code.TOO_MANY_SCHEDULES)
     days = min(max_window_days, policy.max_window_days or max_window_days)
     if window.duration > timedelta(days=days):
-        raise BadRequest(f"the window may span at most {days} days", code="window_too_long")
+        raise BadRequest(f"the window may span at most {days} days", code=Code.WINDOW_TOO_LONG)
     earliest = now - timedelta(days=policy.max_lookback_days) - LOOKBACK_TOLERANCE
     if window.start < earliest:
         what = (
@@ -67,12 +73,12 @@ def check_request(
             if policy.max_lookback_days == 0
             else f"more than {policy.max_lookback_days} days back"
         )
-        raise BadRequest(f"this API key may not look into {what}", code="window_too_early")
+        raise BadRequest(f"this API key may not look into {what}", code=Code.WINDOW_TOO_EARLY)
     latest = now + timedelta(days=policy.max_lookahead_days)
     if window.end > latest:
         raise BadRequest(
             f"this API key may look at most {policy.max_lookahead_days} days ahead",
-            code="window_too_late",
+            code=Code.WINDOW_TOO_LATE,
         )
 
 
@@ -130,23 +136,6 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
         ordered = merge(ordered)
     # replace(), not a new result: flags such as ``stale`` are the source's to set.
     return replace(result, items=tuple(ordered))
-
-
-def merge(items: Iterable[BusyItem]) -> list[BusyItem]:
-    """Merge sorted same-status items that overlap or touch into single intervals."""
-    merged: list[BusyItem] = []
-    last: dict[Status, int] = {}  # status -> index in merged of its latest interval
-    for item in sorted(items):
-        index = last.get(item.status)
-        if index is not None and item.start <= merged[index].end:
-            if item.end > merged[index].end:
-                merged[index] = BusyItem(
-                    start=merged[index].start, end=item.end, status=item.status
-                )
-            continue
-        last[item.status] = len(merged)
-        merged.append(item)
-    return sorted(merged)
 
 
 def _grid(policy: Policy) -> timedelta | None:

@@ -16,53 +16,45 @@ import hmac
 import os
 import select
 import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
-from json.encoder import encode_basestring_ascii
 from typing import IO
 
-from aiohttp import web
+import msgspec
 
-from proxy.config.schema import AUDIT_KEY_ENV, AuditSettings
+from proxy.config.schema import AuditSettings
 from proxy.core.clock import WallClock
-from proxy.core.errors import ConfigError
 from proxy.core.timefmt import format_instant, format_utc
 from proxy.observability.audit_record import AuditRecord
-from proxy.web.keys import AUDIT_TRAIL, SETTINGS, WALL_CLOCK
 
-# Routes that are not consumer requests: probes and scrapes would drown the trail.
-UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-MIN_KEY_LENGTH = 32
-# Addresses whose pseudonyms are remembered: an HMAC per address per request was a tenth of
-# a cached request's CPU, and a scheduling app asks about the same few people all day.
+# Addresses whose pseudonyms are remembered: a scheduling app asks about the same few people
+# all day, and an HMAC each time costs more than the rest of the line.
 _PSEUDONYMS_KEPT = 4096
-# Tails remembered, and the longest remembered (a request for many addresses is not kept).
-_TAILS_KEPT = 4096
 # The most written at once: what a pipe takes atomically (POSIX guarantees 512, Linux 4096).
 ATOMIC_WRITE = select.PIPE_BUF
-_TAIL_KEPT_LENGTH = 1024
 
 
-def _string(value: str | None) -> str:
-    """A string (or None) as json.dumps writes it."""
-    return "null" if value is None else encode_basestring_ascii(value)
+class AuditWindow(msgspec.Struct):
+    """The window a request asked about, in UTC."""
+
+    start: str
+    end: str
 
 
-def check_audit_settings(settings: AuditSettings) -> None:
-    """Refuse to start when addresses would be hashed without a proper key.
+class AuditLine(msgspec.Struct):
+    """One line of the trail, field by field, in this order."""
 
-    Neither fallback is acceptable: a random per-process key makes lines from different
-    runs impossible to correlate, and an unkeyed hash of an e-mail address is reversed by
-    hashing a staff list. The operator decides: set the key, or log addresses in clear.
-    """
-    if not settings.enabled or settings.audit_addresses:
-        return
-    if settings.hmac_key is None or len(settings.hmac_key) < MIN_KEY_LENGTH:
-        raise ConfigError(
-            f"audit: set {AUDIT_KEY_ENV} to a random string of at least {MIN_KEY_LENGTH} "
-            "characters (addresses in the audit trail are HMACs with it), or set "
-            "audit.audit_addresses = true, or audit.enabled = false"
-        )
+    time: str
+    consumer: str | None
+    route: str
+    addresses: int
+    schedules: list[str]
+    window: AuditWindow | None
+    status: int
+    outcome: str
+    upstream_calls: int
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 class AuditTrail:
@@ -80,8 +72,6 @@ class AuditTrail:
         self._stream: IO[str] | None = None
         self._owned = False
         self._pseudonyms: dict[str, str] = {}
-        # Rendered line tails by request: a scheduling app repeats the same request all day.
-        self._tails: dict[tuple[object, ...], str] = {}
         # Finished requests whose lines are not written yet (see write()).
         self._pending: list[tuple[AuditRecord, str, int, str]] = []
 
@@ -132,41 +122,31 @@ class AuditTrail:
     ) -> str:
         """The JSON line for a request finished ``at`` (default: now), built field by field."""
         time = format_instant(at or self._clock.now())
-        return f'{{"time":"{time}",{self._kept_tail(record, route, status, outcome)}'
+        return self._encode(time, record, route, status, outcome).decode()
 
-    def _kept_tail(self, record: AuditRecord, route: str, status: int, outcome: str) -> str:
-        """_tail(), remembered per request shape: a scheduling app repeats itself all day."""
-        key = (record.consumer, route, record.addresses, record.window, status, outcome,
-               record.upstream_calls)  # fmt: skip
-        tail = self._tails.get(key)
-        if tail is None:
-            tail = self._tail(record, route=route, status=status, outcome=outcome)
-            if len(tail) <= _TAIL_KEPT_LENGTH:
-                if len(self._tails) >= _TAILS_KEPT:
-                    self._tails.clear()
-                self._tails[key] = tail
-        return tail
-
-    def _tail(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> str:
-        """Everything in a line after its time: the same for every repeat of a request."""
+    def _encode(
+        self, time: str, record: AuditRecord, route: str, status: int, outcome: str
+    ) -> bytes:
+        """One line's JSON, without its newline."""
         if self._settings.audit_addresses:
             schedules = [address.casefold() for address in record.addresses]
         else:
             schedules = [self.pseudonym(address) for address in record.addresses]
-        # Assembled from JSON-encoded pieces: the same text as json.dumps(document,
-        # separators=(",", ":")) (tested), at a third of its cost on every request.
-        window = (
-            "null"
-            if record.window is None
-            else f'{{"start":"{format_utc(record.window.start)}",'
-            f'"end":"{format_utc(record.window.end)}"}}'
-        )
-        return (
-            f'"consumer":{_string(record.consumer)},"route":{_string(route)},'
-            f'"addresses":{len(record.addresses)},'
-            f'"schedules":[{",".join(map(_string, schedules))}],"window":{window},'
-            f'"status":{int(status)},"outcome":{_string(outcome)},'
-            f'"upstream_calls":{int(record.upstream_calls)}}}'
+        window = record.window
+        return _ENCODER.encode(
+            AuditLine(
+                time=time,
+                consumer=record.consumer,
+                route=route,
+                addresses=len(record.addresses),
+                schedules=schedules,
+                window=None
+                if window is None
+                else AuditWindow(start=format_utc(window.start), end=format_utc(window.end)),
+                status=status,
+                outcome=outcome,
+                upstream_calls=record.upstream_calls,
+            )
         )
 
     def write(self, record: AuditRecord, *, route: str, status: int, outcome: str) -> None:
@@ -186,34 +166,23 @@ class AuditTrail:
         pending, self._pending = self._pending, []
         if self._stream is None or not pending:
             return
-        # One time for the lot, formatted once: they finished within this turn of the loop.
-        head = f'{{"time":"{format_instant(self._clock.now())}",'
-        chunk: list[str] = []
+        # One time for the lot: they finished within this turn of the loop.
+        time = format_instant(self._clock.now())
+        chunk: list[bytes] = []
         size = 0
         for record, route, status, outcome in pending:
-            line = f"{head}{self._kept_tail(record, route, status, outcome)}\n"
+            line = self._encode(time, record, route, status, outcome) + b"\n"
             if chunk and size + len(line) > ATOMIC_WRITE:
                 self._write(chunk)
                 chunk, size = [], 0
             chunk.append(line)
-            size += len(line)  # lines are ASCII: characters are bytes
+            size += len(line)
         self._write(chunk)
 
-    def _write(self, lines: list[str]) -> None:
+    def _write(self, lines: list[bytes]) -> None:
         """Hand whole lines to the operating system in one write."""
         # At most ATOMIC_WRITE bytes (unless one line is longer): workers sharing a pipe, as
         # standard output, never interleave within a line.
         assert self._stream is not None
-        self._stream.write("".join(lines))
+        self._stream.write(b"".join(lines).decode())
         self._stream.flush()
-
-
-async def audit_trail_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the audit trail for the app's lifetime."""
-    trail = AuditTrail(app[SETTINGS].audit, app[WALL_CLOCK])
-    trail.open()
-    app[AUDIT_TRAIL] = trail
-    try:
-        yield
-    finally:
-        trail.close()

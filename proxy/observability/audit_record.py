@@ -21,6 +21,8 @@ class AuditRecord:
     addresses: tuple[str, ...] = ()
     window: Window | None = None
     upstream_calls: int = 0
+    # Set by a handler whose answer is itself a failure page (the connect flows).
+    outcome: str | None = None
 
 
 CURRENT: contextvars.ContextVar[AuditRecord | None] = contextvars.ContextVar(
@@ -48,3 +50,10 @@ def count_upstream_call() -> None:
     record = CURRENT.get()
     if record is not None:
         record.upstream_calls += 1
+
+
+def note_outcome(outcome: str) -> None:
+    """Record why a request whose answer is a failure page failed (a stable reason)."""
+    record = CURRENT.get()
+    if record is not None:
+        record.outcome = outcome

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxy.access.consumers import new_key
-from proxy.config.schema import CONFIG_ENV, Settings, load_settings
+from proxy.config.load import load_settings
+from proxy.config.schema import CONFIG_ENV
 from proxy.core.errors import ConfigError
-from proxy.observability.logs import configure_logging as configure_json_logging
+from proxy.observability.logs import configure_logging
 from proxy.run.serving import serve_until_signalled
-from proxy.web.app import init_app, run_kwargs
-from proxy.web.headers import server_kwargs
+from proxy.web.app import init_app, runner_kwargs
 
 log = logging.getLogger("proxy")
 
@@ -25,12 +25,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command named on the command line; return the process exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_level if "log_level" in args else "INFO")
+    configure_logging(args.log_level if "log_level" in args else "INFO")
     try:
         return int(args.run(args))
     except ConfigError as exc:
-        print(f"freebusy-proxy: configuration error: {exc}", file=sys.stderr)
+        print(_config_problems(exc), file=sys.stderr)
         return 2
+
+
+def _config_problems(exc: ConfigError) -> str:
+    """Every problem of a configuration, one per line."""
+    if len(exc.problems) == 1:
+        return f"freebusy-proxy: configuration error: {exc.problems[0]}"
+    lines = [f"freebusy-proxy: {len(exc.problems)} configuration errors:"]
+    lines += [f"  - {problem}" for problem in exc.problems]
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,16 +119,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level``; keep msal and urllib3 quiet (they log request details)."""
-    _configure_logging(level)
-
-
-def _configure_logging(level: str, *, secrets: Sequence[str | None] = ()) -> None:
-    # JSON lines with secrets redacted (proxy/logs.py); msal and urllib3 stay at WARNING.
-    configure_json_logging(level, secrets=[s for s in secrets if s])
-
-
 def _serve(args: argparse.Namespace) -> int:
     config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if config is None and args.workers > 1:
@@ -137,16 +136,19 @@ def _serve(args: argparse.Namespace) -> int:
     if config is None:
         from proxy.run.demo import run_demo
 
-        return run_demo(host=args.host or "127.0.0.1", port=args.port or 8080)
-    settings = load_settings(config)
+        # --port 0 asks for a free port here too: only no --port at all means 8080.
+        return run_demo(
+            host=args.host or "127.0.0.1", port=8080 if args.port is None else args.port
+        )
+    settings = load_settings(config, environ=os.environ)
     # Now that the secrets are known, redact their literal values too.
-    _configure_logging(args.log_level, secrets=secret_values(settings))
+    configure_logging(args.log_level, secrets=settings.secrets())
     app = init_app(settings)
     serve_until_signalled(
         app,
         host=args.host or settings.server.host,
         port=args.port if args.port is not None else settings.server.port,
-        runner_kwargs={**run_kwargs(), **server_kwargs(settings.server)},
+        runner_kwargs=runner_kwargs(settings.server),
     )
     return 0
 
@@ -164,7 +166,8 @@ def _mock_graph(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
+    # The very function serve calls, environment included: one fails exactly when the other would.
+    settings = load_settings(args.file, environ=os.environ)
     print(
         f"{args.file}: OK ({len(settings.consumers)} consumer(s); "
         f"Graph at {settings.graph.base_url})"
@@ -195,13 +198,9 @@ def _connect(args: argparse.Namespace) -> int:
     config = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if config is None:
         raise ConfigError(f"connect needs --config FILE (or ${CONFIG_ENV})")
-    settings = load_settings(config)
+    settings = load_settings(config, environ=os.environ)
+    configure_logging("INFO", secrets=settings.secrets())
     return asyncio.run(connect_with_device_code(settings, args.kind))
-
-
-def secret_values(settings: Settings) -> list[str | None]:
-    """The literal secrets of a configuration, for the log redactor."""
-    return [settings.graph.client_secret, settings.audit.hmac_key, settings.connect.token_key]
 
 
 def _new_feed(args: argparse.Namespace) -> int:

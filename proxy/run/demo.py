@@ -32,8 +32,7 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
-from proxy.web.app import init_app, run_kwargs
-from proxy.web.headers import server_kwargs
+from proxy.web.app import init_app, runner_kwargs
 
 
 def demo_settings(
@@ -114,7 +113,7 @@ async def _demo(*, host: str, port: int) -> None:
             admin_key_sha256=admin_digest,
         )
         app = init_app(settings)
-        runner = web.AppRunner(app, **run_kwargs(), **server_kwargs(settings.server))
+        runner = web.AppRunner(app, **runner_kwargs(settings.server))
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)

@@ -17,8 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from proxy.config.load import load_settings
 from proxy.config.schema import Settings
 from proxy.core.errors import ConfigError
+from proxy.observability.logs import configure_logging
+from proxy.run.serving import serve_until_signalled
+from proxy.web.app import init_app, runner_kwargs
 
 log = logging.getLogger("proxy")
 
@@ -27,9 +31,7 @@ def serve_workers(
     *, config: Path, host: str | None, port: int | None, workers: int, log_level: str
 ) -> int:
     """Run ``workers`` proxy processes on one port until signalled; 0 on a clean stop."""
-    from proxy.config.schema import load_settings
-
-    settings = load_settings(config)  # fail here, once, on a bad file
+    settings = load_settings(config, environ=os.environ)  # fail here, once, on a bad file
     bound_port = port if port is not None else settings.server.port
     if bound_port == 0:
         raise ConfigError("server.port: --workers needs a fixed port (0 would differ per worker)")
@@ -83,19 +85,13 @@ def share_limits(settings: Settings, workers: int) -> Settings:
 
 def _worker(config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     """One worker process: load the config and serve on the shared port."""
-    from proxy.config.schema import load_settings
-    from proxy.run.cli import _configure_logging, secret_values
-    from proxy.run.serving import serve_until_signalled
-    from proxy.web.app import init_app, run_kwargs
-    from proxy.web.headers import server_kwargs
-
-    settings = load_settings(config)
-    _configure_logging(log_level, secrets=secret_values(settings))
+    settings = load_settings(config, environ=os.environ)
+    configure_logging(log_level, secrets=settings.secrets())
     app = init_app(share_limits(settings, workers))
     serve_until_signalled(
         app,
         host=host,
         port=port,
-        runner_kwargs={**run_kwargs(), **server_kwargs(settings.server)},
+        runner_kwargs=runner_kwargs(settings.server),
         reuse_port=True,
     )

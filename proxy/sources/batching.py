@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import ScheduleResult, Window
+from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
-from proxy.sources.graph import ScheduleSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +46,12 @@ class BatchingScheduleSource:
         *,
         wait_s: float,
         max_schedules: int = 20,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
     ) -> None:
         self._source = source
         self._wait_s = wait_s
         self._max = max_schedules
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics
         self._open: dict[Window, _Batch] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()

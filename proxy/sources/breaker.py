@@ -13,11 +13,11 @@ import logging
 from collections.abc import Sequence
 from enum import StrEnum
 
-from proxy.core.clock import MONOTONIC, Clock
-from proxy.core.errors import UpstreamFailure
+from proxy.core.clock import Clock
+from proxy.core.errors import Code, UpstreamFailure
 from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
-from proxy.sources.graph import ScheduleSource
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ _GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 
 class CircuitBreaker:
     """The state machine alone, driven by an injectable clock."""
 
-    def __init__(self, *, failures: int, cool_down_s: float, clock: Clock = MONOTONIC) -> None:
+    def __init__(self, *, failures: int, cool_down_s: float, clock: Clock) -> None:
         self._threshold = failures
         self._cool_down_s = cool_down_s
         self._clock = clock
@@ -105,11 +105,11 @@ class BreakerScheduleSource:
     """A ScheduleSource that fails fast while its upstream keeps failing."""
 
     def __init__(
-        self, source: ScheduleSource, breaker: CircuitBreaker, *, metrics: Metrics | None = None
+        self, source: ScheduleSource, breaker: CircuitBreaker, *, metrics: Metrics
     ) -> None:
         self._source = source
         self.breaker = breaker
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics
         # Read at scrape time, so an open breaker past its cool-down shows as half-open.
         self._metrics.breaker_state.set_function(lambda: _GAUGE[self.breaker.state])
 
@@ -121,12 +121,12 @@ class BreakerScheduleSource:
             self._metrics.throttle_events.labels("breaker_rejected").inc()
             raise UpstreamFailure(
                 "Microsoft Graph keeps failing; not asking it for a while",
-                code=ErrorCode.UPSTREAM_UNAVAILABLE.value,
+                code=Code.UPSTREAM_UNAVAILABLE,
             )
         try:
             results = await self._source.get_schedules(addresses, window)
         except UpstreamFailure as exc:
-            if exc.code == ErrorCode.THROTTLED.value:
+            if exc.code is Code.THROTTLED:
                 self.breaker.record_neutral()
             else:
                 self.breaker.record_failure()

@@ -26,11 +26,11 @@ from functools import partial
 
 from cachetools import LRUCache
 
-from proxy.core.clock import MONOTONIC, Clock
+from proxy.core.clock import Clock
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
-from proxy.sources.graph import ScheduleSource
 
 DAY = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
@@ -70,15 +70,15 @@ class CachedScheduleSource:
         max_entries: int,
         stale_max_age_s: float = 0.0,
         min_fetch_days: int = 1,
-        clock: Clock = MONOTONIC,
-        metrics: Metrics | None = None,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self._source = source
         self._ttl_s = ttl_s
         self._stale_s = stale_max_age_s
         self._min_fetch_days = min_fetch_days
         self._clock = clock
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics
         # Size-bounded LRU; ages are checked on every read against fetched_at (TTLCache's
         # bookkeeping cost more than the rest of a cached request), and entries too old to
         # be served even stale are purged at least once per max-age.
@@ -307,9 +307,12 @@ class CachedScheduleSource:
 
 def _code(failure: UpstreamFailure | None) -> ErrorCode:
     """The per-schedule code for a whole-call failure (auth failures read as upstream_error)."""
-    if failure is not None and failure.code in ErrorCode.__members__.values():
-        return ErrorCode(failure.code)
+    if failure is not None and failure.code.value in _SCHEDULE_CODES:
+        return ErrorCode(failure.code.value)
     return ErrorCode.UPSTREAM_ERROR
+
+
+_SCHEDULE_CODES = frozenset(code.value for code in ErrorCode)
 
 
 def _day(instant: datetime) -> int:

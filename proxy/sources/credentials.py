@@ -1,17 +1,17 @@
-"""Access tokens for Graph: a small port, and the msal adapter behind it."""
+"""Application (client-credentials) tokens for Graph from msal, and how msal's failures read."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import msal
 
+from proxy.core.clock import Clock
 from proxy.core.errors import TokenError
 from proxy.sources.tls import requests_session
 
@@ -46,14 +46,6 @@ def platform_token_error(exc: Exception) -> TokenError:
     return TokenError("authority_unavailable")
 
 
-class TokenProvider(Protocol):
-    """Gives a bearer token for Graph calls."""
-
-    async def token(self) -> str:
-        """Return a currently valid access token or raise TokenError."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Held:
     value: str
@@ -77,7 +69,9 @@ class MsalAppTokens:
         client_secret: str,
         ca_file: Path | None,
         timeout_seconds: float,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._authority = f"{authority.rstrip('/')}/{tenant_id}"
         self._client_id = client_id
         self._client_secret = client_secret
@@ -95,18 +89,18 @@ class MsalAppTokens:
     async def token(self) -> str:
         """Return a cached token, or acquire one through msal off the event loop."""
         held = self._held
-        if held is not None and time.monotonic() < held.renew_at:
+        if held is not None and self._clock() < held.renew_at:
             return held.value
         async with self._lock:
             held = self._held
-            if held is not None and time.monotonic() < held.renew_at:
+            if held is not None and self._clock() < held.renew_at:
                 return held.value
             self._held = await asyncio.to_thread(self._acquire)
             return self._held.value
 
     def _acquire(self) -> _Held:
         """Run in a worker thread: build the msal app once, then ask it for a token."""
-        started = time.monotonic()
+        started = self._clock()
         try:
             if self._app is None:
                 self._app = msal.ConfidentialClientApplication(

@@ -1,4 +1,4 @@
-"""Throttling discipline for getSchedule calls: per-mailbox slots and budget, a global limit.
+"""The gate every Graph call holds: per-mailbox slots and budget, and a global limit.
 
 Graph (Outlook) allows each app 4 concurrent requests and 10,000 requests per 10 minutes per
 mailbox. The gate here is what GraphScheduleSource holds around every HTTP attempt, retries
@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 
 from proxy.core.clock import MONOTONIC, Clock
 from proxy.observability.metrics import Metrics
-from proxy.sources.keyed import KeyedLimiter
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +23,30 @@ BUDGET_WINDOW_S = 600.0
 # The budget is counted in slots of this length; see MailboxBudget.
 _SLOT_S = 60.0
 _SWEEP_EVERY = 1024
+
+
+class KeyedLimiter:
+    """At most ``limit`` holders per key at once; a key's semaphore lives only while in use."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Wait for a slot for ``key`` and hold it for the duration of the block."""
+        entry = self._slots.get(key)
+        if entry is None:
+            entry = self._slots[key] = (asyncio.Semaphore(self._limit), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._slots[key]
 
 
 class MailboxBudget:
@@ -79,14 +102,14 @@ class Throttle:
         mailbox_concurrency: int,
         max_concurrency: int,
         mailbox_budget: int,
-        clock: Clock = MONOTONIC,
-        metrics: Metrics | None = None,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self._mailboxes = KeyedLimiter(mailbox_concurrency)
         self._mailbox_concurrency = mailbox_concurrency
         self._global = asyncio.Semaphore(max_concurrency)
         self._budget = MailboxBudget(mailbox_budget, clock=clock)
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics
         self._in_flight: dict[str, int] = {}
 
     @asynccontextmanager

@@ -7,23 +7,21 @@ import json
 import logging
 import math
 import random
-import time
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from proxy.core.errors import TokenError, UpstreamFailure
+from proxy.core.clock import Clock
+from proxy.core.errors import Code, TokenError, UpstreamFailure
 from proxy.core.minimize import minimize
 from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.core.ports import CallGate, TokenProvider
 from proxy.core.timefmt import format_graph_local
 from proxy.observability.audit_record import count_upstream_call
-from proxy.sources.credentials import TokenProvider
-from proxy.sources.keyed import KeyedLimiter
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +38,6 @@ _WHOLE_FAILURE_PRIORITY = (
     ErrorCode.UPSTREAM_ERROR,
     ErrorCode.UPSTREAM_TIMEOUT,
 )
-
-
-class CallGate(Protocol):
-    """What a Graph call holds while in flight (see proxy.sources.gate); False: do not call."""
-
-    def hold(self, mailbox: str) -> AbstractAsyncContextManager[bool | None]:
-        """Wait for permission to call Graph for ``mailbox`` (case-folded)."""
-        ...
-
-
-class ScheduleSource(Protocol):
-    """Where minimized schedules come from (Graph, a cache in front of it, a router…)."""
-
-    async def get_schedules(
-        self, addresses: Sequence[str], window: Window
-    ) -> dict[str, ScheduleResult]:
-        """Return a result for every address (case-folded key), or raise UpstreamFailure."""
-        ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +102,8 @@ class GraphScheduleSource:
         tokens: TokenProvider,
         base_url: str,
         retry: RetryPolicy,
-        mailbox_limiter: KeyedLimiter | CallGate,
+        gate: CallGate,
+        clock: Clock,
         me_address: str | None = None,
     ) -> None:
         # me_address: a delegated token's own mailbox; calls then go to /me/calendar/getSchedule.
@@ -131,13 +112,14 @@ class GraphScheduleSource:
         self._tokens = tokens
         self._base_url = base_url.rstrip("/")
         self._retry = retry
-        self._limiter = mailbox_limiter
+        self._gate = gate
+        self._clock = clock
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
     ) -> dict[str, ScheduleResult]:
         """Fetch every address over the whole window, splitting into calls Graph accepts."""
-        deadline = time.monotonic() + self._retry.deadline_s
+        deadline = self._clock() + self._retry.deadline_s
         jobs = [
             (chunk, part) for chunk in split_addresses(addresses) for part in split_window(window)
         ]
@@ -152,17 +134,19 @@ class GraphScheduleSource:
                 )
         except TokenError as exc:
             raise UpstreamFailure(
-                "could not get an access token for Microsoft Graph", code="upstream_auth"
+                "could not get an access token for Microsoft Graph", code=Code.UPSTREAM_AUTH
             ) from exc
         if all(isinstance(outcome, _CallFailed) for outcome in outcomes):
             codes = {outcome.code for outcome in outcomes if isinstance(outcome, _CallFailed)}
             if codes == {ErrorCode.UPSTREAM_TIMEOUT}:
                 raise UpstreamFailure(
-                    "Microsoft Graph did not answer in time", code="upstream_timeout", status=504
+                    "Microsoft Graph did not answer in time", code=Code.UPSTREAM_TIMEOUT, status=504
                 )
             # Timeouts are reported as such only when nothing else went wrong.
             code = next(c for c in _WHOLE_FAILURE_PRIORITY if c in codes)
-            raise UpstreamFailure("Microsoft Graph failed for the whole request", code=code.value)
+            raise UpstreamFailure(
+                "Microsoft Graph failed for the whole request", code=Code(code.value)
+            )
         return _merge(jobs, outcomes)
 
     async def _fetch_chunk(
@@ -191,18 +175,18 @@ class GraphScheduleSource:
         body = _request_body(chunk, part)
         failure = ErrorCode.UPSTREAM_ERROR
         for attempt in range(self._retry.max_retries + 1):
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
             wait: float | None = None
             token = await self._tokens.token()
-            async with self._limiter.hold(mailbox.casefold()) as admitted:
+            async with self._gate.hold(mailbox.casefold()) as admitted:
                 if admitted is False:
                     # Our own per-mailbox budget is spent: Graph would only answer 429.
                     return _CallFailed(ErrorCode.THROTTLED)
                 try:
                     # asyncio.timeout, not wait_for: no extra task per call on the cold path.
-                    async with asyncio.timeout(deadline - time.monotonic()):
+                    async with asyncio.timeout(deadline - self._clock()):
                         status, retry_after, payload = await self._post(url, body, token)
                 except TimeoutError:
                     return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
@@ -230,7 +214,7 @@ class GraphScheduleSource:
                     wait = retry_after if retry_after is not None else _backoff(attempt)
             if attempt == self._retry.max_retries:
                 break
-            if time.monotonic() + wait >= deadline:
+            if self._clock() + wait >= deadline:
                 # Waiting as asked would overrun the deadline: report now rather than hang.
                 break
             await asyncio.sleep(wait)

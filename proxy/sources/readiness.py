@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from proxy.core.clock import Clock
 from proxy.core.errors import TokenError
-from proxy.sources.credentials import TokenProvider
+from proxy.core.ports import TokenProvider
 
 # Probes are cached so a tight readiness poll never turns into load on Graph.
 _CACHE_S = 5.0
@@ -36,8 +36,10 @@ class Readiness:
         tokens: TokenProvider | None,
         session: aiohttp.ClientSession,
         base_url: str,
+        clock: Clock,
         details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self._clock = clock
         # tokens None: no application credentials in use (delegated connections only).
         self._tokens = tokens
         self._details = details
@@ -50,7 +52,7 @@ class Readiness:
         """Return a fresh-enough report; concurrent callers share one probe."""
         async with self._lock:
             details = self._details() if self._details is not None else {}
-            if self._last is not None and time.monotonic() - self._last[0] < _CACHE_S:
+            if self._last is not None and self._clock() - self._last[0] < _CACHE_S:
                 return ReadinessReport(
                     ready=self._last[1].ready, checks=self._last[1].checks, details=details
                 )
@@ -59,7 +61,7 @@ class Readiness:
             report = ReadinessReport(
                 ready=all(v == "ok" for v in checks.values()), checks=checks, details=details
             )
-            self._last = (time.monotonic(), report)
+            self._last = (self._clock(), report)
             return report
 
     async def _check_token(self) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from proxy.connect.registry import Connections
-from proxy.connect.store import Connection
+from proxy.core.connections import Connection
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import ErrorCode, ScheduleResult, Window
-from proxy.sources.graph import ScheduleSource
+from proxy.core.ports import ConnectionDirectory, ScheduleSource, TokenProvider
 
 _FAILURE_CODES = {code.value: code for code in ErrorCode}
 _CONSENT = ErrorCode.NEEDS_CONSENT
+
+GraphFor = Callable[[TokenProvider, str], ScheduleSource]
+"""A Graph source acting with these tokens as this mailbox (/me/calendar/getSchedule)."""
 
 
 class RoutingScheduleSource:
@@ -22,8 +24,15 @@ class RoutingScheduleSource:
     ``needs_consent`` for its addresses, unless application credentials can serve them.
     """
 
-    def __init__(self, *, connections: Connections, application: ScheduleSource | None) -> None:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionDirectory,
+        graph_for: GraphFor,
+        application: ScheduleSource | None,
+    ) -> None:
         self._connections = connections
+        self._graph_for = graph_for
         self._application = application
 
     async def get_schedules(
@@ -77,7 +86,8 @@ class RoutingScheduleSource:
         if connection is None:
             assert self._application is not None
             return await self._application.get_schedules(group, window)
-        return await self._connections.source(connection).get_schedules(group, window)
+        graph = self._graph_for(self._connections.tokens(connection), connection.account)
+        return await graph.get_schedules(group, window)
 
     def _failure_code(self, connection: Connection | None, failure: UpstreamFailure) -> ErrorCode:
         if connection is not None:

@@ -1,52 +1,44 @@
-"""The app factory: wires settings, resources and routes; does no I/O itself."""
+"""The app factory: wires validated settings into routes and resources; does no I/O itself.
+
+Resources that need the event loop (the Graph session, credentials, connections, the source
+chain and the availability service in front of it) are opened once, in dependency order, by
+one cleanup context, and closed in reverse.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 
 from proxy.access.consumers import ConsumerRegistry
 from proxy.access.feeds import FeedRegistry
 from proxy.access.rate import TokenBuckets
 from proxy.availability.memo import ResponseMemo
-from proxy.config.schema import CLIENT_SECRET_ENV, Settings
-from proxy.connect.store import Connection
+from proxy.availability.service import Availability
+from proxy.config.schema import ServerSettings, Settings
+from proxy.connect.runtime import open_connect
 from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
-from proxy.core.errors import ConfigError
-from proxy.observability.audit import audit_trail_ctx, check_audit_settings
+from proxy.observability.audit import AuditTrail
+from proxy.observability.logs import http_logger
 from proxy.observability.metrics import Metrics
-from proxy.sources.batching import BatchingScheduleSource
-from proxy.sources.breaker import BreakerScheduleSource, CircuitBreaker
-from proxy.sources.cache import CachedScheduleSource
+from proxy.sources.chain import build_chain
 from proxy.sources.credentials import MsalAppTokens
-from proxy.sources.gate import Throttle
-from proxy.sources.graph import GraphScheduleSource, RetryPolicy, ScheduleSource
-from proxy.sources.readiness import Readiness
 from proxy.sources.tls import client_ssl_context
-from proxy.web.connect.setup import check_connect_config, connect_context, install_connect_routes
+from proxy.web.access_log import AccessLogger
 from proxy.web.envelope import Envelope
 from proxy.web.keys import (
-    CACHE,
-    CLOCK,
-    CONNECTION_REMOVED,
+    AVAILABILITY,
+    CHAIN,
+    CONNECT,
     CONSUMERS,
     FEEDS,
-    GATE,
-    GRAPH_SESSION,
-    MEMO,
     METRICS,
-    RATE_LIMITS,
-    READINESS,
     SETTINGS,
-    SOURCE,
-    TOKENS,
     WALL_CLOCK,
 )
 from proxy.web.routes import setup_routes
@@ -56,160 +48,106 @@ def init_app(
     settings: Settings, *, clock: Clock = MONOTONIC, wall_clock: WallClock | None = None
 ) -> web.Application:
     """Build the proxy application from validated settings (``clock``, ``wall_clock``: tests)."""
-    if settings.graph.client_secret is None:
-        raise ConfigError(f"set {CLIENT_SECRET_ENV} to the app registration's client secret")
+    wall_clock = wall_clock or SystemWallClock()
     app = web.Application(client_max_size=settings.server.client_max_size)
     app[SETTINGS] = settings
     app[CONSUMERS] = ConsumerRegistry(settings.consumers)
-    app[CLOCK] = clock
-    app[METRICS] = Metrics()
-    # No aiohttp middleware: every route is registered through the envelope (proxy.web.envelope).
-    envelope = Envelope(app, app[METRICS])
-    app[WALL_CLOCK] = wall_clock or SystemWallClock()
-    app[RATE_LIMITS] = TokenBuckets(clock)
-    app.cleanup_ctx.append(audit_trail_ctx)
     app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
-    app.cleanup_ctx.append(_graph_session)
-    app.cleanup_ctx.append(_tokens)
-    app.cleanup_ctx.append(_schedule_source)
-    if settings.connect.kinds:
-        check_connect_config(settings)
-        app.cleanup_ctx.append(connect_context)
-        install_connect_routes(app, envelope)
-    # Last, so the cache sits in front of whatever source the steps above settled on.
-    app.cleanup_ctx.append(_frugal)
-    check_audit_settings(settings.audit)
-    setup_routes(app, envelope)
+    app[METRICS] = Metrics()
+    app[WALL_CLOCK] = wall_clock
+    trail = AuditTrail(settings.audit, wall_clock)
+    envelope = Envelope(trail=trail, metrics=app[METRICS], cors=settings.cors)
+    app.cleanup_ctx.append(partial(_audit_trail, trail))
+    app.cleanup_ctx.append(partial(_resources, clock=clock))
+    setup_routes(app, envelope, connect_routes=bool(settings.connect.kinds))
     return app
 
 
-async def _graph_session(app: web.Application) -> AsyncIterator[None]:
-    """One ClientSession for all Graph traffic, closed on shutdown."""
-    graph = app[SETTINGS].graph
+async def _audit_trail(trail: AuditTrail, app: web.Application) -> AsyncIterator[None]:
+    """Open the audit trail for the app's lifetime (first, so nothing goes unrecorded)."""
+    trail.open()
+    try:
+        yield
+    finally:
+        trail.close()
+
+
+async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:
+    """Open what requests need, each once: session, credentials, connections, chain, service."""
+    settings, metrics = app[SETTINGS], app[METRICS]
+    async with AsyncExitStack() as resources:
+        session = await resources.enter_async_context(_graph_session(settings, metrics))
+        app_tokens = None
+        if settings.connect.application_permissions:
+            app_tokens = MsalAppTokens(
+                authority=settings.graph.authority,
+                tenant_id=settings.graph.tenant_id,
+                client_id=settings.graph.client_id,
+                client_secret=settings.graph.client_secret or "",
+                ca_file=settings.graph.ca_file,
+                timeout_seconds=settings.graph.timeout_seconds,
+                clock=clock,
+            )
+            resources.push_async_callback(app_tokens.close)
+        connections = None
+        if settings.connect.kinds:
+            connect = await resources.enter_async_context(open_connect(settings, session))
+            app[CONNECT] = connect
+            connections = connect.connections
+        chain = build_chain(
+            settings,
+            session=session,
+            app_tokens=app_tokens,
+            connections=connections,
+            clock=clock,
+            metrics=metrics,
+            details=None if connections is None else partial(_connection_details, connections),
+        )
+        app[CHAIN] = chain
+        availability = Availability(
+            chain=chain.cache,
+            memo=ResponseMemo(chain.cache, clock=clock),
+            rate=TokenBuckets(clock),
+            limits=settings.limits,
+            wall_clock=app[WALL_CLOCK],
+        )
+        app[AVAILABILITY] = availability
+        if connections is not None:
+            connections.on_removed.append(availability.forget_connection)
+        yield
+
+
+def _connection_details(connections: Any) -> dict[str, Any]:
+    """The readiness report's informational section about delegated connections."""
+    return {"connections": connections.summary()}
+
+
+def _graph_session(settings: Settings, metrics: Metrics) -> aiohttp.ClientSession:
+    """One ClientSession for all Graph traffic (closed with the app)."""
+    graph = settings.graph
     connector = aiohttp.TCPConnector(
         ssl=client_ssl_context(graph.ca_file), limit=100, limit_per_host=100
     )
     timeout = aiohttp.ClientTimeout(total=graph.timeout_seconds, connect=5)
-    async with aiohttp.ClientSession(
+    return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
         raise_for_status=False,
-        trace_configs=[app[METRICS].trace_config()],
-    ) as session:
-        app[GRAPH_SESSION] = session
-        yield
-
-
-async def _tokens(app: web.Application) -> AsyncIterator[None]:
-    """The msal-backed token provider (client credentials)."""
-    graph = app[SETTINGS].graph
-    assert graph.client_secret is not None
-    tokens = MsalAppTokens(
-        authority=graph.authority,
-        tenant_id=graph.tenant_id,
-        client_id=graph.client_id,
-        client_secret=graph.client_secret,
-        ca_file=graph.ca_file,
-        timeout_seconds=graph.timeout_seconds,
-    )
-    app[TOKENS] = tokens
-    yield
-    await tokens.close()
-
-
-async def _schedule_source(app: web.Application) -> AsyncIterator[None]:
-    """Where availability comes from, and the readiness probe that watches it."""
-    graph = app[SETTINGS].graph
-    app[GATE] = graph_gate(app[SETTINGS], app[CLOCK], app[METRICS])
-    app[SOURCE] = GraphScheduleSource(
-        session=app[GRAPH_SESSION],
-        tokens=app[TOKENS],
-        base_url=graph.base_url,
-        retry=RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds),
-        mailbox_limiter=app[GATE],
-    )
-    app[READINESS] = Readiness(
-        tokens=app[TOKENS], session=app[GRAPH_SESSION], base_url=graph.base_url
-    )
-    yield
-
-
-async def _frugal(app: web.Application) -> AsyncIterator[None]:
-    """Put the cache, batching and breaker in front of the source; forget on disconnect."""
-    cache = frugal_source(app[SOURCE], app[SETTINGS], app[CLOCK], app[METRICS])
-    app[SOURCE] = app[CACHE] = cache
-    memo = app[MEMO] = ResponseMemo(cache, clock=app[CLOCK])
-    if CONNECTION_REMOVED in app:
-
-        async def forget(connection: Connection) -> None:
-            # Everything that connection could have fetched: its account, or its domains.
-            cached = {key[0] for key, _ in cache.entries()}
-            cache.forget(
-                [connection.account]
-                if connection.kind == "individual"
-                else [a for a in cached if a.rpartition("@")[2] in connection.domains]
-            )
-            memo.clear()
-
-        app[CONNECTION_REMOVED].append(forget)
-    yield
-
-
-def frugal_source(
-    graph: ScheduleSource, settings: Settings, clock: Clock, metrics: Metrics
-) -> CachedScheduleSource:
-    """Cache (with singleflight) -> micro-batching -> circuit breaker -> ``graph``."""
-    breaker = CircuitBreaker(
-        failures=settings.throttle.breaker_failures,
-        cool_down_s=settings.throttle.breaker_cool_down_seconds,
-        clock=clock,
-    )
-    batched = BatchingScheduleSource(
-        BreakerScheduleSource(graph, breaker, metrics=metrics),
-        wait_s=settings.batching.wait_ms / 1000,
-        max_schedules=settings.batching.max_schedules,
-        metrics=metrics,
-    )
-    return CachedScheduleSource(
-        batched,
-        ttl_s=settings.cache.ttl_seconds,
-        max_entries=settings.cache.max_entries,
-        stale_max_age_s=settings.cache.stale_max_age_seconds,
-        min_fetch_days=settings.cache.min_fetch_days,
-        clock=clock,
-        metrics=metrics,
+        trace_configs=[metrics.trace_config()],
     )
 
 
-def graph_gate(settings: Settings, clock: Clock, metrics: Metrics) -> Throttle:
-    """The throttle every Graph call holds: budget, 4 per mailbox, a global limit."""
-    return Throttle(
-        mailbox_concurrency=settings.graph.mailbox_concurrency,
-        max_concurrency=settings.throttle.max_concurrency,
-        mailbox_budget=settings.throttle.mailbox_budget,
-        clock=clock,
-        metrics=metrics,
-    )
+def runner_kwargs(server: ServerSettings) -> dict[str, Any]:
+    """Keyword arguments for aiohttp's AppRunner (and TestServer) that every entry point shares.
 
-
-class AccessLogger(AbstractAccessLogger):
-    """One line per request: method, path without query string, status, duration.
-
-    Query strings carry addresses and keys could appear in headers, so neither is logged.
+    aiohttp enforces the parser limits while parsing, before any of our code runs: an
+    over-long request line (query string included), header or header count is answered by
+    aiohttp itself with a plain-text 400. Its log line about it goes to a redacted logger.
     """
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        """Write the access line."""
-        self.logger.info(
-            "%s %s %d %.1fms", request.method, request.path, response.status, time * 1000
-        )
-
-    @property
-    def enabled(self) -> bool:
-        """Log only when INFO is on."""
-        return self.logger.isEnabledFor(logging.INFO)
-
-
-def run_kwargs() -> dict[str, Any]:
-    """Keyword arguments for web.run_app / AppRunner that every entry point shares."""
-    return {"access_log_class": AccessLogger}
+    return {
+        "access_log_class": AccessLogger,
+        "max_line_size": server.max_line_size,
+        "max_field_size": server.max_field_size,
+        "max_headers": server.max_headers,
+        "logger": http_logger(),
+    }

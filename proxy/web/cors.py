@@ -13,6 +13,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.config.schema import CorsSettings
+from proxy.core.errors import Code, ProblemError
 from proxy.web.problems import problem_response
 
 # What a browser client may send and read; everything else stays hidden from scripts.
@@ -66,9 +67,11 @@ def _preflight(
     }
     if not allowed or method not in methods or not asked <= ALLOWED_REQUEST_HEADERS:
         response = problem_response(
-            403,
-            code="cors_not_allowed",
-            detail="this origin, method or header may not call the proxy from a browser",
+            ProblemError(
+                "this origin, method or header may not call the proxy from a browser",
+                code=Code.CORS_NOT_ALLOWED,
+                status=403,
+            )
         )
         response.headers["Vary"] = "Origin"
         return response

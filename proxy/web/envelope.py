@@ -1,22 +1,22 @@
-"""The envelope every request passes through once: CORS, limits, problems, audit, metrics.
+"""The envelope every request passes through once, and the one place errors become answers.
 
 Every route is registered through an ``Envelope``, which wraps its handler; the app has no
-aiohttp middleware at all. With none, aiohttp calls the route's handler directly, whereas one
-middleware anywhere makes it chain every handler through partials and an extra coroutine of
-its own per app, which on the cached path cost a twentieth of the throughput. What no route
-serves (404, 405, CORS preflights) reaches a fallback route registered last.
+aiohttp middleware (with one, aiohttp chains every handler through partials and a coroutine
+of its own per app: see bench/NOTES.md). What no route serves (404, 405, CORS preflights)
+reaches a fallback resource registered last on each router.
 
-The duties, in the order they had as separate middlewares, outermost first:
+The duties, outermost first:
 
 - metrics count the status the client finally receives;
 - CORS (when ``[cors] allow_origins`` is set) answers preflights and marks every other
-  response, problems included, readable by an allowed origin;
-- every error becomes problem+json (a bug: a bare 500 and a log line), or the dialect's own
-  error document under a dialect's routes (``shape``);
-- the audit trail records the error as raised (our code, or aiohttp's status); preflights
-  and probes are not consumer requests and are not audited;
+  response, error answers included, readable by an allowed origin;
+- every error, ours or aiohttp's, becomes a ProblemError and is answered by the route's
+  ``ErrorShape``: problem+json by default, a dialect's own error document under its routes;
+  a bug is a bare 500 in that shape and a log line;
+- the audit trail records the error's stable code as the outcome, whatever the shape, so
+  the same refusal reads the same on every route; preflights and probes are not audited;
 - an over-long query string is refused before any handler runs;
-- every response gets the standard headers (``proxy.web.headers``).
+- every response gets the standard headers.
 """
 
 from __future__ import annotations
@@ -24,45 +24,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
-from proxy.core.errors import ProblemError
-from proxy.observability.audit import UNAUDITED_PATHS, AuditTrail
+from proxy.config.schema import CorsSettings
+from proxy.core.errors import Code, ProblemError
+from proxy.observability.audit import AuditTrail
 from proxy.observability.audit_record import CURRENT, AuditRecord
 from proxy.observability.metrics import Metrics
 from proxy.web.cors import expose, is_preflight, preflight
-from proxy.web.headers import add_standard_headers, check_query_length
-from proxy.web.keys import AUDIT_TRAIL, SETTINGS
-from proxy.web.problems import http_error_code, internal_error, problem_for, problem_for_http
+from proxy.web.headers import UNAUDITED_PATHS, add_standard_headers, check_query_length
+from proxy.web.problems import http_problem, problem_response
 
 log = logging.getLogger(__name__)
 
-
-class Shape(Protocol):
-    """A dialect's error answers: calls the handler, answers what it raises in its own shape."""
-
-    def __call__(self, request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]: ...
-
+ErrorShape = Callable[[web.Request, ProblemError], web.StreamResponse]
+"""How a route answers an error: problem+json, or a dialect's own error document."""
 
 # The metric label and audit route of requests no route serves: one value, whatever the path.
 UNMATCHED = "unmatched"
 
 
+def problem_shape(request: web.Request, error: ProblemError) -> web.StreamResponse:
+    """The default error shape: an RFC 9457 problem document."""
+    return problem_response(error)
+
+
 class Envelope:
     """Registers routes whose handlers carry every duty of the request envelope."""
 
-    def __init__(self, app: web.Application, metrics: Metrics) -> None:
-        self._app = app
+    def __init__(self, *, trail: AuditTrail, metrics: Metrics, cors: CorsSettings | None) -> None:
+        self._trail = trail
         self._metrics = metrics
-        cors = app[SETTINGS].cors
-        self._cors = cors if cors.allow_origins else None
-        # The audit trail opens on start-up, after routes are registered: found on first use.
-        self._trail: AuditTrail | None = None
+        self._cors = cors if cors is not None and cors.allow_origins else None
 
     def add(
         self,
@@ -71,33 +70,30 @@ class Envelope:
         path: str,
         handler: Handler,
         *,
-        shape: Shape | None = None,
+        shape: ErrorShape = problem_shape,
     ) -> None:
-        """Serve ``method path`` with ``handler`` in the envelope (errors in ``shape`` if given)."""
-        router.add_route(
-            method,
-            path,
-            self._wrap(
-                handler if shape is None else partial(shape, handler=handler),
-                method=method,
-                own_query_check=shape is not None,
-            ),
-        )
+        """Serve ``method path`` with ``handler`` in the envelope, errors answered in ``shape``."""
+        router.add_route(method, path, self._wrap(handler, method=method, shape=shape))
 
     def add_get(
-        self, router: web.UrlDispatcher, path: str, handler: Handler, *, shape: Shape | None = None
+        self,
+        router: web.UrlDispatcher,
+        path: str,
+        handler: Handler,
+        *,
+        shape: ErrorShape = problem_shape,
     ) -> None:
         """Serve GET and HEAD ``path`` with ``handler`` in the envelope."""
         for method in ("GET", "HEAD"):
             self.add(router, method, path, handler, shape=shape)
 
-    def add_fallback(self, router: web.UrlDispatcher, *, shape: Shape | None = None) -> None:
+    def add_fallback(self, router: web.UrlDispatcher, *, shape: ErrorShape = problem_shape) -> None:
         """Answer what no other route of ``router`` serves: 404, 405 or a CORS preflight.
 
         Register it after every other route: it matches any method on any path (within a
         sub-app's prefix), so aiohttp reaches it only when nothing else matched.
         """
-        fallback = _Anywhere("")
+        fallback = Anywhere()
 
         async def not_served(request: web.Request) -> web.StreamResponse:
             methods = await _served_methods(router, request, fallback)
@@ -105,27 +101,26 @@ class Envelope:
                 raise web.HTTPMethodNotAllowed(request.method, methods)
             raise web.HTTPNotFound()
 
-        router.register_resource(fallback)
-        fallback.add_route(
-            "*",
+        fallback.serve(
             self._wrap(
-                not_served if shape is None else partial(shape, handler=not_served),
+                not_served,
                 method=None,
-                own_query_check=shape is not None,
+                shape=shape,
                 preflights=partial(_served_methods, router, fallback=fallback),
-            ),
+            )
         )
+        router.register_resource(fallback)
 
     def _wrap(
         self,
         handler: Handler,
         *,
         method: str | None,
-        own_query_check: bool,
+        shape: ErrorShape,
         preflights: Callable[[web.Request], Awaitable[set[str]]] | None = None,
     ) -> Handler:
         """``handler`` inside the envelope; ``method`` None: the fallback (see add_fallback)."""
-        metrics, cors = self._metrics, self._cors
+        metrics, cors, trail = self._metrics, self._cors, self._trail
         # The route's facts, final only once sub-apps are mounted: found on first use.
         facts: list[_RouteFacts] = []
 
@@ -133,11 +128,8 @@ class Envelope:
             started = time.perf_counter()
             record: AuditRecord | None = None
             # What the client receives, and what the audit trail says happened.
-            status, outcome = 500, "internal_error"
+            status, outcome = 500, Code.INTERNAL_ERROR.value
             template = UNMATCHED
-            trail = self._trail
-            if trail is None:
-                trail = self._trail = self._app[AUDIT_TRAIL]
             try:
                 if not facts:
                     facts.append(_RouteFacts.of(request, method))
@@ -156,32 +148,14 @@ class Envelope:
                 if answer is not None:
                     response, outcome = answer, "ok"
                 else:
-                    # The handler's response, or the problem document for what it raised.
-                    try:
-                        if not own_query_check:
-                            check_query_length(request)
-                        response = await handler(request)
-                    except ProblemError as exc:
-                        response, outcome = problem_for(exc), exc.code
-                    except web.HTTPException as exc:
-                        if exc.status < 400:
-                            raise  # a redirect: below
-                        response = problem_for_http(request.method, exc)
-                        outcome = http_error_code(exc.status)
-                    except Exception:
-                        log.exception("unhandled error on %s %s", request.method, request.path)
-                        response, outcome = internal_error(), "internal_error"
-                    else:
-                        # A dialect answers its own errors in its own shape: only the status
-                        # is known.
-                        outcome = "ok" if response.status < 400 else "failed"
+                    response, outcome = await _answer(request, handler, shape, record)
                 status = response.status
                 add_standard_headers(response.headers)
                 if cors is not None and answer is None:
                     expose(request, cors, response.headers)
                 return response
             except web.HTTPException as exc:
-                # A redirect (the rest became problems above): aiohttp sends the exception
+                # A redirect (errors became answers in _answer): aiohttp sends the exception
                 # itself, so it gets the headers too.
                 status, outcome = exc.status, "ok"
                 add_standard_headers(exc.headers)
@@ -208,6 +182,30 @@ class Envelope:
         return enveloped
 
 
+async def _answer(
+    request: web.Request, handler: Handler, shape: ErrorShape, record: AuditRecord | None
+) -> tuple[web.StreamResponse, str]:
+    """The handler's response, or the route's answer to what it raised; and the outcome."""
+    try:
+        check_query_length(request)
+        response = await handler(request)
+    except ProblemError as exc:
+        error = exc
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # a redirect: the envelope sends it as it is
+        error = http_problem(request.method, exc)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = ProblemError("internal error", code=Code.INTERNAL_ERROR, status=500)
+    else:
+        if response.status < 400:
+            return response, "ok"
+        # A page that is itself the answer to a failure (the connect flows) says why.
+        return response, (record.outcome if record is not None and record.outcome else "failed")
+    return shape(request, error), error.code
+
+
 class _RouteFacts(NamedTuple):
     """What the envelope needs to know about a route, the same for each of its requests."""
 
@@ -225,14 +223,56 @@ class _RouteFacts(NamedTuple):
         return cls(template, f"{method} {template}", template not in UNAUDITED_PATHS)
 
 
-class _Anywhere(web.PlainResource):
-    """The fallback's resource: every path (under its sub-app's prefix), "*" included.
+class Anywhere(web.AbstractResource):
+    """A resource that matches every path under its router ("*" included), any method.
 
-    A dynamic "/{path:.*}" would miss request targets that do not start with a slash.
+    A dynamic "/{path:.*}" resource would miss request targets that do not start with a
+    slash; this one is indexed at its router's root, so aiohttp reaches it only after every
+    more specific resource declined.
     """
 
-    def _match(self, path: str) -> dict[str, str] | None:
-        return {}
+    def __init__(self) -> None:
+        super().__init__()
+        self._prefix = ""
+        self._route: web.ResourceRoute | None = None
+
+    def serve(self, handler: Handler) -> None:
+        """Answer every request this resource matches with ``handler``."""
+        self._route = web.ResourceRoute("*", handler, self)
+
+    @property
+    def canonical(self) -> str:
+        """The sub-app prefix it lives under, or the root."""
+        return self._prefix or "/"
+
+    def url_for(self, **kwargs: str) -> URL:
+        """The resource's own path (no parameters)."""
+        return URL.build(path=self.canonical, encoded=True)
+
+    def add_prefix(self, prefix: str) -> None:
+        """Move under a sub-app's prefix when the sub-app is mounted."""
+        self._prefix = prefix + self._prefix
+
+    def get_info(self) -> dict[str, Any]:  # type: ignore[override]
+        """What aiohttp's introspection shows."""
+        return {"path": self.canonical}
+
+    def raw_match(self, path: str) -> bool:
+        """Every path is this resource's."""
+        return True
+
+    async def resolve(self, request: web.Request) -> tuple[web.UrlMappingMatchInfo, set[str]]:
+        """Match every request."""
+        assert self._route is not None, "serve() the fallback before registering it"
+        return web.UrlMappingMatchInfo({}, self._route), set()
+
+    def __len__(self) -> int:
+        """One route."""
+        return 1
+
+    def __iter__(self) -> Iterator[web.AbstractRoute]:
+        """Its one route."""
+        return iter([] if self._route is None else [self._route])
 
 
 async def _served_methods(

@@ -1,4 +1,4 @@
-"""RFC 9457 problem documents for our errors and aiohttp's (proxy.web.envelope sends them)."""
+"""RFC 9457 problem documents: the default error shape, and aiohttp's errors as ours."""
 
 from __future__ import annotations
 
@@ -8,65 +8,43 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.core.errors import ProblemError
+from proxy.core.errors import ProblemError, code_for_status
 
 PROBLEM_JSON = "application/problem+json"
-
-# aiohttp's own HTTP errors, given stable codes of ours.
-_HTTP_CODES = {
-    400: "invalid_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "request_too_large",
-    414: "uri_too_long",
-    431: "headers_too_large",
+# Our words for aiohttp's own errors; the status phrase for the rest.
+_DETAILS = {
+    404: "no such resource",
+    413: "the request body is too large",
 }
 
 
-def http_error_code(status: int) -> str:
-    """Our stable code for one of aiohttp's HTTP errors (404, 405, 413, …)."""
-    return _HTTP_CODES.get(status, "http_error")
+def http_problem(method: str, exc: web.HTTPException) -> ProblemError:
+    """One of aiohttp's HTTP errors (status 400 or more) as one of ours, Allow kept."""
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    if exc.status == 405:
+        detail = f"method {method} is not allowed here"
+    else:
+        detail = _DETAILS.get(exc.status, HTTPStatus(exc.status).phrase)
+    return ProblemError(
+        detail, code=code_for_status(exc.status), status=exc.status, headers=headers
+    )
 
 
-def problem_response(
-    status: int, *, code: str, detail: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A problem+json response whose every field is written by us."""
+def problem_response(error: ProblemError) -> web.Response:
+    """The problem document for an error, every field written by us, with its headers."""
+    headers = error.extra_headers()
+    if error.status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
+        "title": HTTPStatus(error.status).phrase,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code.value,
     }
     return web.Response(
-        status=status,
+        status=error.status,
         body=json.dumps(body).encode(),
         content_type=PROBLEM_JSON,
-        headers=headers,
+        headers=headers or None,
     )
-
-
-def problem_for(exc: ProblemError) -> web.Response:
-    """The problem document for one of our errors, with its extra headers."""
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    headers = {**(headers or {}), **exc.extra_headers()} or None
-    return problem_response(exc.status, code=exc.code, detail=exc.detail, headers=headers)
-
-
-def problem_for_http(method: str, exc: web.HTTPException) -> web.Response:
-    """The problem document for one of aiohttp's HTTP errors (status 400 or more)."""
-    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-    detail = {
-        404: "no such resource",
-        405: f"method {method} is not allowed here",
-        413: "the request body is too large",
-    }.get(exc.status, HTTPStatus(exc.status).phrase)
-    return problem_response(
-        exc.status, code=http_error_code(exc.status), detail=detail, headers=headers
-    )
-
-
-def internal_error() -> web.Response:
-    """The bare 500 for a bug: nothing about it leaves the process but the log line."""
-    return problem_response(500, code="internal_error", detail="internal error")

@@ -9,7 +9,7 @@ import pytest
 
 from proxy.mock import RunningMock
 from proxy.sources.tls import client_ssl_context
-from tests.conftest import MockFactory
+from tests.support.mock_graph import MockFactory
 
 
 @pytest.fixture

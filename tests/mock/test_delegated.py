@@ -12,7 +12,7 @@ import msal
 
 from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
 from proxy.sources.tls import requests_session
-from tests.mock.helpers import open_session
+from tests.support.mock_graph import open_session
 
 SCOPES = ["Calendars.ReadBasic", "User.Read"]
 REDIRECT = "http://127.0.0.1:9/connect/callback"

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from proxy.mock import Fault, RunningMock
-from tests.mock.helpers import open_session, post_schedule, schedule_body
+from tests.support.mock_graph import open_session, post_schedule, schedule_body
 
 
 def _body(mock: RunningMock, count: int = 1) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from proxy.mock import CANARY_PREFIX, RunningMock
 from proxy.mock.calendar import CalendarEvent
-from tests.mock.helpers import open_session, post_schedule, schedule_body
+from tests.support.mock_graph import open_session, post_schedule, schedule_body
 
 GRAPH_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}$")
 ITEM_KEYS = {"isPrivate", "status", "subject", "location", "start", "end"}

@@ -12,7 +12,7 @@ import pytest
 
 from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
 from proxy.sources.tls import requests_session
-from tests.mock.helpers import (
+from tests.support.mock_graph import (
     GRAPH_SCOPE,
     SYSTEM_CA_BUNDLE,
     open_session,

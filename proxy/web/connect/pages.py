@@ -6,7 +6,7 @@ import html
 
 from aiohttp import web
 
-from proxy.connect.store import Connection
+from proxy.core.connections import Connection
 
 # Our own words for every way a sign-in can end; upstream error text is never shown.
 FAILURES: dict[str, tuple[int, str, str]] = {

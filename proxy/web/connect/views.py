@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from proxy.access.admin import require_admin
 from proxy.connect.msal_apps import error_code
-from proxy.connect.onboarding import Refusal, complete
+from proxy.connect.onboarding import complete
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes
-from proxy.connect.store import Kind
-from proxy.core.errors import ProblemError, Unauthorized
+from proxy.core.connections import Kind
+from proxy.core.errors import Code, ProblemError, Refusal
+from proxy.observability.audit_record import note_outcome
 from proxy.sources.credentials import PLATFORM_ERRORS
 from proxy.web.connect import pages
 from proxy.web.envelope import Envelope
@@ -38,14 +38,14 @@ async def start(request: web.Request) -> web.StreamResponse:
     """GET /connect/individual|enterprise: start msal's auth-code flow with PKCE, redirect."""
     kind = request.match_info["kind"]
     if kind not in request.app[SETTINGS].connect.kinds:
-        return pages.failure("disabled")
+        return _failure("disabled")
     runtime = request.app[CONNECT]
     try:
         app = await runtime.starter()
     except PLATFORM_ERRORS:
         # msal's discovery failed: the identity platform is unreachable or answers nonsense.
         log.warning("cannot start a sign-in: the identity platform is unavailable")
-        return pages.failure("sign_in_failed")
+        return _failure("sign_in_failed")
     flow: dict[str, Any] = app.initiate_auth_code_flow(
         list(REQUESTED_SCOPES),
         redirect_uri=_redirect_uri(request),
@@ -68,11 +68,11 @@ async def callback(request: web.Request) -> web.Response:
         answer = dict(request.query)
     found, pending = runtime.flows.take(answer.get("state"))
     if pending is None:
-        return pages.failure("expired" if found == "expired" else "state_mismatch")
+        return _failure("expired" if found == "expired" else "state_mismatch")
     if "error" in answer:
         reason = "declined" if answer["error"] == "access_denied" else "sign_in_failed"
         log.info("sign-in ended with %s", error_code(answer))
-        return pages.failure(reason)
+        return _failure(reason)
     try:
         app, cache = await runtime.finisher()
         try:
@@ -83,13 +83,13 @@ async def callback(request: web.Request) -> web.Response:
             raise  # a token response that is not JSON: the platform's fault, not the state's
         except ValueError:
             # msal's own state (and scope) check.
-            return pages.failure("state_mismatch")
+            return _failure("state_mismatch")
     except PLATFORM_ERRORS:
         log.warning("cannot finish a sign-in: the identity platform is unavailable")
-        return pages.failure("sign_in_failed")
+        return _failure("sign_in_failed")
     if not isinstance(result, dict) or "access_token" not in result:
         log.warning("code redemption refused: %s", error_code(result))
-        return pages.failure("sign_in_failed")
+        return _failure("sign_in_failed")
     try:
         connection = await complete(
             runtime.connections,
@@ -101,18 +101,14 @@ async def callback(request: web.Request) -> web.Response:
         )
     except Refusal as refusal:
         log.info("%s sign-in refused: %s", pending.kind, refusal.reason)
-        return pages.failure(refusal.reason)
+        return _failure(refusal.reason)
     return pages.connected(connection)
 
 
 def _require_admin(request: web.Request) -> None:
-    expected = request.app[SETTINGS].connect.admin_key_sha256
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if expected is None or scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("an admin key is required")
-    digest = hashlib.sha256(key.strip().encode()).hexdigest()
-    if not hmac.compare_digest(digest, expected):
-        raise Unauthorized("an admin key is required")
+    require_admin(
+        request.headers.get("Authorization"), request.app[SETTINGS].connect.admin_key_sha256
+    )
 
 
 async def list_connections(request: web.Request) -> web.Response:
@@ -141,16 +137,21 @@ async def delete_connection(request: web.Request) -> web.Response:
     _require_admin(request)
     removed = await request.app[CONNECT].connections.remove(request.match_info["id"])
     if removed is None:
-        raise ProblemError("no such connection", code="not_found", status=404)
+        raise ProblemError("no such connection", code=Code.NOT_FOUND, status=404)
     return web.Response(status=204)
 
 
-def setup_connect_routes(app: web.Application, envelope: Envelope) -> None:
+def setup_connect_routes(router: web.UrlDispatcher, envelope: Envelope) -> None:
     """Register the connect and admin routes."""
-    router = app.router
     envelope.add_get(router, "/connect", index)
     envelope.add(router, "GET", "/connect/callback", callback)
     envelope.add(router, "POST", "/connect/callback", callback)
     envelope.add_get(router, "/connect/{kind}", start)
     envelope.add_get(router, "/admin/connections", list_connections)
     envelope.add(router, "DELETE", "/admin/connections/{id}", delete_connection)
+
+
+def _failure(reason: str) -> web.Response:
+    """The page for a sign-in that ended without a connection; the audit line says why."""
+    note_outcome(reason)
+    return pages.failure(reason)

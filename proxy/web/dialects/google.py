@@ -6,23 +6,19 @@ import json
 import logging
 from collections.abc import Collection, Mapping
 from datetime import datetime, tzinfo
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from proxy.availability.service import lookup
-from proxy.config.schema import LimitSettings
-from proxy.core.errors import BadRequest, ProblemError
-from proxy.core.model import ErrorCode, ScheduleResult, Status
+from proxy.core.errors import BadRequest, Code, ProblemError
+from proxy.core.intervals import busy_periods
+from proxy.core.model import ErrorCode, Query, ScheduleResult, Status
 from proxy.core.timefmt import format_utc
 from proxy.core.zones import resolve_zone
-from proxy.web.dialects.common import BEARER_CHALLENGE, merge_periods, read_json_object, root_app
-from proxy.web.dialects.native import AvailabilityQuery, parse_query
+from proxy.web.dialects.common import BEARER_CHALLENGE, read_json_object
+from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.envelope import Envelope
-from proxy.web.headers import check_query_length
-from proxy.web.keys import CONSUMERS, SETTINGS
+from proxy.web.keys import AVAILABILITY, CONSUMERS
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +55,28 @@ _HTTP_REASONS = {
     504: ("backendError", "DEADLINE_EXCEEDED"),
 }
 _REASON_BY_CODE = {
-    "window_too_long": "timeRangeTooLong",
-    "invalid_window": "timeRangeEmpty",
-    "too_many_schedules": "tooManyCalendarsRequestedForFreeBusy",
+    Code.WINDOW_TOO_LONG: "timeRangeTooLong",
+    Code.INVALID_WINDOW: "timeRangeEmpty",
+    Code.TOO_MANY_SCHEDULES: "tooManyCalendarsRequestedForFreeBusy",
+    Code.INVALID_TIME: "invalid",
+    Code.INVALID_TIME_ZONE: "invalid",
 }
 
 
-def parse_freebusy(
-    raw: Mapping[str, Any], limits: LimitSettings
-) -> tuple[AvailabilityQuery, tzinfo | None]:
+def parse_freebusy(raw: Mapping[str, Any]) -> tuple[Query, tzinfo | None]:
     """Validate a freeBusy request body into a query and the response zone (None = UTC)."""
-    max_schedules = min(MAX_ITEMS, limits.max_schedules)
     unknown = set(raw) - _FIELDS
     if unknown:
-        raise BadRequest(f"unknown field: {sorted(unknown)[0]}", code="unknown_field")
+        raise BadRequest(f"unknown field: {sorted(unknown)[0]}", code=Code.UNKNOWN_FIELD)
     items = raw.get("items")
     if not isinstance(items, list) or not items:
-        raise BadRequest("items must be a non-empty list of {id}", code="invalid_schedules")
-    if len(items) > max_schedules:
-        raise BadRequest(
-            f"at most {max_schedules} calendars per request", code="too_many_schedules"
-        )
+        raise BadRequest("items must be a non-empty list of {id}", code=Code.INVALID_SCHEDULES)
+    if len(items) > MAX_ITEMS:
+        raise BadRequest(f"at most {MAX_ITEMS} calendars per request", code=Code.TOO_MANY_SCHEDULES)
     ids = []
     for item in items:
         if not isinstance(item, Mapping) or set(item) != {"id"}:
-            raise BadRequest("every item must be an object {id}", code="invalid_schedules")
+            raise BadRequest("every item must be an object {id}", code=Code.INVALID_SCHEDULES)
         ids.append(item["id"])
     for name in ("groupExpansionMax", "calendarExpansionMax"):
         value = raw.get(name, 1)
@@ -94,15 +87,15 @@ def parse_freebusy(
         zone_name = raw["timeZone"]
         zone = resolve_zone(zone_name) if isinstance(zone_name, str) else None
         if zone is None:
-            raise BadRequest("timeZone must be an IANA time zone name", code="invalid_time_zone")
-    query = parse_query(
-        {"schedules": ids, "start": raw.get("timeMin"), "end": raw.get("timeMax")}, limits
-    )
-    return query, zone
+            raise BadRequest("timeZone must be an IANA time zone name", code=Code.INVALID_TIME_ZONE)
+    schedules = schedules_of(ids)
+    start = parse_instant(raw.get("timeMin"), "timeMin")
+    end = parse_instant(raw.get("timeMax"), "timeMax")
+    return Query(schedules=schedules, window=window_of(start, end)), zone
 
 
 def render_freebusy(
-    query: AvailabilityQuery,
+    query: Query,
     results: Mapping[str, ScheduleResult],
     *,
     busy_statuses: Collection[Status],
@@ -119,7 +112,7 @@ def render_freebusy(
         calendars[address] = {
             "busy": [
                 {"start": _format(start, zone), "end": _format(end, zone)}
-                for start, end in merge_periods(result.items, busy_statuses)
+                for start, end in busy_periods(result.items, busy_statuses)
             ]
         }
     document = {
@@ -142,23 +135,26 @@ async def freebusy(request: web.Request) -> web.Response:
     consumer = request.config_dict[CONSUMERS].authenticate(request.headers.get("Authorization"))
     for name in request.query:
         if name not in _STANDARD_PARAMETERS:
-            raise BadRequest(f"unknown parameter: {name}", code="unknown_field")
+            raise BadRequest(f"unknown parameter: {name}", code=Code.UNKNOWN_FIELD)
     if request.query.get("alt", "json") != "json":
-        raise BadRequest("only alt=json is supported", code="invalid_request")
-    raw = await read_json_object(request)
-    query, zone = parse_freebusy(raw, request.config_dict[SETTINGS].limits)
-    results = await lookup(root_app(request), consumer, query.schedules, query.window)
-    body = render_freebusy(query, results, busy_statuses=consumer.busy_statuses, zone=zone)
+        raise BadRequest("only alt=json is supported", code=Code.INVALID_REQUEST)
+    query, zone = parse_freebusy(await read_json_object(request))
+    results = await request.config_dict[AVAILABILITY].lookup(consumer, query)
+    body = render_freebusy(query, results, busy_statuses=consumer.policy.busy_statuses, zone=zone)
     return web.Response(
         body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
     )
 
 
-def google_error(
-    status: int, *, reason: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """Google's error document, every field written by us."""
+def google_shape(request: web.Request, error: ProblemError) -> web.Response:
+    """Google's error document for an error, every field written by us."""
+    status = 429 if error.code is Code.THROTTLED else error.status
+    reason = _REASON_BY_CODE.get(error.code) or _HTTP_REASONS.get(status, ("backendError",))[0]
     _, rpc_status = _HTTP_REASONS.get(status, ("backendError", "UNKNOWN"))
+    headers = error.extra_headers()  # e.g. Retry-After, Allow
+    if status == 401:
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
+    message = error.detail
     body = {
         "error": {
             "code": status,
@@ -171,7 +167,7 @@ def google_error(
         status=status,
         body=json.dumps(body).encode(),
         content_type="application/json",
-        headers=headers,
+        headers=headers or None,
     )
 
 
@@ -179,35 +175,9 @@ def _domain(reason: str) -> str:
     return "usageLimits" if reason == "rateLimitExceeded" else "global"
 
 
-async def google_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every error under /calendar/v3 in Google's shape; unexpected ones as a bare 500."""
-    try:
-        check_query_length(request)
-        return await handler(request)
-    except ProblemError as exc:
-        status = 429 if exc.code == "throttled" else exc.status
-        reason = _REASON_BY_CODE.get(exc.code, _HTTP_REASONS.get(status, ("backendError",))[0])
-        if exc.code in {"invalid_time", "invalid_time_zone"}:
-            reason = "invalid"
-        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
-        headers = {**(headers or {}), **exc.extra_headers()} or None  # e.g. Retry-After
-        return google_error(status, reason=reason, message=exc.detail, headers=headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        reason = _HTTP_REASONS.get(exc.status, ("backendError",))[0]
-        return google_error(
-            exc.status, reason=reason, message=HTTPStatus(exc.status).phrase, headers=headers
-        )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return google_error(500, reason="internalError", message="internal error")
-
-
 def google_app(envelope: Envelope) -> web.Application:
     """The /calendar/v3 sub-application, with its own error shape."""
     app = web.Application()
-    envelope.add(app.router, "POST", "/freeBusy", freebusy, shape=google_errors)
-    envelope.add_fallback(app.router, shape=google_errors)
+    envelope.add(app.router, "POST", "/freeBusy", freebusy, shape=google_shape)
+    envelope.add_fallback(app.router, shape=google_shape)
     return app

@@ -14,25 +14,20 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from proxy.access.consumers import Consumer
-from proxy.availability.service import lookup
-from proxy.config.schema import LimitSettings
-from proxy.core.errors import BadRequest, ProblemError
+from proxy.core.errors import BadRequest, Code, ProblemError
 from proxy.core.minimize import parse_graph_datetime
-from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.model import BusyItem, ErrorCode, Query, ScheduleResult, Status, Window
 from proxy.core.timefmt import format_graph_local, format_utc
 from proxy.core.zones import resolve_zone
-from proxy.web.dialects.common import BEARER_CHALLENGE, read_json_object, root_app
-from proxy.web.dialects.native import AvailabilityQuery, parse_query
+from proxy.web.dialects.common import BEARER_CHALLENGE, read_json_object
+from proxy.web.dialects.query import schedules_of, window_of
 from proxy.web.envelope import Envelope
-from proxy.web.headers import check_query_length
-from proxy.web.keys import CONSUMERS, SETTINGS
+from proxy.web.keys import AVAILABILITY, CONSUMERS, WALL_CLOCK
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +72,21 @@ _GRAPH_CODES = {
     503: "ServiceNotAvailable",
     504: "GatewayTimeout",
 }
-# Our stable codes for aiohttp's own HTTP errors, as in the problem+json API.
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 _FIELDS = ("schedules", "starttime", "endtime", "availabilityviewinterval")
 _PREFER_ZONE = re.compile(r'(?:^|[,;\s])outlook\.timezone\s*=\s*(?:"([^"]*)"|([^,;\s]+))', re.I)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-def parse_get_schedule(
-    raw: Mapping[str, Any], limits: LimitSettings
-) -> tuple[AvailabilityQuery, int]:
+def parse_get_schedule(raw: Mapping[str, Any]) -> tuple[Query, int]:
     """Validate a getSchedule body (any key casing) into a query and the view interval."""
     fields = _fold_keys(raw, "the body")
     unknown = set(fields) - set(_FIELDS)
     if unknown:
-        raise BadRequest(f"unknown property: {sorted(unknown)[0]}", code="unknown_field")
+        raise BadRequest(f"unknown property: {sorted(unknown)[0]}", code=Code.UNKNOWN_FIELD)
     start = _date_time_time_zone(fields.get("starttime"), "startTime")
     end = _date_time_time_zone(fields.get("endtime"), "endTime")
     interval = _interval(fields.get("availabilityviewinterval", DEFAULT_INTERVAL))
-    query = parse_query(
-        {
-            "schedules": fields.get("schedules"),
-            "start": format_utc(start),
-            "end": format_utc(end),
-        },
-        limits,
-    )
+    query = Query(schedules=schedules_of(fields.get("schedules")), window=window_of(start, end))
     return query, interval
 
 
@@ -113,7 +97,7 @@ def _fold_keys(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if key.startswith("@odata."):
             continue
         if key.casefold() in folded:
-            raise BadRequest(f"{where} names {key} twice", code="invalid_request")
+            raise BadRequest(f"{where} names {key} twice", code=Code.INVALID_REQUEST)
         folded[key.casefold()] = value
     return folded
 
@@ -121,16 +105,16 @@ def _fold_keys(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
 def _date_time_time_zone(value: Any, name: str) -> datetime:
     if not isinstance(value, Mapping):
         raise BadRequest(
-            f"{name} must be a dateTimeTimeZone {{dateTime, timeZone}}", code="invalid_time"
+            f"{name} must be a dateTimeTimeZone {{dateTime, timeZone}}", code=Code.INVALID_TIME
         )
     fields = _fold_keys(value, name)
     if set(fields) != {"datetime", "timezone"}:
-        raise BadRequest(f"{name} must have exactly dateTime and timeZone", code="invalid_time")
+        raise BadRequest(f"{name} must have exactly dateTime and timeZone", code=Code.INVALID_TIME)
     instant = parse_graph_datetime({"dateTime": fields["datetime"], "timeZone": fields["timezone"]})
     if instant is None:
         raise BadRequest(
             f"{name} must be an ISO 8601 dateTime in a known Windows or IANA timeZone",
-            code="invalid_time",
+            code=Code.INVALID_TIME,
         )
     return instant
 
@@ -140,11 +124,11 @@ def _interval(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest("availabilityViewInterval must be an integer", code="invalid_request")
+        raise BadRequest("availabilityViewInterval must be an integer", code=Code.INVALID_REQUEST)
     if not MIN_INTERVAL <= value <= MAX_INTERVAL:
         raise BadRequest(
             f"availabilityViewInterval must be between {MIN_INTERVAL} and {MAX_INTERVAL}",
-            code="invalid_request",
+            code=Code.INVALID_REQUEST,
         )
     return value
 
@@ -175,7 +159,7 @@ def availability_view(items: Iterable[BusyItem], window: Window, interval: int) 
 
 
 def render_schedule(
-    query: AvailabilityQuery,
+    query: Query,
     results: Mapping[str, ScheduleResult],
     *,
     interval: int,
@@ -227,11 +211,12 @@ async def get_schedule(request: web.Request) -> web.Response:
     raw = await read_json_object(request)
     if "id" not in request.match_info and not bound_to_one_person(consumer):
         raise BadRequest(
-            "/me is only valid for an API key allowed exactly one address", code="invalid_request"
+            "/me is only valid for an API key allowed exactly one address",
+            code=Code.INVALID_REQUEST,
         )
-    query, interval = parse_get_schedule(raw, request.config_dict[SETTINGS].limits)
+    query, interval = parse_get_schedule(raw)
     zone = preferred_zone(request.headers.get("Prefer"))
-    results = await lookup(root_app(request), consumer, query.schedules, query.window)
+    results = await request.config_dict[AVAILABILITY].lookup(consumer, query)
     body = render_schedule(query, results, interval=interval, zone=zone)
     headers = {"Cache-Control": "no-store"}
     if zone is not None:
@@ -244,18 +229,17 @@ def bound_to_one_person(consumer: Consumer) -> bool:
     return len(consumer.exact) == 1 and not consumer.domains
 
 
-def graph_error(
-    request: web.Request,
-    status: int,
-    *,
-    code: str,
-    message: str,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
+def graph_shape(request: web.Request, error: ProblemError) -> web.Response:
     """Graph's whole-request error document; our stable code rides in innerError.code."""
+    # What Graph itself would answer: 429 for a throttled upstream, 503 for one unavailable.
+    status = {Code.THROTTLED: 429, Code.UPSTREAM_UNAVAILABLE: 503}.get(error.code, error.status)
+    headers = error.extra_headers()  # e.g. Retry-After, Allow
+    if status == 401:
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
+    now = request.config_dict[WALL_CLOCK].now()
     inner: dict[str, str] = {
-        "code": code,
-        "date": format_utc(datetime.now(UTC).replace(microsecond=0)),
+        "code": error.code.value,
+        "date": format_utc(now.replace(microsecond=0)),
         "request-id": str(uuid.uuid4()),
     }
     client_request_id = request.headers.get("client-request-id", "")
@@ -264,7 +248,7 @@ def graph_error(
     body = {
         "error": {
             "code": _GRAPH_CODES.get(status, "UnknownError"),
-            "message": message,
+            "message": error.detail,
             "innerError": inner,
         }
     }
@@ -272,45 +256,16 @@ def graph_error(
         status=status,
         body=json.dumps(body).encode(),
         content_type="application/json",
-        headers=headers,
+        headers=headers or None,
     )
-
-
-async def graph_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every error under /v1.0 in Graph's shape; unexpected ones as a bare 500."""
-    try:
-        check_query_length(request)
-        return await handler(request)
-    except ProblemError as exc:
-        # A throttled upstream is what Graph itself would answer 429 for.
-        status = 429 if exc.code == "throttled" else exc.status
-        if exc.code == "upstream_unavailable":
-            status = 503
-        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
-        headers = {**(headers or {}), **exc.extra_headers()} or None  # e.g. Retry-After
-        return graph_error(request, status, code=exc.code, message=exc.detail, headers=headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return graph_error(
-            request,
-            exc.status,
-            code=_HTTP_CODES.get(exc.status, "http_error"),
-            message=HTTPStatus(exc.status).phrase,
-            headers=headers,
-        )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return graph_error(request, 500, code="internal_error", message="internal error")
 
 
 def graph_app(envelope: Envelope) -> web.Application:
     """The /v1.0 sub-application, with Graph's error shape."""
     app = web.Application()
     envelope.add(
-        app.router, "POST", "/users/{id}/calendar/getSchedule", get_schedule, shape=graph_errors
+        app.router, "POST", "/users/{id}/calendar/getSchedule", get_schedule, shape=graph_shape
     )
-    envelope.add(app.router, "POST", "/me/calendar/getSchedule", get_schedule, shape=graph_errors)
-    envelope.add_fallback(app.router, shape=graph_errors)
+    envelope.add(app.router, "POST", "/me/calendar/getSchedule", get_schedule, shape=graph_shape)
+    envelope.add_fallback(app.router, shape=graph_shape)
     return app

@@ -6,21 +6,19 @@ import hashlib
 import uuid
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 from icalendar import Calendar, FreeBusy, vCalAddress, vPeriod
 
 from proxy.access.consumers import Consumer
-from proxy.availability.service import lookup
 from proxy.config.schema import IcalSettings, Settings
-from proxy.core.errors import BadRequest, ProblemError
-from proxy.core.model import ErrorCode, ScheduleResult, Status, Window
+from proxy.core.errors import BadRequest, Code, ProblemError
+from proxy.core.intervals import busy_periods
+from proxy.core.model import ErrorCode, Query, ScheduleResult, Status, Window
 from proxy.core.policy import clamp_to_lookback
 from proxy.core.timefmt import format_utc
-from proxy.web.dialects.common import merge_periods
-from proxy.web.dialects.native import AvailabilityQuery, parse_query
-from proxy.web.keys import CONSUMERS, FEEDS, SETTINGS, WALL_CLOCK
+from proxy.web.dialects.query import parse_instant, schedules_of, window_of
+from proxy.web.keys import AVAILABILITY, CONSUMERS, FEEDS, SETTINGS, WALL_CLOCK
 
 ICAL_CONTENT_TYPE = "text/calendar"
 PRODID = "-//freebusy-proxy//free-busy feed//EN"
@@ -57,7 +55,7 @@ def feed_periods(
             for status in busy_statuses
             if fbtype(status, working_elsewhere=working_elsewhere) == kind
         }
-        periods.extend((kind, start, end) for start, end in merge_periods(result.items, statuses))
+        periods.extend((kind, start, end) for start, end in busy_periods(result.items, statuses))
     return sorted(periods, key=lambda period: (period[1], period[2], period[0]))
 
 
@@ -114,20 +112,20 @@ async def freebusy_ics(request: web.Request) -> web.Response:
     params = request.query
     for name in params:
         if name not in _PARAMETERS:
-            raise BadRequest(f"unknown parameter: {name}", code="unknown_field")
+            raise BadRequest(f"unknown parameter: {name}", code=Code.UNKNOWN_FIELD)
         if len(params.getall(name)) > 1:
-            raise BadRequest(f"{name} is given more than once", code="invalid_request")
+            raise BadRequest(f"{name} is given more than once", code=Code.INVALID_REQUEST)
     consumer = _authenticate(request, address)
     settings = request.app[SETTINGS]
     now = request.app[WALL_CLOCK].now()
     query = _query(address, params.get("start"), params.get("end"), settings, consumer, now=now)
-    results = await lookup(request.app, consumer, query.schedules, query.window)
+    results = await request.app[AVAILABILITY].lookup(consumer, query)
     result = results[address.casefold()]
     if result.error is not None:
         raise _feed_error(result.error)
     periods = feed_periods(
         result,
-        busy_statuses=consumer.busy_statuses,
+        busy_statuses=consumer.policy.busy_statuses,
         working_elsewhere=settings.ical.working_elsewhere,
     )
     etag = feed_etag(address, query.window, periods)
@@ -135,7 +133,7 @@ async def freebusy_ics(request: web.Request) -> web.Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
-    body = render_ical(address, query.window, periods, stamp=datetime.now(UTC))
+    body = render_ical(address, query.window, periods, stamp=now)
     return web.Response(body=body, content_type=ICAL_CONTENT_TYPE, charset="utf-8", headers=headers)
 
 
@@ -144,7 +142,9 @@ def _authenticate(request: web.Request, address: str) -> Consumer:
     if token is None:
         return request.app[CONSUMERS].authenticate(request.headers.get("Authorization"))
     if "Authorization" in request.headers:
-        raise BadRequest("send either a feed token or an API key, not both", code="invalid_request")
+        raise BadRequest(
+            "send either a feed token or an API key, not both", code=Code.INVALID_REQUEST
+        )
     return request.app[FEEDS].authenticate(token, address).consumer
 
 
@@ -156,28 +156,29 @@ def _query(
     consumer: Consumer,
     *,
     now: datetime,
-) -> AvailabilityQuery:
+) -> Query:
     """The feed's query: the window given, or the default one when neither bound is."""
-    raw: dict[str, Any] = {"schedules": [address]}
+    schedules = schedules_of([address])
     if start is None and end is None:
         # From today 00:00 UTC, but not before the key may look back (0 days: from now).
         window = clamp_to_lookback(consumer.policy, default_window(settings.ical, now=now), now=now)
-        raw.update(start=format_utc(window.start), end=format_utc(window.end))
     else:
-        raw.update(start=start, end=end)
-    return parse_query(raw, settings.limits)
+        window = window_of(parse_instant(start, "start"), parse_instant(end, "end"))
+    return Query(schedules=schedules, window=window)
 
 
 def _feed_error(code: ErrorCode) -> ProblemError:
     """The whole-feed error for a per-schedule failure (a feed has only one schedule)."""
     if code is ErrorCode.NOT_FOUND:
         return ProblemError(
-            "Microsoft Graph does not know this address", code=code.value, status=404
+            "Microsoft Graph does not know this address", code=Code(code.value), status=404
         )
     if code is ErrorCode.UPSTREAM_TIMEOUT:
-        return ProblemError("Microsoft Graph did not answer in time", code=code.value, status=504)
+        return ProblemError(
+            "Microsoft Graph did not answer in time", code=Code(code.value), status=504
+        )
     detail = {
         ErrorCode.NOT_CONNECTED: "no connection covers this address",
         ErrorCode.NEEDS_CONSENT: "the connection covering this address must be consented again",
     }.get(code, "Microsoft Graph failed for this address")
-    return ProblemError(detail, code=code.value, status=502)
+    return ProblemError(detail, code=Code(code.value), status=502)

@@ -1,0 +1,112 @@
+"""The one builder of the source chain: everything between the availability service and Graph.
+
+Read top to bottom, it is what sits in front of Graph::
+
+    cache (+ singleflight) -> micro-batching -> circuit breaker -> router -> Graph -> gate -> tokens
+
+The chain is policy-neutral: one cache serves every consumer, and the availability service
+applies each consumer's policy to what comes out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from proxy.config.schema import Settings
+from proxy.core.clock import Clock
+from proxy.core.ports import ConnectionDirectory, ScheduleSource, TokenProvider
+from proxy.observability.metrics import Metrics
+from proxy.sources.batching import BatchingScheduleSource
+from proxy.sources.breaker import BreakerScheduleSource, CircuitBreaker
+from proxy.sources.cache import CachedScheduleSource
+from proxy.sources.gate import Throttle
+from proxy.sources.graph import GraphScheduleSource, RetryPolicy
+from proxy.sources.readiness import Readiness
+from proxy.sources.router import RoutingScheduleSource
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chain:
+    """The chain as built: its front, and the links that others watch."""
+
+    cache: CachedScheduleSource
+    breaker: CircuitBreaker
+    gate: Throttle
+    readiness: Readiness
+
+
+def build_chain(
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession,
+    app_tokens: TokenProvider | None,
+    connections: ConnectionDirectory | None,
+    clock: Clock,
+    metrics: Metrics,
+    details: Callable[[], dict[str, Any]] | None = None,
+) -> Chain:
+    """Build the chain in front of Graph for these settings.
+
+    ``app_tokens``: application credentials, or None when only delegated connections may be
+    used; ``connections``: the delegated connections, or None when connecting is off.
+    ``details``: informational sections for the readiness report.
+    """
+    graph = settings.graph
+    retry = RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds)
+    # Graph throttles per app and mailbox whatever the token: one gate for every call.
+    gate = Throttle(
+        mailbox_concurrency=graph.mailbox_concurrency,
+        max_concurrency=settings.throttle.max_concurrency,
+        mailbox_budget=settings.throttle.mailbox_budget,
+        clock=clock,
+        metrics=metrics,
+    )
+
+    def graph_for(tokens: TokenProvider, me: str | None = None) -> ScheduleSource:
+        return GraphScheduleSource(
+            session=session,
+            tokens=tokens,
+            base_url=graph.base_url,
+            retry=retry,
+            gate=gate,
+            clock=clock,
+            me_address=me,
+        )
+
+    application = None if app_tokens is None else graph_for(app_tokens)
+    if connections is not None:
+        upstream: ScheduleSource = RoutingScheduleSource(
+            connections=connections, graph_for=graph_for, application=application
+        )
+    elif application is not None:
+        upstream = application
+    else:
+        raise ValueError("no application credentials and no connections: nothing to ask")
+    breaker = CircuitBreaker(
+        failures=settings.throttle.breaker_failures,
+        cool_down_s=settings.throttle.breaker_cool_down_seconds,
+        clock=clock,
+    )
+    batched = BatchingScheduleSource(
+        BreakerScheduleSource(upstream, breaker, metrics=metrics),
+        wait_s=settings.batching.wait_ms / 1000,
+        max_schedules=settings.batching.max_schedules,
+        metrics=metrics,
+    )
+    cache = CachedScheduleSource(
+        batched,
+        ttl_s=settings.cache.ttl_seconds,
+        max_entries=settings.cache.max_entries,
+        stale_max_age_s=settings.cache.stale_max_age_seconds,
+        min_fetch_days=settings.cache.min_fetch_days,
+        clock=clock,
+        metrics=metrics,
+    )
+    readiness = Readiness(
+        tokens=app_tokens, session=session, base_url=graph.base_url, clock=clock, details=details
+    )
+    return Chain(cache=cache, breaker=breaker, gate=gate, readiness=readiness)

@@ -1,0 +1,74 @@
+"""The README's first command: `freebusy-proxy serve` with no config runs a working demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.leaks import assert_no_leak
+from tests.support.paths import ROOT
+
+
+async def test_demo_serves_minimized_availability(tmp_path: Path) -> None:
+    """The printed curl line works as printed and returns minimized data; Ctrl+C stops cleanly."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        "serve",
+        "--port",
+        "0",
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        banner: list[str] = []
+        async with asyncio.timeout(60):
+            while not any(line.lstrip().startswith("curl ") for line in banner):
+                line = await process.stdout.readline()
+                assert line, "the demo exited before printing its curl line"
+                banner.append(line.decode())
+        curl = next(line for line in banner if line.lstrip().startswith("curl "))
+        words = shlex.split(curl)
+        header = words[words.index("-H") + 1]
+        url = words[-1]
+        name, _, value = header.partition(": ")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers={name: value}) as resp,
+        ):
+            text = await resp.text()
+        assert resp.status == 200, text
+        body = json.loads(text)
+        assert len(body["schedules"]) == 3
+        assert any(entry["items"] for entry in body["schedules"])
+        assert_no_leak(text)
+        # The connect flows are enabled and printed; the first leg redirects to the mock.
+        while not any("Connections:" in line for line in banner):
+            line = await process.stdout.readline()
+            assert line, "the demo exited before printing its connect links"
+            banner.append(line.decode())
+        start = next(line for line in banner if "Individual Connect:" in line).split()[-1]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(start, allow_redirects=False) as resp,
+        ):
+            assert resp.status == 302
+            assert "/oauth2/v2.0/authorize?" in resp.headers["Location"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "CANARY" not in stderr.decode()

@@ -1,0 +1,1 @@
+"""Builders, fakes and guards the tests share (fixtures stay in tests/conftest.py)."""
