@@ -1,1 +1,1 @@
-"""TODO."""
+"""The availability service: every per-request duty between a consumer and the source chain."""

@@ -1,1 +1,1 @@
-"""TODO."""
+"""What a valid configuration is (schema), and the one function that judges one (load)."""

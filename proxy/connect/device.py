@@ -13,6 +13,7 @@ from proxy.connect.onboarding import complete
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import REQUESTED_SCOPES
 from proxy.connect.store import ConnectionStore, fernet_from_key
+from proxy.core.clock import SystemWallClock
 from proxy.core.connections import Kind
 from proxy.core.errors import Refusal
 from proxy.sources.tls import client_ssl_context, requests_session
@@ -42,7 +43,13 @@ async def connect_with_device_code(settings: Settings, kind: Kind) -> int:
         connector = aiohttp.TCPConnector(ssl=client_ssl_context(settings.graph.ca_file))
         timeout = aiohttp.ClientTimeout(total=settings.graph.timeout_seconds)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            connections = Connections(settings=settings, store=store, session=session, http=http)
+            connections = Connections(
+                settings=settings,
+                store=store,
+                session=session,
+                http=http,
+                wall_clock=SystemWallClock(),
+            )
             try:
                 connection = await complete(
                     connections,

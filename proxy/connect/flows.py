@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from proxy.core.clock import Clock
 from proxy.core.connections import Kind
 
 # How long an expired state is still recognised as "expired" rather than unknown.
@@ -29,7 +28,7 @@ class PendingFlow:
 class PendingFlows:
     """Flows by state; each is taken at most once."""
 
-    def __init__(self, *, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, timeout_s: float, clock: Clock) -> None:
         self._timeout = timeout_s
         self._clock = clock
         self._flows: OrderedDict[str, PendingFlow] = OrderedDict()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -105,7 +104,7 @@ async def complete(
         scopes=tuple(sorted(granted)),
         status="connected",
         public_client=public_client,
-        created=format_utc(datetime.now(UTC).replace(microsecond=0)),
+        created=format_utc(connections.wall_clock.now().replace(microsecond=0)),
     )
     await connections.add(connection, token_cache)
     log.info("connection %s (%s) stored", connection.id, kind)

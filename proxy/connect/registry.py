@@ -15,6 +15,7 @@ from proxy.config.schema import Settings
 from proxy.connect.msal_apps import CONSENT_ERRORS, build_app, error_code
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, granted_scopes, token_claims
 from proxy.connect.store import ConnectionStore
+from proxy.core.clock import WallClock
 from proxy.core.connections import Connection, ConnectionStatus
 from proxy.core.errors import TokenError
 from proxy.sources.credentials import PLATFORM_ERRORS, platform_token_error
@@ -106,9 +107,11 @@ class Connections:
         store: ConnectionStore,
         session: aiohttp.ClientSession,
         http: requests.Session,
+        wall_clock: WallClock,
         on_removed: list[ConnectionRemoved] | None = None,
     ) -> None:
         self.settings = settings
+        self.wall_clock = wall_clock
         self.store = store
         self.http = http
         self._session = session

@@ -17,6 +17,7 @@ from proxy.connect.flows import PendingFlows
 from proxy.connect.msal_apps import build_app
 from proxy.connect.registry import Connections
 from proxy.connect.store import ConnectionStore, fernet_from_key
+from proxy.core.clock import Clock, WallClock
 from proxy.sources.tls import requests_session
 
 
@@ -49,7 +50,11 @@ class ConnectRuntime:
 
 @asynccontextmanager
 async def open_connect(
-    settings: Settings, session: aiohttp.ClientSession
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    *,
+    clock: Clock,
+    wall_clock: WallClock,
 ) -> AsyncIterator[ConnectRuntime]:
     """Open the store, load every connection, and close both when the block ends."""
     store = await asyncio.to_thread(
@@ -57,11 +62,13 @@ async def open_connect(
     )
     http = requests_session(settings.graph.ca_file)
     try:
-        connections = Connections(settings=settings, store=store, session=session, http=http)
+        connections = Connections(
+            settings=settings, store=store, session=session, http=http, wall_clock=wall_clock
+        )
         await connections.load()
         yield ConnectRuntime(
             connections=connections,
-            flows=PendingFlows(timeout_s=settings.connect.flow_timeout_seconds),
+            flows=PendingFlows(timeout_s=settings.connect.flow_timeout_seconds, clock=clock),
             session=session,
             http=http,
         )

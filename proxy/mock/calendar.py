@@ -10,13 +10,11 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from proxy.mock.canary import canary, seeded_random
-
-if TYPE_CHECKING:
-    from proxy.mock.organisation import Mailbox
+from proxy.mock.mailbox import Mailbox
 
 Status = Literal["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]
 # Events that start on one local day end by this time after the next local midnight.

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from proxy.mock.calendar import CalendarEvent, events_between
-from proxy.mock.canary import seeded_random, stable_object_id
+from proxy.mock.canary import seeded_random
+from proxy.mock.mailbox import Mailbox, MailboxKind
 from proxy.mock.settings import MOCK_DOMAIN
-
-MailboxKind = Literal["person", "room"]
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -75,23 +72,6 @@ _ZONES = (
     "Europe/Stockholm",
     "America/Toronto",
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Mailbox:
-    """One resolvable address of the organisation: a person or a meeting room."""
-
-    address: str
-    display_name: str
-    kind: MailboxKind
-    time_zone: str
-    """IANA name of the zone the mailbox's working hours and local meetings live in."""
-    index: int
-
-    @property
-    def object_id(self) -> str:
-        """Return the directory object id (GUID) Graph also accepts in place of the address."""
-        return stable_object_id("user", self.address)
 
 
 class Organisation:

@@ -1,1 +1,1 @@
-"""TODO."""
+"""What the proxy tells its operators: metrics, logs and the audit trail, naming no one."""

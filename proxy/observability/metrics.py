@@ -11,9 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -161,11 +159,3 @@ class Metrics:
 def _status(status: int) -> str:
     """A status code as a label value (interned: the same few strings over and over)."""
     return _STATUS_LABELS.get(status) or str(status)
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    """GET /metrics: this process's metrics in Prometheus text format."""
-    from proxy.web.keys import METRICS
-
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

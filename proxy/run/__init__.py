@@ -1,1 +1,1 @@
-"""TODO."""
+"""Running the proxy: the command line, serving, workers, and the demo."""

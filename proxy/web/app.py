@@ -21,6 +21,7 @@ from proxy.access.rate import TokenBuckets
 from proxy.availability.memo import ResponseMemo
 from proxy.availability.service import Availability
 from proxy.config.schema import ServerSettings, Settings
+from proxy.connect.registry import Connections
 from proxy.connect.runtime import open_connect
 from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
 from proxy.observability.audit import AuditTrail
@@ -91,7 +92,9 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             resources.push_async_callback(app_tokens.close)
         connections = None
         if settings.connect.kinds:
-            connect = await resources.enter_async_context(open_connect(settings, session))
+            connect = await resources.enter_async_context(
+                open_connect(settings, session, clock=clock, wall_clock=app[WALL_CLOCK])
+            )
             app[CONNECT] = connect
             connections = connect.connections
         chain = build_chain(
@@ -117,7 +120,7 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
         yield
 
 
-def _connection_details(connections: Any) -> dict[str, Any]:
+def _connection_details(connections: Connections) -> dict[str, Any]:
     """The readiness report's informational section about delegated connections."""
     return {"connections": connections.summary()}
 

@@ -1,1 +1,1 @@
-"""Dialects the proxy speaks besides its own JSON API: Graph drop-in, Google freeBusy, iCalendar."""
+"""The languages consumers speak: the native JSON API, Graph drop-in, Google freeBusy, iCalendar."""
