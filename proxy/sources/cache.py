@@ -371,8 +371,8 @@ def _assemble(
             start, end = max(item.start, window.start), min(item.end, window.end)
             if start < end:
                 clipped.append(BusyItem(start=start, end=end, status=item.status))
-    clipped.sort()
-    return tuple(clipped)
+    # Items that differ only beyond the window are one item inside it.
+    return tuple(sorted(set(clipped)))
 
 
 def _join_at_midnight(pieces: list[tuple[BusyItem, ...]], first: int) -> list[BusyItem]:

@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shlex
 import signal
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 
 from tests.support.leaks import assert_no_leak
 from tests.support.paths import ROOT
 
 
-async def test_demo_serves_minimized_availability(tmp_path: Path) -> None:
-    """The printed curl line works as printed and returns minimized data; Ctrl+C stops cleanly."""
+@pytest.fixture
+def port_8080_busy() -> Iterator[None]:
+    """Port 8080 taken while the test runs: by this fixture, or by a demo already running."""
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", 8080))
+            holder.listen()
+        except OSError as exc:
+            # Already taken (the README's demo from command one, say): busy either way.
+            if exc.errno != errno.EADDRINUSE:
+                raise
+        yield
+
+
+async def test_demo_serves_minimized_availability(tmp_path: Path, port_8080_busy: None) -> None:
+    """With 8080 taken, `serve --port 0` picks a free port; the printed curl line works as
+    printed and returns minimized data; Ctrl+C stops cleanly."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -39,6 +59,8 @@ async def test_demo_serves_minimized_availability(tmp_path: Path) -> None:
                 line = await process.stdout.readline()
                 assert line, "the demo exited before printing its curl line"
                 banner.append(line.decode())
+        proxy_url = next(line for line in banner if line.strip().startswith("proxy:")).split()[-1]
+        assert urlsplit(proxy_url).port not in (None, 8080), proxy_url
         curl = next(line for line in banner if line.lstrip().startswith("curl "))
         words = shlex.split(curl)
         header = words[words.index("-H") + 1]

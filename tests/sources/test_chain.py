@@ -1,0 +1,219 @@
+"""The chain's links composed in memory, in front of a fake source: no HTTP, no polling."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxy.core.clock import ManualClock
+from proxy.core.errors import Code, UpstreamFailure
+from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.observability.metrics import Metrics
+from proxy.sources.batching import BatchingScheduleSource
+from proxy.sources.breaker import BreakerScheduleSource, CircuitBreaker
+from proxy.sources.cache import CachedScheduleSource
+from tests.support.fakes import FakeSource
+
+MONDAY = datetime(2026, 3, 16, tzinfo=UTC)
+ADELE, ALEX, MEGAN = "adele@x.example", "alex@x.example", "megan@x.example"
+
+
+def day(offset: int = 0, days: int = 1) -> Window:
+    """Whole UTC days from MONDAY + offset."""
+    start = MONDAY + timedelta(days=offset)
+    return Window(start=start, end=start + timedelta(days=days))
+
+
+def item(hours: float, length: float, status: Status = Status.BUSY) -> BusyItem:
+    """An item starting ``hours`` after MONDAY 00:00 UTC."""
+    start = MONDAY + timedelta(hours=hours)
+    return BusyItem(start, start + timedelta(hours=length), status)
+
+
+def chain(
+    fake: FakeSource,
+    *,
+    clock: ManualClock | None = None,
+    min_fetch_days: int = 1,
+    wait_s: float = 0.0,
+    batch: int = 20,
+    failures: int = 5,
+) -> tuple[CachedScheduleSource, CircuitBreaker]:
+    """cache -> batching -> breaker -> fake, as sources.chain builds it in front of Graph."""
+    clock = clock or ManualClock()
+    metrics = Metrics()
+    breaker = CircuitBreaker(failures=failures, cool_down_s=30, clock=clock)
+    batched = BatchingScheduleSource(
+        BreakerScheduleSource(fake, breaker, metrics=metrics),
+        wait_s=wait_s,
+        max_schedules=batch,
+        metrics=metrics,
+    )
+    cache = CachedScheduleSource(
+        batched, ttl_s=60, max_entries=1000, min_fetch_days=min_fetch_days, clock=clock,
+        metrics=metrics,
+    )  # fmt: skip
+    return cache, breaker
+
+
+async def test_concurrent_questions_about_one_day_share_one_fetch() -> None:
+    """Singleflight: three requests for the same mailbox-day while it is fetched: one call."""
+    fake = FakeSource({ADELE: [item(9, 1)]})
+    cache, _ = chain(fake)
+    fake.held()
+    asks = [asyncio.create_task(cache.get_schedules([ADELE], day())) for _ in range(3)]
+    await fake.until_called(1)
+    fake.release()
+    answers = await asyncio.gather(*asks)
+    assert len(fake.calls) == 1
+    assert all(a == answers[0] for a in answers)
+    assert answers[0][ADELE].items == (item(9, 1),)
+
+
+async def test_misses_for_other_mailboxes_join_the_open_batch() -> None:
+    """While a call is in flight, misses for different mailboxes over the same days go together."""
+    fake = FakeSource({ADELE: [], ALEX: [], MEGAN: []})
+    # The batch waits (up to 600 s) for company, and goes as soon as it holds two mailboxes.
+    cache, _ = chain(fake, wait_s=600, batch=2)
+    fake.held()
+    first = asyncio.create_task(cache.get_schedules([ADELE], day()))
+    await fake.until_called(1)
+    alex = asyncio.create_task(cache.get_schedules([ALEX], day()))
+    megan = asyncio.create_task(cache.get_schedules([MEGAN], day()))
+    await fake.until_called(2)
+    fake.release()
+    await asyncio.gather(first, alex, megan)
+    assert [sorted(call.addresses) for call in fake.calls] == [[ADELE], [ALEX, MEGAN]]
+
+
+async def test_a_miss_reaches_ahead_and_later_days_are_hits() -> None:
+    """A miss fetches min_fetch_days at once, so the next days' questions are answered in memory."""
+    fake = FakeSource({ADELE: [item(9, 1), item(24 + 9, 1), item(5 * 24 + 9, 1)]})
+    cache, _ = chain(fake, min_fetch_days=8)
+    await cache.get_schedules([ADELE], day())
+    assert fake.calls[0].window == day(0, 8)
+    answer = await cache.get_schedules([ADELE], day(1, 5))
+    assert len(fake.calls) == 1
+    assert answer[ADELE].items == (item(24 + 9, 1), item(5 * 24 + 9, 1))
+
+
+async def test_not_found_is_cached_and_transient_errors_are_not() -> None:
+    """An unknown address stays unknown for a TTL; a throttled one is asked again next time."""
+    fake = FakeSource({ALEX: []}, errors={MEGAN: ErrorCode.THROTTLED})
+    cache, _ = chain(fake)
+    for _ in range(2):
+        answer = await cache.get_schedules([ADELE, MEGAN], day())
+        assert answer[ADELE].error is ErrorCode.NOT_FOUND
+        assert answer[MEGAN].error is ErrorCode.THROTTLED
+    assert [call.addresses for call in fake.calls] == [(ADELE, MEGAN), (MEGAN,)]
+
+
+async def test_entries_expire_on_the_clock() -> None:
+    """Past the TTL, a day is fetched again."""
+    clock = ManualClock()
+    fake = FakeSource({ADELE: []})
+    cache, _ = chain(fake, clock=clock)
+    await cache.get_schedules([ADELE], day())
+    clock.advance(60)
+    await cache.get_schedules([ADELE], day())
+    assert len(fake.calls) == 1
+    clock.advance(0.001)
+    await cache.get_schedules([ADELE], day())
+    assert len(fake.calls) == 2
+
+
+async def test_forget_during_a_fetch_keeps_nothing() -> None:
+    """A fetch that lands after forget() answers its caller but stores nothing."""
+    fake = FakeSource({ADELE: [item(9, 1)]})
+    cache, _ = chain(fake)
+    fake.held()
+    asked = asyncio.create_task(cache.get_schedules([ADELE], day()))
+    await fake.until_called(1)
+    cache.forget([ADELE])
+    fake.release()
+    assert (await asked)[ADELE].items == (item(9, 1),)
+    assert cache.entries() == []
+
+
+async def test_the_breaker_opens_and_a_probe_closes_it() -> None:
+    """After N whole failures Graph is not asked; after the cool-down one probe goes."""
+    clock = ManualClock()
+    fake = FakeSource({ADELE: []}, failure=UpstreamFailure("down", code=Code.UPSTREAM_UNAVAILABLE))
+    cache, breaker = chain(fake, clock=clock, failures=2)
+    for _ in range(2):
+        with pytest.raises(UpstreamFailure):
+            await cache.get_schedules([ADELE], day())
+    assert len(fake.calls) == 2
+    with pytest.raises(UpstreamFailure):
+        await cache.get_schedules([ADELE], day())
+    assert len(fake.calls) == 2
+    clock.advance(30)
+    fake.failure = None
+    assert (await cache.get_schedules([ADELE], day()))[ADELE].error is None
+    assert len(fake.calls) == 3
+    assert breaker.state == "closed"
+
+
+async def test_a_whole_failure_fails_only_when_nothing_can_be_answered() -> None:
+    """With one mailbox cached and one not, a failing Graph fails only the uncached one."""
+    fake = FakeSource({ADELE: [], ALEX: []})
+    cache, _ = chain(fake)
+    await cache.get_schedules([ADELE], day())
+    fake.failure = UpstreamFailure("down", code=Code.UPSTREAM_UNAVAILABLE)
+    answer = await cache.get_schedules([ADELE, ALEX], day())
+    assert answer[ADELE] == ScheduleResult()
+    assert answer[ALEX].error is ErrorCode.UPSTREAM_UNAVAILABLE
+    with pytest.raises(UpstreamFailure):
+        await cache.get_schedules([ALEX], day())
+
+
+_STATUSES = st.sampled_from(list(Status))
+_ITEMS = st.lists(
+    st.tuples(st.integers(0, 6 * 24 * 4), st.integers(1, 3 * 24 * 4), _STATUSES).map(
+        lambda t: BusyItem(
+            MONDAY + timedelta(minutes=15 * t[0]),
+            MONDAY + timedelta(minutes=15 * (t[0] + t[1])),
+            t[2],
+        )
+    ),
+    max_size=12,
+)
+_WINDOWS = st.tuples(st.integers(0, 6 * 24 * 4), st.integers(1, 5 * 24 * 4)).map(
+    lambda t: Window(
+        start=MONDAY + timedelta(minutes=15 * t[0]),
+        end=MONDAY + timedelta(minutes=15 * (t[0] + t[1])),
+    )
+)
+
+
+def union(items: tuple[BusyItem, ...]) -> dict[Status, list[tuple[datetime, datetime]]]:
+    """Per status, its intervals merged: what anyone can tell from the answer about a status."""
+    merged: dict[Status, list[tuple[datetime, datetime]]] = {}
+    for entry in sorted(items):
+        spans = merged.setdefault(entry.status, [])
+        if spans and entry.start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], entry.end))
+        else:
+            spans.append((entry.start, entry.end))
+    return merged
+
+
+@given(items=_ITEMS, warm=st.lists(_WINDOWS, max_size=3), window=_WINDOWS)
+async def test_cached_answers_equal_the_source_for_any_calendar_and_window(
+    items: list[BusyItem], warm: list[Window], window: Window
+) -> None:
+    """Whatever filled the cache before, an answer shows per status what the source shows."""
+    fake = FakeSource({ADELE: items})
+    cache, _ = chain(fake, min_fetch_days=3)
+    for earlier in warm:
+        await cache.get_schedules([ADELE], earlier)
+    cached = (await cache.get_schedules([ADELE], window))[ADELE]
+    direct = (await fake.get_schedules([ADELE], window))[ADELE]
+    assert union(cached.items) == union(direct.items)
+    assert len(cached.items) <= len(direct.items)
+    assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
+    assert list(cached.items) == sorted(cached.items)
