@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from proxy.access.consumers import new_key
 from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, CacheSettings
+from proxy.core.clock import MONOTONIC
 from proxy.core.model import Window
 from proxy.core.timefmt import format_graph_local, format_utc
 from proxy.mock import (
@@ -53,10 +54,11 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
+from proxy.observability.metrics import Metrics
 from proxy.sources.cache import CachedScheduleSource
 from proxy.sources.credentials import MsalAppTokens
+from proxy.sources.gate import Throttle
 from proxy.sources.graph import GraphScheduleSource, RetryPolicy
-from proxy.sources.keyed import KeyedLimiter
 from proxy.sources.tls import client_ssl_context
 
 ORG_SIZE = 500
@@ -298,7 +300,7 @@ async def cold_path(
     if samples + 20 > len(addresses):
         raise ValueError(f"at most {len(addresses) - 20} cold-path samples (one per mailbox)")
     reach = timedelta(days=min_fetch_days)
-    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10)
+    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10, clock=MONOTONIC)
     port = free_port()
     timings: dict[str, list[float]] = {"day": [], "reach": [], "proxy": []}
     try:
@@ -374,15 +376,21 @@ def percentile(values: list[float], p: float) -> float:
 async def memory(mock: RunningMock, days: int = 14) -> dict[str, Any]:
     """Bytes the cache holds per mailbox-day: filled from the mock, measured by forgetting."""
     addresses = mock.graph.organisation.addresses()
-    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10)
+    tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10, clock=MONOTONIC)
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))
         async with aiohttp.ClientSession(connector=connector) as session:
+            gate = Throttle(
+                mailbox_concurrency=4, max_concurrency=32, mailbox_budget=9000,
+                clock=MONOTONIC, metrics=Metrics(),
+            )  # fmt: skip
             graph = GraphScheduleSource(
                 session=session, tokens=tokens, base_url=mock.graph_base_url,
-                retry=RetryPolicy(), mailbox_limiter=KeyedLimiter(4),
+                retry=RetryPolicy(), gate=gate, clock=MONOTONIC,
             )  # fmt: skip
-            cache = CachedScheduleSource(graph, ttl_s=3600, max_entries=10**7)
+            cache = CachedScheduleSource(
+                graph, ttl_s=3600, max_entries=10**7, clock=MONOTONIC, metrics=Metrics()
+            )
             window = Window(start=T0.replace(hour=0), end=T0.replace(hour=0) + timedelta(days=days))
             tracemalloc.start()
             # Warm up connections, the token and the in-process mock's own memos with the same

@@ -25,11 +25,6 @@ class Consumer:
     domains: frozenset[str]
     policy: Policy = DEFAULT_POLICY
 
-    def may_query(self, address: str) -> bool:
-        """True when the allowlist covers the address (case-insensitive)."""
-        folded = address.casefold()
-        return folded in self.exact or folded.rpartition("@")[2] in self.domains
-
 
 def new_key() -> tuple[str, str]:
     """Return a fresh random API key and the SHA-256 hex digest to put in the config."""
@@ -84,8 +79,9 @@ class ConsumerRegistry:
 
     @staticmethod
     def authorize(consumer: Consumer, addresses: Iterable[str]) -> None:
-        """Raise Forbidden unless the consumer may query every address."""
-        denied = [address for address in addresses if not consumer.may_query(address)]
+        """Raise Forbidden unless the consumer may query every (case-folded) address."""
+        exact, domains = consumer.exact, consumer.domains
+        denied = [a for a in addresses if a not in exact and a.rpartition("@")[2] not in domains]
         if denied:
             raise Forbidden(
                 f"this API key may not query: {', '.join(denied[:5])}"

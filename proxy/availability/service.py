@@ -10,6 +10,7 @@ admitted exactly the same way before it is sent again, so a duty added here hold
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from proxy.access.consumers import Consumer, ConsumerRegistry
 from proxy.access.rate import TokenBuckets
@@ -18,7 +19,7 @@ from proxy.config.schema import LimitSettings
 from proxy.core.clock import WallClock
 from proxy.core.connections import Connection
 from proxy.core.model import Query, ScheduleResult
-from proxy.core.policy import apply_policy, check_request, fetch_window
+from proxy.core.policy import Bounds, Policy, apply_policy, check_request, fetch_window
 from proxy.observability.audit_record import note_request
 from proxy.sources.cache import CachedScheduleSource
 
@@ -40,6 +41,8 @@ class Availability:
         self._rate = rate
         self._limits = limits
         self._wall_clock = wall_clock
+        # Per consumer (by name): its limits under the global ones, computed once.
+        self._bounds: dict[str, _Bounds] = {}
 
     async def lookup(self, consumer: Consumer, query: Query) -> Mapping[str, ScheduleResult]:
         """Results for every requested address, keyed by its case-folded form.
@@ -50,8 +53,7 @@ class Availability:
         """
         self._admit(consumer, query)
         policy = consumer.policy
-        unique = list({address.casefold(): address for address in query.schedules}.values())
-        results = await self._chain.get_schedules(unique, fetch_window(policy, query.window))
+        results = await self._chain.get_schedules(query.unique, fetch_window(policy, query.window))
         return {key: apply_policy(result, policy, query.window) for key, result in results.items()}
 
     def recall(self, consumer: Consumer, key: MemoKey) -> bytes | None:
@@ -103,12 +105,22 @@ class Availability:
         note_request(query.schedules, query.window)
         policy = consumer.policy
         self._rate.take(consumer.name, policy.rate_per_minute)
-        ConsumerRegistry.authorize(consumer, query.schedules)
-        check_request(
-            policy,
-            schedules=query.schedules,
-            window=query.window,
-            now=self._wall_clock.now(),
-            max_window_days=self._limits.max_window_days,
-            max_schedules=self._limits.max_schedules,
-        )
+        ConsumerRegistry.authorize(consumer, query.unique)
+        bounds = self._bounds.get(consumer.name)
+        if bounds is None or bounds.policy is not policy:
+            bounds = self._bounds[consumer.name] = _Bounds(
+                policy,
+                Bounds.of(
+                    policy,
+                    max_window_days=self._limits.max_window_days,
+                    max_schedules=self._limits.max_schedules,
+                ),
+            )
+        check_request(bounds.bounds, query, now=self._wall_clock.now())
+
+
+class _Bounds(NamedTuple):
+    """A consumer's bounds, and the policy object they were computed from."""
+
+    policy: Policy
+    bounds: Bounds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
@@ -87,3 +87,10 @@ class Query:
 
     schedules: tuple[str, ...]
     window: Window
+    # Each address once, case-folded, in the order first asked: what is fetched and checked.
+    unique: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "unique", tuple(dict.fromkeys(address.casefold() for address in self.schedules))
+        )

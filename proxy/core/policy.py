@@ -6,7 +6,6 @@ policy-neutral; the availability service applies a consumer's policy to every re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -15,7 +14,7 @@ from msgspec import Meta
 
 from proxy.core.errors import BadRequest, Code
 from proxy.core.intervals import merge
-from proxy.core.model import BusyItem, ScheduleResult, Status, Window
+from proxy.core.model import BusyItem, Query, ScheduleResult, Status, Window
 
 Detail = Literal["status", "busy"]
 
@@ -45,39 +44,61 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-def check_request(
-    policy: Policy,
-    *,
-    schedules: Sequence[str],
-    window: Window,
-    now: datetime,
-    max_window_days: int,
-    max_schedules: int,
-) -> None:
-    """Raise BadRequest unless the request fits the consumer's (and the global) limits.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bounds:
+    """What one consumer may ask, under the global limits, ready to compare with a question."""
 
-    ``max_window_days`` and ``max_schedules`` are the global limits; a consumer's own
-    limits can only be stricter. The global count is of entries as sent (each is answered);
-    the consumer's of distinct addresses (each is fetched).
+    max_entries: int
+    max_distinct: int
+    window_days: int
+    lookback_days: int
+    lookahead_days: int
+    max_window: timedelta
+    # "Now" minus this is the earliest start; plus lookahead, the latest end.
+    lookback: timedelta
+    lookahead: timedelta
+
+    @classmethod
+    def of(cls, policy: Policy, *, max_window_days: int, max_schedules: int) -> Bounds:
+        """The bounds of ``policy``; a consumer's own limits can only be stricter."""
+        days = min(max_window_days, policy.max_window_days or max_window_days)
+        return cls(
+            max_entries=max_schedules,
+            max_distinct=min(max_schedules, policy.max_schedules or max_schedules),
+            window_days=days,
+            lookback_days=policy.max_lookback_days,
+            lookahead_days=policy.max_lookahead_days,
+            max_window=timedelta(days=days),
+            lookback=timedelta(days=policy.max_lookback_days) + LOOKBACK_TOLERANCE,
+            lookahead=timedelta(days=policy.max_lookahead_days),
+        )
+
+
+def check_request(bounds: Bounds, query: Query, *, now: datetime) -> None:
+    """Raise BadRequest unless the question fits the consumer's (and the global) limits.
+
+    The global count is of entries as sent (each is answered); the consumer's of distinct
+    addresses (each is fetched).
     """
-    most = min(max_schedules, policy.max_schedules or max_schedules)
-    if len(schedules) > max_schedules or len({a.casefold() for a in schedules}) > most:
-        raise BadRequest(f"at most {most} schedules per request", code=Code.TOO_MANY_SCHEDULES)
-    days = min(max_window_days, policy.max_window_days or max_window_days)
-    if window.duration > timedelta(days=days):
-        raise BadRequest(f"the window may span at most {days} days", code=Code.WINDOW_TOO_LONG)
-    earliest = now - timedelta(days=policy.max_lookback_days) - LOOKBACK_TOLERANCE
-    if window.start < earliest:
+    if len(query.schedules) > bounds.max_entries or len(query.unique) > bounds.max_distinct:
+        raise BadRequest(
+            f"at most {bounds.max_distinct} schedules per request", code=Code.TOO_MANY_SCHEDULES
+        )
+    window = query.window
+    if window.end - window.start > bounds.max_window:
+        raise BadRequest(
+            f"the window may span at most {bounds.window_days} days", code=Code.WINDOW_TOO_LONG
+        )
+    if window.start < now - bounds.lookback:
         what = (
             "the past"
-            if policy.max_lookback_days == 0
-            else f"more than {policy.max_lookback_days} days back"
+            if bounds.lookback_days == 0
+            else f"more than {bounds.lookback_days} days back"
         )
         raise BadRequest(f"this API key may not look into {what}", code=Code.WINDOW_TOO_EARLY)
-    latest = now + timedelta(days=policy.max_lookahead_days)
-    if window.end > latest:
+    if window.end > now + bounds.lookahead:
         raise BadRequest(
-            f"this API key may look at most {policy.max_lookahead_days} days ahead",
+            f"this API key may look at most {bounds.lookahead_days} days ahead",
             code=Code.WINDOW_TOO_LATE,
         )
 

@@ -24,7 +24,6 @@ from proxy.observability.loopmetrics import LoopCounter, LoopHistogram
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 3, 5, 10, 15, 20, 40, 100)
 _GET_SCHEDULE_SUFFIX = "/calendar/getSchedule"
-_STATUS_LABELS = {status: str(status) for status in range(100, 600)}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -101,7 +100,7 @@ class Metrics:
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and observe its duration."""
         # Any token is a valid HTTP method: unknown ones share a label value.
-        self.requests.inc((route, method if method in _METHODS else "other", _status(status)))
+        self.requests.inc((route, method if method in _METHODS else "other", str(status)))
         self.request_seconds.observe(route, seconds)
 
     def render(self) -> bytes:
@@ -154,8 +153,3 @@ class Metrics:
                 histogram = self.upstream_seconds.labels(endpoint)
                 self._upstream_histograms[endpoint] = histogram
             histogram.observe(time.perf_counter() - started)
-
-
-def _status(status: int) -> str:
-    """A status code as a label value (interned: the same few strings over and over)."""
-    return _STATUS_LABELS.get(status) or str(status)

@@ -17,9 +17,10 @@ from proxy.access.consumers import new_key
 from proxy.config.schema import ConsumerSettings, Settings
 from proxy.core.clock import FixedWallClock
 from proxy.core.errors import BadRequest
+from proxy.core.intervals import merge
 from proxy.core.minimize import minimize
-from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
-from proxy.core.policy import Policy, apply_policy, check_request, fetch_window, merge
+from proxy.core.model import BusyItem, ErrorCode, Query, ScheduleResult, Status, Window
+from proxy.core.policy import Bounds, Policy, apply_policy, check_request, fetch_window
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
 from tests.support.leaks import assert_no_leak
 from tests.support.proxies import (
@@ -285,9 +286,8 @@ def test_request_limits(
     """Each consumer limit refuses with its own code; a consumer can only be stricter."""
 
     def check() -> None:
-        check_request(
-            policy, schedules=schedules, window=win, now=NOW, max_window_days=30, max_schedules=10
-        )
+        bounds = Bounds.of(policy, max_window_days=30, max_schedules=10)
+        check_request(bounds, Query(schedules=tuple(schedules), window=win), now=NOW)
 
     if code is None:
         check()
