@@ -1,24 +1,39 @@
-"""The access log: one line per request, naming no query string."""
+"""The access log: one line per request, naming its route template, never the path itself.
+
+Paths carry addresses (the feed route, the Graph drop-in's users/{id}) and query strings carry
+addresses and tokens, so a line names the route a request matched, as the audit trail and the
+metrics do; what no route serves is "unmatched".
+"""
 
 from __future__ import annotations
 
 import logging
 
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from proxy.web.envelope import UNMATCHED, Anywhere
+
+
+def route_template(request: BaseRequest) -> str:
+    """The template of the route that answered ``request``, or "unmatched"."""
+    if not isinstance(request, web.Request):
+        return UNMATCHED  # refused by the HTTP parser before any routing
+    resource = request.match_info.route.resource
+    if resource is None or isinstance(resource, Anywhere):
+        return UNMATCHED
+    return resource.canonical
+
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request: method, path without query string, status, duration.
-
-    Query strings carry addresses and keys could appear in headers, so neither is logged.
-    """
+    """One line per request: method, route template, status, duration."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         """Write the access line."""
         self.logger.info(
-            "%s %s %d %.1fms", request.method, request.path, response.status, time * 1000
+            "%s %s %d %.1fms", request.method, route_template(request), response.status, time * 1000
         )
 
     @property

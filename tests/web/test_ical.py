@@ -146,16 +146,19 @@ async def test_feed_token_reads_its_address_only(
         assert resp.status == 401
 
 
-async def test_access_log_has_the_feed_path_but_not_the_token(
+async def test_access_log_names_the_route_not_the_address_or_token(
     feed_proxy: TestClient[Any, Any], log_capture: pytest.LogCaptureFixture
 ) -> None:
-    """The access line of a feed request names method, path and status, not the query."""
+    """The access line of a feed request names method, route template and status: no address
+    (it is in the path) and no token (in the query)."""
     async with feed_proxy.get(ICS, params={**DAY, "token": FEED_TOKEN}) as resp:
         assert resp.status == 200
     await feed_proxy.close()  # the access line is written once the response is done
     lines = [r.getMessage() for r in log_capture.records if r.name == "aiohttp.access"]
-    assert any(line.startswith(f"GET {ICS} 200") for line in lines), lines
-    assert not any("token" in line for line in lines)
+    assert any(line.startswith("GET /v1/schedules/{address}/freebusy.ics 200") for line in lines), (
+        lines
+    )
+    assert not any("token" in line or ONE_ADDRESS in line for line in lines)
 
 
 async def test_feed_token_works_on_no_other_route(feed_proxy: TestClient[Any, Any]) -> None:
