@@ -138,9 +138,7 @@ class PostgresStore:
     ) -> PostgresStore:
         """Connect a pool and a listener; ConfigError (naming no secret) when that fails."""
         try:
-            pool = await asyncpg.create_pool(
-                url, password=password, min_size=1, max_size=pool_size
-            )
+            pool = await asyncpg.create_pool(url, password=password, min_size=1, max_size=pool_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConfigError(
                 f"connect.storage_url: cannot open the PostgreSQL store ({type(exc).__name__})"
@@ -185,7 +183,9 @@ class PostgresStore:
                 f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} "
                 "(version INTEGER PRIMARY KEY, summary TEXT NOT NULL)"
             )
-            applied = {r["version"] for r in await db.fetch(f"SELECT version FROM {VERSIONS_TABLE}")}  # noqa: S608
+            applied = {
+                r["version"] for r in await db.fetch(f"SELECT version FROM {VERSIONS_TABLE}")
+            }  # noqa: S608
             for migration in pending(MIGRATIONS, applied):
                 for step in migration.steps:
                     assert isinstance(step, str)

@@ -120,9 +120,7 @@ class ConnectionTokens:
                 return result
         except SealBroken:
             # Not the person's fault: the operator's key changed. The tokens stay untouched.
-            log.error(
-                "connection %s: no key in the token key variable opens its tokens", self._id
-            )
+            log.error("connection %s: no key in the token key variable opens its tokens", self._id)
             raise TokenError("token_key_mismatch") from None
 
     def _acquire(self, connection: Connection) -> dict[str, Any]:

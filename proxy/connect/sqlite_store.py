@@ -237,9 +237,7 @@ class SqliteStore:
 
     async def save(self, connection: Connection, token_cache: str) -> Stored:
         """Insert a connection, or replace the one of the same kind, tenant and account."""
-        return await asyncio.to_thread(
-            self._save_sync, connection, self.sealer.seal(token_cache)
-        )
+        return await asyncio.to_thread(self._save_sync, connection, self.sealer.seal(token_cache))
 
     def _save_sync(self, connection: Connection, sealed: bytes) -> Stored:
         c = connection
