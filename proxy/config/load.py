@@ -331,10 +331,7 @@ def _environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> lis
         problem = token_key_problem(environ.get(TOKEN_KEY_ENV))
         if problem is not None:
             problems.append(problem)
-    if isinstance(connect, Mapping) and "storage_url" in connect and "storage_path" in connect:
-        problems.append(
-            "connect.storage_url: set either storage_path (SQLite) or storage_url (PostgreSQL)"
-        )
+
     audit = document.get("audit", {})
     audit = audit if isinstance(audit, Mapping) else {}
     if audit.get("enabled", True) is not False and audit.get("audit_addresses") is not True:

@@ -40,7 +40,7 @@ CHANNEL = "freebusy_proxy_connections"
 _MIGRATION_LOCK = 0x46425058_4D494752
 _PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, 13))
 _BUMP = (
-    "WITH bumped AS (UPDATE store_generation SET generation = generation + 1 "
+    "WITH bumped AS (UPDATE store_generation SET generation = generation + 1 "  # noqa: S608
     f"RETURNING generation) SELECT pg_notify('{CHANNEL}', generation::text) FROM bumped"
 )
 
@@ -183,9 +183,8 @@ class PostgresStore:
                 f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} "
                 "(version INTEGER PRIMARY KEY, summary TEXT NOT NULL)"
             )
-            applied = {
-                r["version"] for r in await db.fetch(f"SELECT version FROM {VERSIONS_TABLE}")
-            }  # noqa: S608
+            query = f"SELECT version FROM {VERSIONS_TABLE}"  # noqa: S608
+            applied = {r["version"] for r in await db.fetch(query)}
             for migration in pending(MIGRATIONS, applied):
                 for step in migration.steps:
                     assert isinstance(step, str)
@@ -242,7 +241,7 @@ class PostgresStore:
         """Record a status (and granted scopes); the tokens go unless it is connected."""
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "UPDATE connections SET status = $1, scopes = $2, revision = revision + 1, "
+                "UPDATE connections SET status = $1, scopes = $2, revision = revision + 1, "  # noqa: S608
                 "token_cache = CASE WHEN $1 = 'connected' THEN token_cache END WHERE id = $3 "
                 f"RETURNING {COLUMNS}, revision",
                 status,
@@ -278,12 +277,12 @@ class PostgresStore:
             revision = 0 if row is None else int(row["revision"])
             yield _Lease(self, db, connection_id, revision, cache)
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Return on a NOTIFY from any replica, or after ``timeout`` (the polling backstop)."""
+    async def wait_for_change(self, interval: float) -> None:
+        """Return on a NOTIFY from any replica, or after ``interval`` seconds (the backstop)."""
         if self._listener is None:
             await self._listen()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(interval):
                 await self._changed.wait()
         except TimeoutError:
             return

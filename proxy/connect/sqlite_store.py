@@ -330,9 +330,9 @@ class SqliteStore:
             )
             return written.rowcount > 0
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """SQLite announces nothing: the caller polls the generation after ``timeout``."""
-        await asyncio.sleep(timeout)
+    async def wait_for_change(self, interval: float) -> None:
+        """SQLite announces nothing: the caller polls the generation after ``interval`` seconds."""
+        await asyncio.sleep(interval)
 
     # --- moving and re-encrypting ------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from proxy.config.schema import ConnectSettings
 from proxy.connect.sealing import Sealer
 from proxy.core.connections import Connection, ConnectionStatus
 
-
 COLUMNS = (
     "id, kind, account, tenant_id, tenant_name, domains, scopes, status, public_client, created"
 )
@@ -129,8 +128,8 @@ class ConnectionStore(Protocol):
         """Take the connection's refresh lock (across processes) and read its token cache."""
         ...
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Return when another process may have changed a connection, or after ``timeout``."""
+    async def wait_for_change(self, interval: float) -> None:
+        """Return when another process may have changed a connection, or ``interval`` s later."""
         ...
 
     async def export(self) -> list[SealedRow]:

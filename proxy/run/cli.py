@@ -1,4 +1,4 @@
-"""Command line: serve, mock-graph, check-config, new-key, new-feed."""
+"""Command line: serve, mock-graph, check-config, new-key, new-feed, connect, db, connections."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from proxy.config.schema import CONFIG_ENV
 from proxy.core.errors import ConfigError
 from proxy.observability.logs import configure_logging
 from proxy.run.serving import serve_until_signalled
+from proxy.run.store_commands import add_store_commands
 from proxy.web.app import init_app, runner_kwargs
 
 log = logging.getLogger("proxy")
@@ -98,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     connect.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
     connect.set_defaults(run=_connect)
+
+    add_store_commands(commands)
 
     feed = commands.add_parser(
         "new-feed", help="print a fresh .ics feed token for one address, its SHA-256 and URL"

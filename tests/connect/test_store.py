@@ -6,7 +6,6 @@ import asyncio
 import json
 import secrets
 import sqlite3
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -268,8 +267,7 @@ async def test_rows_hold_no_token_in_clear(
 async def _database_bytes(storage: dict[str, Any], request: pytest.FixtureRequest) -> bytes:
     """Every byte the backend keeps on disk for this test (SQLite files, or the cluster)."""
     if "storage_path" in storage:
-        folder = Path(storage["storage_path"]).parent
-        return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+        return await asyncio.to_thread(_tree_bytes, Path(storage["storage_path"]).parent)
     import asyncpg
 
     server = request.getfixturevalue("postgres_server")
@@ -281,13 +279,12 @@ async def _database_bytes(storage: dict[str, Any], request: pytest.FixtureReques
         await db.close()
     text = "\n".join(r["row"] for r in rows).encode()
     data = server.folder / "data"
-    files = subprocess.run(
-        ["find", str(data / "base"), str(data / "pg_wal"), "-type", "f"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return text + b"".join(Path(f).read_bytes() for f in files)
+    return text + await asyncio.to_thread(_tree_bytes, data / "base", data / "pg_wal")
+
+
+def _tree_bytes(*folders: Path) -> bytes:
+    """The contents of every file under ``folders``."""
+    return b"".join(p.read_bytes() for f in folders for p in f.rglob("*") if p.is_file())
 
 
 def test_a_legacy_sqlite_file_is_migrated(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def start_postgres() -> PostgresServer:
     if os.geteuid() == 0:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     data = folder / "data"
-    subprocess.run(
+    subprocess.run(  # noqa: S603 (our own arguments)
         _as_owner(
             [
                 str(bin_dir / "initdb"),
@@ -90,7 +90,7 @@ def start_postgres() -> PostgresServer:
     )
     port = _free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
+    subprocess.run(  # noqa: S603 (our own arguments)
         _as_owner(
             [
                 str(bin_dir / "pg_ctl"),
@@ -112,9 +112,16 @@ def start_postgres() -> PostgresServer:
 
 def stop_postgres(server: PostgresServer) -> None:
     """Stop the cluster and remove its folder."""
-    subprocess.run(
+    subprocess.run(  # noqa: S603 (our own arguments)
         _as_owner(
-            [str(_bin_dir() / "pg_ctl"), "-D", str(server.folder / "data"), "-m", "immediate", "stop"]
+            [
+                str(_bin_dir() / "pg_ctl"),
+                "-D",
+                str(server.folder / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ]
         ),
         check=False,
         capture_output=True,
