@@ -165,6 +165,7 @@ class Connections:
         self.http = http
         self._session = session
         self._connections: dict[str, Stored] = {}
+        self._ordered: list[Connection] | None = None
         self._tokens: dict[str, ConnectionTokens] = {}
         self._generation: int | None = None
         self._sync_lock = asyncio.Lock()
@@ -195,6 +196,7 @@ class Connections:
             if now is None or now.revision != stored.revision:
                 self._tokens.pop(connection_id, None)
         self._connections = fresh
+        self._ordered = None
         self._generation = snapshot.generation
         return removed
 
@@ -221,8 +223,11 @@ class Connections:
                 log.warning("cannot read the connection store (%s)", type(exc).__name__)
 
     def all(self) -> list[Connection]:
-        """Return every connection, oldest first."""
-        return [stored.connection for stored in self._connections.values()]
+        """Return every connection, oldest first (ties by id): the same order in every process."""
+        if self._ordered is None:
+            connections = [stored.connection for stored in self._connections.values()]
+            self._ordered = sorted(connections, key=lambda c: (c.created, c.id))
+        return list(self._ordered)
 
     def get(self, connection_id: str) -> Connection | None:
         """Return a connection by id."""
@@ -242,6 +247,7 @@ class Connections:
             await self.sync()  # made elsewhere a moment ago?
         async with self._sync_lock:
             stored = self._connections.pop(connection_id, None)
+            self._ordered = None
             self._tokens.pop(connection_id, None)
             deleted = await self.store.delete(connection_id)
         if stored is None or not deleted:
@@ -264,6 +270,7 @@ class Connections:
             stored = await self.store.set_status(connection.id, status, chosen)
             if stored is None:
                 self._connections.pop(connection.id, None)
+                self._ordered = None
                 self._tokens.pop(connection.id, None)
                 return
             tokens = self._tokens.get(connection.id)
@@ -275,12 +282,13 @@ class Connections:
     def _remember(self, stored: Stored) -> None:
         """Take a row this process just wrote; its old token provider goes."""
         self._connections[stored.connection.id] = stored
+        self._ordered = None
         self._tokens.pop(stored.connection.id, None)
 
     def route(self, address: str) -> Connection | None:
         """Return the connection that covers ``address``: individual first, then enterprise."""
         folded = address.casefold()
-        connections = self.all()
+        connections = self._ordered if self._ordered is not None else self.all()
         for kind in ("individual", "enterprise"):
             for connection in connections:
                 usable = connection.kind == kind and connection.status == "connected"
