@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.config.schema import CacheSettings
-from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, RunningMock
+from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN
 from proxy.web.keys import CONNECT
 from tests.support.connect import TOKEN_KEY, admin, connect_settings, sign_in
 from tests.support.leaks import assert_no_leak
@@ -179,7 +179,7 @@ async def test_the_cli_device_code_connection_reaches_a_running_proxy(
         match = re.search(r"enter the code (\w+)", message)
         assert match, message
         assert mock.graph.approve_device_code(match.group(1), MEGAN)
-        out, err = await process.communicate()
+        _, err = await process.communicate()
     assert process.returncode == 0, err.decode()[-2000:]
     await until(lambda: len(registry(proxy).all()) == 1)
     assert (await availability(proxy, ALEX))[ALEX]["error"] is None
