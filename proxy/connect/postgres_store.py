@@ -150,7 +150,7 @@ class PostgresStore:
     async def _listen(self) -> None:
         """(Re)open the LISTEN connection; without it, polling alone finds changes."""
         try:
-            listener = await asyncpg.connect(self._url, password=self._password)
+            listener = await asyncpg.connect(self._url, password=self._password, timeout=10)
             await listener.add_listener(CHANNEL, self._notified)
             listener.add_termination_listener(self._cut)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -241,7 +241,8 @@ class PostgresStore:
         """Record a status (and granted scopes); the tokens go unless it is connected."""
         async with self._pool.acquire() as db, db.transaction():
             row = await db.fetchrow(
-                "UPDATE connections SET status = $1, scopes = $2, revision = revision + 1, "  # noqa: S608
+                "UPDATE connections SET status = $1, scopes = $2, "  # noqa: S608
+                "revision = CASE WHEN $1 = 'connected' THEN revision ELSE revision + 1 END, "
                 "token_cache = CASE WHEN $1 = 'connected' THEN token_cache END WHERE id = $3 "
                 f"RETURNING {COLUMNS}, revision",
                 status,

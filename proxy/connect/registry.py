@@ -276,7 +276,7 @@ class Connections:
             tokens = self._tokens.get(connection.id)
             self._remember(stored)
             if tokens is not None and status == "connected":
-                # Only the recorded scopes changed: the provider and its token stay.
+                # Only the recorded scopes changed (same revision): the provider stays.
                 self._tokens[connection.id] = tokens
 
     def _remember(self, stored: Stored) -> None:

@@ -273,9 +273,10 @@ class SqliteStore:
     ) -> Stored | None:
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE connections SET status = ?, scopes = ?, revision = revision + 1, "
+                "UPDATE connections SET status = ?, scopes = ?, "
+                "revision = CASE WHEN ? = 'connected' THEN revision ELSE revision + 1 END, "
                 "token_cache = CASE WHEN ? = 'connected' THEN token_cache END WHERE id = ?",
-                (status, json.dumps(scopes), status, connection_id),
+                (status, json.dumps(scopes), status, status, connection_id),
             )
             if changed.rowcount == 0:
                 return None

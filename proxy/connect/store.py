@@ -1,7 +1,8 @@
 """Connections at rest: one async interface, SQLite (embedded default) or PostgreSQL behind it.
 
 Every backend keeps the same rows: a connection's fields, a revision that grows with every
-change of them, and its msal token cache sealed by ``proxy.connect.sealing`` (or nothing, once
+new sign-in or lost grant (a token cache is written back only to the revision it was read
+from), and its msal token cache sealed by ``proxy.connect.sealing`` (or nothing, once
 the connection lost its grant). A generation counter grows with every change of any row, so
 each process can tell cheaply that it must reload; PostgreSQL also announces changes with
 NOTIFY. Token refreshes run inside ``lease()``: a lock that holds across processes.
@@ -60,7 +61,7 @@ def connection_from(row: Sequence[Any]) -> Connection:
 
 @dataclass(frozen=True, kw_only=True)
 class Stored:
-    """A connection as stored, with the revision of its row (it grows with every change)."""
+    """A connection as stored, and its revision: it grows with each sign-in and lost grant."""
 
     connection: Connection
     revision: int
@@ -117,7 +118,12 @@ class ConnectionStore(Protocol):
     async def set_status(
         self, connection_id: str, status: ConnectionStatus, scopes: tuple[str, ...]
     ) -> Stored | None:
-        """Record a new status; any status but connected deletes the tokens with it."""
+        """Record a new status; any but connected deletes the tokens and bumps the revision.
+
+        Connected (the granted scopes changed) keeps the revision: a refresh under way in
+        another process may still write its cache back, and must, or the refresh token it
+        just redeemed would be the one stored.
+        """
         ...
 
     async def delete(self, connection_id: str) -> bool:

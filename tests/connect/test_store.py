@@ -154,6 +154,9 @@ async def test_a_lease_writes_back_only_an_unchanged_row(make_store: StoreFactor
     refreshed, _ = token_cache()
     async with store.lease(stored.connection.id) as lease:
         assert lease.token_cache == cache
+        # Another process recording new scopes does not void the refresh under way: its
+        # refresh token is already spent, so the rotated one must be stored.
+        await other.set_status(stored.connection.id, "connected", ("User.Read",))
         assert await lease.write(refreshed)
     newer, _ = token_cache()
     async with store.lease(stored.connection.id) as lease:

@@ -203,10 +203,9 @@ async def test_scenario_switches_over_http(mock: RunningMock) -> None:
             assert resp.status == 404
 
 
-async def _signed_in_cache(mock: RunningMock, http: Any) -> str:
-    """Sign Adele in through msal's auth-code flow; return the serialized token cache."""
-    cache = msal.SerializableTokenCache()
-    app = msal.ConfidentialClientApplication(
+def _cached_app(mock: RunningMock, http: Any, cache: Any) -> Any:
+    """A confidential msal app over ``cache`` (blocking: discovery; call it in a thread)."""
+    return msal.ConfidentialClientApplication(
         MOCK_CLIENT_ID,
         client_credential=MOCK_CLIENT_SECRET,
         authority=f"{mock.authority}/{MOCK_TENANT_ID}",
@@ -214,6 +213,12 @@ async def _signed_in_cache(mock: RunningMock, http: Any) -> str:
         http_client=http,
         token_cache=cache,
     )
+
+
+async def _signed_in_cache(mock: RunningMock, http: Any) -> str:
+    """Sign Adele in through msal's auth-code flow; return the serialized token cache."""
+    cache = msal.SerializableTokenCache()
+    app = await asyncio.to_thread(_cached_app, mock, http, cache)
     flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT, response_mode="form_post")
     async with open_session(mock) as session:
         answer = await _consent(session, flow["auth_uri"], user=ADELE)
@@ -227,14 +232,7 @@ async def _refresh(mock: RunningMock, http: Any, serialized: str) -> dict[str, A
     """Refresh from a copy of a token cache, as a second process holding it would."""
     cache = msal.SerializableTokenCache()
     cache.deserialize(serialized)
-    app = msal.ConfidentialClientApplication(
-        MOCK_CLIENT_ID,
-        client_credential=MOCK_CLIENT_SECRET,
-        authority=f"{mock.authority}/{MOCK_TENANT_ID}",
-        instance_discovery=False,
-        http_client=http,
-        token_cache=cache,
-    )
+    app = await asyncio.to_thread(_cached_app, mock, http, cache)
     (account,) = app.get_accounts()
     result: dict[str, Any] = await asyncio.to_thread(
         app.acquire_token_silent_with_error, SCOPES, account, force_refresh=True
