@@ -762,6 +762,7 @@ def build_document() -> dict[str, Any]:
                             "content": {
                                 "text/css": {"schema": {"type": "string"}},
                                 "text/javascript": {"schema": {"type": "string"}},
+                                "image/svg+xml": {"schema": {"type": "string"}},
                             },
                         },
                         **_errors("Problem", _PROBLEM, {404: "No such file."}),

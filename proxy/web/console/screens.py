@@ -73,7 +73,11 @@ async def home(request: web.Request) -> web.Response:
 async def console(request: web.Request) -> web.Response:
     """GET /console: the admin console's shell (console.js fills it in with the admin key)."""
     body = (
-        '<p class="kicker">Operator console</p><h1>Console</h1>'
+        '<div class="page-head"><div><p class="kicker">Operator console</p><h1>Console</h1>'
+        '</div><div id="toolbar" class="toolbar" hidden>'
+        '<span id="updated" class="muted" aria-live="polite"></span>'
+        '<button type="button" id="refresh" class="button">Refresh</button>'
+        '<button type="button" id="sign-out" class="button">Sign out</button></div></div>'
         f"{_NOSCRIPT}"
         '<form id="login" class="card narrow" method="post" action="/console" hidden>'
         "<h2>Sign in with the admin key</h2>"
@@ -84,9 +88,6 @@ async def console(request: web.Request) -> web.Response:
         '<p id="login-error" class="error" role="alert" hidden></p>'
         '<button type="submit" class="button primary">Sign in</button></form>'
         '<div id="dashboard" hidden>'
-        '<div class="toolbar"><span id="updated" class="muted" aria-live="polite"></span>'
-        '<button type="button" id="refresh" class="button">Refresh</button>'
-        '<button type="button" id="sign-out" class="button">Sign out</button></div>'
         '<p id="console-error" class="error" role="alert" hidden></p>'
         '<section aria-labelledby="h-readiness"><h2 id="h-readiness">Readiness</h2>'
         '<div id="readiness" class="checks"></div></section>'
@@ -94,8 +95,9 @@ async def console(request: web.Request) -> web.Response:
         '<div id="connections"></div></section>'
         '<section aria-labelledby="h-consumers"><h2 id="h-consumers">Consumers</h2>'
         '<div id="consumers"></div></section>'
-        '<section aria-labelledby="h-economy"><h2 id="h-economy">Graph economy</h2>'
-        '<p class="muted">Since this process started, from the counters /metrics exports.</p>'
+        '<section aria-labelledby="h-economy"><h2 id="h-economy">Graph economy '
+        '<span class="muted">since this process started, from the counters /metrics '
+        "exports</span></h2>"
         '<div id="economy" class="stats"></div></section>'
         "</div>"
     )

@@ -25,6 +25,7 @@
   const keyInput = $("admin-key");
   const loginError = $("login-error");
   const dashboard = $("dashboard");
+  const toolbar = $("toolbar");
   const consoleError = $("console-error");
 
   class Refused extends Error {}
@@ -83,15 +84,19 @@
     for (const check of doc.checks) {
       const card = node("div", `check${check.ok ? "" : " bad"}`);
       card.dataset.check = check.name;
-      card.append(node("div", "name", CHECK_LABELS[check.name] || check.name));
-      card.append(node("div", "state", STATE_LABELS[check.state] || check.state));
+      const name = node("div", "name", CHECK_LABELS[check.name] || check.name);
+      if (check.gates_readiness) {
+        const tag = node("span", "tag", "readyz");
+        tag.title = "This check decides what /readyz answers";
+        name.append(" ", tag);
+      }
+      card.append(name, node("div", "state", STATE_LABELS[check.state] || check.state));
       if (check.counts) {
         const parts = Object.entries(check.counts)
           .filter(([, n]) => n > 0)
           .map(([status, n]) => `${n} ${status.replaceAll("_", " ")}`);
         card.append(node("div", "detail", parts.join(", ") || "none yet"));
       }
-      card.append(node("div", "detail", check.gates_readiness ? "Decides /readyz" : "Shown only"));
       box.append(card);
     }
   }
@@ -248,8 +253,16 @@
     consoleError.hidden = false;
   }
 
+  function showDashboard() {
+    login.hidden = true;
+    dashboard.hidden = false;
+    toolbar.hidden = false;
+    consoleError.hidden = true;
+  }
+
   function showLogin(message) {
     dashboard.hidden = true;
+    toolbar.hidden = true;
     login.hidden = false;
     loginError.textContent = message || "";
     loginError.hidden = !message;
@@ -290,9 +303,7 @@
       return;
     }
     sessionStorage.setItem(KEY_STORE, candidate);
-    login.hidden = true;
-    dashboard.hidden = false;
-    consoleError.hidden = true;
+    showDashboard();
     await refresh();
   });
   $("refresh").addEventListener("click", () => {
@@ -305,7 +316,7 @@
   });
 
   if (key()) {
-    dashboard.hidden = false;
+    showDashboard();
     refresh();
   } else {
     showLogin();
