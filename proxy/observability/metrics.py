@@ -124,8 +124,7 @@ class Metrics:
         }
 
     def economy(self) -> dict[str, Any]:
-        """What Graph cost so far, read from the counters /metrics exports: calls by outcome,
-        cache lookups, throttling events, the breaker, batches."""
+        """What Graph cost so far, read from the very counters /metrics exports."""
         calls: dict[str, int] = {}
         for (endpoint, outcome), count in _counter_values(self.upstream_calls).items():
             if endpoint == "getSchedule":

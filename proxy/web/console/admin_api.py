@@ -30,8 +30,7 @@ def _json(document: dict[str, Any]) -> web.Response:
 
 
 async def readiness(request: web.Request) -> web.Response:
-    """GET /admin/readiness: every check as a record of the same shape, so a section can be
-    added (a cluster, say) without the console changing."""
+    """GET /admin/readiness: every check as one record shape, so new sections need no new UI."""
     admin_only(request)
     app = request.app
     chain = app[CHAIN]

@@ -381,3 +381,21 @@ async def test_pages_without_scripts_say_so_and_offer_no_key_field(
         await page.get_by_role("link", name="Connect a calendar").click()
         await expect(page.get_by_role("link", name="Start Individual Connect")).to_be_visible()
         await context.close()
+
+
+async def test_week_view_says_why_the_proxy_refused(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """A key outside its allowlist, or no valid key: the page says so and draws nothing."""
+    proxy = await make_proxy(mock_graph)
+    other = f"alex.wilber@{MOCK_DOMAIN}"
+    async with chromium() as browser:
+        page = await browser.new_page(viewport=VIEWPORT)
+        fragment = {"key": KEY_ONE, "schedules": f"{ADELE},{other}", "week": "2026-03-16"}
+        await page.goto(at(proxy, "/view") + "#" + urlencode(fragment))
+        alert = page.locator("#view-error")
+        await expect(alert).to_have_text(f"The proxy refused: this API key may not query: {other}.")
+        await expect(page.locator(".week")).to_be_hidden()
+        await page.get_by_label("Consumer API key").fill("fbp_nobody")
+        await page.get_by_role("button", name="Show").click()
+        await expect(alert).to_have_text("This consumer key is not valid.")

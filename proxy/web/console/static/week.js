@@ -304,9 +304,15 @@
     errorLine.textContent = text;
     errorLine.hidden = false;
     statusLine.textContent = "";
+    grid.hidden = true;
+    legend.replaceChildren();
   }
 
+  // Only the latest question is drawn: an earlier answer arriving late is dropped.
+  let latest = 0;
+
   async function show() {
+    const mine = ++latest;
     errorLine.hidden = true;
     const key = keyInput.value.trim();
     const schedules = schedulesOf(schedulesInput.value);
@@ -320,18 +326,16 @@
     let from = days[0].start;
     statusLine.textContent = "Asking the proxy…";
     let result = await fetchLanes(key, schedules, from, end);
+    if (mine !== latest) return undefined;
     if (result.answer.status === 400 && code(result.answer) === "window_too_early") {
       // The key may not look back: ask for what is left of the week.
       const now = Math.floor(Date.now() / 60000) * 60000;
       if (now >= end) return fail("This week is over, and this key may not look into the past.");
       from = Math.max(from, now);
       result = await fetchLanes(key, schedules, from, end);
+      if (mine !== latest) return undefined;
     }
-    if (!result.lanes) {
-      grid.hidden = true;
-      legend.replaceChildren();
-      return fail(problemText(result.answer));
-    }
+    if (!result.lanes) return fail(problemText(result.answer));
     const note = result.truncated ? "More free periods than shown (truncated)." : "";
     drawLegend(result.lanes, note);
     drawWeek(days, result.lanes, zone, from);
