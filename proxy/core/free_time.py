@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from operator import itemgetter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from proxy.core.intervals import Span, merge_spans, subtract_spans
 from proxy.core.model import ErrorCode, Query, Window
@@ -39,8 +39,12 @@ Format = Literal["slots", "overlapping_slots", "periods"]
 FORMATS: tuple[Format, ...] = ("slots", "overlapping_slots", "periods")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-# What one question may ask for. The window and the number of participants are the
-# consumer's limits (policy.Bounds); these keep the rest of the work and the answer bounded.
+# What one question may ask for, on top of the consumer's limits (policy.Bounds), which can
+# only be stricter. The search's work grows with participants times days (their busy
+# intervals): at the global limits (100 addresses, 180 days) one search would hold the event
+# loop for far longer than tens of milliseconds, at 20 and 62 days it does not.
+MAX_PARTICIPANTS = 20
+MAX_WINDOW_DAYS = 62
 MAX_RESULTS = 1000
 DEFAULT_RESULTS = 100
 MAX_OPEN_HOURS = 20
@@ -53,6 +57,7 @@ DAY = timedelta(days=1)
 # half-open [a, b - duration + 1 µs): every range in this module is half-open.
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT = time()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +118,10 @@ class SlotSearch:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(NamedTuple):
     """A time a meeting could go; with a count of required participants, who is free in it
-    (indexes into the participants, in their order)."""
+    (indexes into the participants, in their order). A named tuple: built in C, as many
+    as ``max_results`` per answer."""
 
     start: datetime
     end: datetime
@@ -165,26 +170,37 @@ def find_slots(search: SlotSearch, participants: Sequence[Participant]) -> FreeT
     interval widened by the buffers, start on the grid; ``slots`` are disjoint, ``periods``
     maximal. An unknown participant (busy None) is never free.
     """
-    required = frozenset(i for i, p in enumerate(participants) if not p.optional)
-    if search.required is None:
-        # Optional participants cannot change the answer.
-        members, need = sorted(required), 0
-    else:
-        members, need = list(range(len(participants))), search.required
     segments = _segments(search.zone, search.window)
     open_spans = _open_spans(search.open_hours, segments)
-    free = {
-        i: _free(participants[i], open_spans, search.buffer_before, search.buffer_after)
-        for i in members
-    }
+    before, after, duration = search.buffer_before, search.buffer_after, search.duration
+    required = frozenset(i for i, p in enumerate(participants) if not p.optional)
+    if search.required is None:
+        # One union of everyone's blocked time; optional participants cannot change it.
+        busy = [participants[i].busy for i in sorted(required)]
+        if any(spans is None for spans in busy):
+            common: list[Span] = []
+        else:
+            blocked = merge_spans(
+                (start - after, end + before) for spans in busy for start, end in spans or ()
+            )
+            common = subtract_spans(open_spans, blocked)
+        if search.format == "periods":
+            periods = [Slot(low, high) for low, high in common if high - low >= duration]
+            limit = search.max_results
+            return FreeTime(tuple(periods[:limit]), truncated=len(periods) > limit)
+        qualifying = [
+            (low, high - duration + _TICK) for low, high in common if high - low >= duration
+        ]
+        return _slots(qualifying, Grid(segments, search.interval), {}, search)
+    free = {i: _free(p, open_spans, before, after) for i, p in enumerate(participants)}
     if search.format == "periods":
-        return _periods(free, required, need, search)
+        return _periods(free, required, search.required, search)
     starts = {
-        i: [(a, b - search.duration + _TICK) for a, b in spans if b - a >= search.duration]
+        i: [(low, high - duration + _TICK) for low, high in spans if high - low >= duration]
         for i, spans in free.items()
     }
     grid = Grid(segments, search.interval)
-    return _slots(_qualifying(starts, required, need), grid, starts, search)
+    return _slots(_qualifying(starts, required, search.required), grid, starts, search)
 
 
 def open_intervals(search: SlotSearch) -> list[Span]:
@@ -200,6 +216,8 @@ class Grid:
         self._segments = segments
         self._starts = [start for start, _, _ in segments]
         self._step = step
+        # A step that divides the day restarts on itself at midnight: one lattice per offset.
+        self._regular = DAY % step == timedelta(0)
 
     @classmethod
     def of(cls, search: SlotSearch) -> Grid:
@@ -208,18 +226,24 @@ class Grid:
 
     def ceil(self, instant: datetime) -> datetime:
         """The first grid point at or after ``instant``; the window's end if none lies before it."""
+        segments, step = self._segments, self._step
         index = max(0, bisect_right(self._starts, instant) - 1)
-        step = self._step
-        for start, end, offset in self._segments[index:]:
+        while index < len(segments):
+            start, end, offset = segments[index]
             instant = max(instant, start)
-            wall = (instant + offset).replace(tzinfo=None)
-            midnight = datetime.combine(wall.date(), _MIDNIGHT)
-            mark = min(midnight + -(-(wall - midnight) // step) * step, midnight + DAY)
-            found = (mark - offset).replace(tzinfo=UTC)
+            # Wall-clock readings are kept as aware datetimes: plain arithmetic, no tzinfo.
+            if self._regular:
+                found = instant + (_EPOCH - instant - offset) % step
+            else:
+                wall = instant + offset
+                midnight = wall - (wall - _EPOCH) % DAY
+                mark = min(midnight + -(-(wall - midnight) // step) * step, midnight + DAY)
+                found = mark - offset
             if found < end:
                 return found
             # The mark is a wall-clock time this segment does not reach (a DST change).
-        return max(instant, self._segments[-1][1])
+            index += 1
+        return max(instant, segments[-1][1])
 
 
 def _segments(zone: tzinfo, window: Window) -> list[tuple[datetime, datetime, timedelta]]:

@@ -17,7 +17,9 @@ from proxy.core.free_time import (
     MAX_BUFFER_MINUTES,
     MAX_MINUTES,
     MAX_OPEN_HOURS,
+    MAX_PARTICIPANTS,
     MAX_RESULTS,
+    MAX_WINDOW_DAYS,
     WEEKDAYS,
 )
 from proxy.core.model import ErrorCode, Status
@@ -399,7 +401,9 @@ def _slot_schemas() -> dict[str, Any]:
                 "participants": {
                     "type": "array",
                     "minItems": 1,
-                    "description": "Each address once (in any letter case).",
+                    "maxItems": MAX_PARTICIPANTS,
+                    "description": "Each address once (in any letter case); the key's "
+                    "max_schedules applies too.",
                     "items": {
                         "type": "object",
                         "required": ["schedule"],
@@ -425,7 +429,11 @@ def _slot_schemas() -> dict[str, Any]:
                     "oneOf": [{"const": "all"}, {"type": "integer", "minimum": 1}],
                 },
                 "start": _DATE_TIME,
-                "end": _DATE_TIME,
+                "end": {
+                    **_DATE_TIME,
+                    "description": f"At most {MAX_WINDOW_DAYS} days after start (and the "
+                    "key's max_window_days).",
+                },
                 "duration_minutes": minutes(1, MAX_MINUTES),
                 "interval_minutes": minutes(
                     1,

@@ -236,6 +236,9 @@ async def test_a_repeated_question_is_answered_from_the_memo(
          "invalid_time_zone"),
         ({"open_hours": BERLIN_HOURS * 21}, "invalid_request"),
         ({"start": "2026-03-01T00:00:00Z", "end": "2026-09-01T00:00:00Z"}, "window_too_long"),
+        ({"start": "2026-03-01T00:00:00Z", "end": "2026-05-02T00:00:01Z"}, "window_too_long"),
+        ({"participants": [{"schedule": f"p{n}@{MOCK_DOMAIN}"} for n in range(21)]},
+         "too_many_schedules"),
     ],
 )  # fmt: skip
 async def test_bad_questions_are_problems_with_a_code(
@@ -353,3 +356,23 @@ async def test_only_post_is_served(proxy: TestClient[Any, Any]) -> None:
     async with proxy.get("/v1/slots", headers=auth()) as resp:
         assert resp.status == 405
         assert "POST" in resp.headers["Allow"]
+
+
+async def test_the_largest_search_is_answered(
+    proxy: TestClient[Any, Any], mock_graph: RunningMock
+) -> None:
+    """20 participants over 62 days, every 5 minutes: answered, at most max_results."""
+    body = {
+        "participants": [{"schedule": a, "optional": True} for a in people(mock_graph, 20)],
+        "required": 2,
+        "start": "2026-03-01T00:00:00Z",
+        "end": "2026-05-02T00:00:00Z",
+        "duration_minutes": 15,
+        "interval_minutes": 5,
+        "format": "overlapping_slots",
+        "max_results": 1000,
+    }
+    status, _, document = await ask(proxy, body)
+    assert status == 200, document
+    assert len(document["slots"]) == 1000
+    assert document["truncated"] is True

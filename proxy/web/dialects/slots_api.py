@@ -24,7 +24,9 @@ from proxy.core.free_time import (
     MAX_BUFFER_MINUTES,
     MAX_MINUTES,
     MAX_OPEN_HOURS,
+    MAX_PARTICIPANTS,
     MAX_RESULTS,
+    MAX_WINDOW_DAYS,
     WEEKDAYS,
     Format,
     OpenHours,
@@ -67,9 +69,14 @@ def parse_slots(raw: Mapping[str, Any]) -> SlotQuestion:
     schedules, optional = _participants(raw.get("participants"))
     required = _required(raw.get("required", "all"), optional)
     start, end = parse_instant(raw.get("start"), "start"), parse_instant(raw.get("end"), "end")
+    window = window_of(start, end)
+    if window.duration > timedelta(days=MAX_WINDOW_DAYS):
+        raise BadRequest(
+            f"a slot search may span at most {MAX_WINDOW_DAYS} days", code=Code.WINDOW_TOO_LONG
+        )
     open_hours, zone = _open_hours(raw.get("open_hours", []))
     search = SlotSearch(
-        window=window_of(start, end),
+        window=window,
         duration=_minutes(raw, "duration_minutes", None, low=1, high=MAX_MINUTES),
         interval=_minutes(
             raw, "interval_minutes", DEFAULT_INTERVAL_MINUTES, low=1, high=MAX_MINUTES
@@ -109,6 +116,11 @@ def _participants(value: Any) -> tuple[tuple[str, ...], tuple[bool, ...]]:
         addresses.append(entry["schedule"])
         optional.append(flag)
     schedules = schedules_of(addresses)
+    if len(schedules) > MAX_PARTICIPANTS:
+        raise BadRequest(
+            f"at most {MAX_PARTICIPANTS} participants per slot search",
+            code=Code.TOO_MANY_SCHEDULES,
+        )
     if len({address.casefold() for address in schedules}) != len(schedules):
         raise BadRequest("each participant may be named once", code=Code.INVALID_SCHEDULES)
     return schedules, tuple(optional)
