@@ -201,7 +201,8 @@ def _open_hours(value: Any) -> tuple[tuple[OpenHours, ...], tzinfo]:
             )
         zones.append(zone)
         rules.append(OpenHours(days=frozenset(_WEEKDAY[d] for d in days), start=start, end=end))
-    if any(zone is not zones[0] for zone in zones):
+    # By name: "UTC" and Windows' "Coordinated Universal Time" resolve to different objects.
+    if len({str(zone) for zone in zones}) > 1:
         raise BadRequest(
             "every open_hours entry must name the same time_zone", code=Code.INVALID_TIME_ZONE
         )
