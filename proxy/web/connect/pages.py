@@ -6,6 +6,7 @@ import html
 
 from aiohttp import web
 
+from proxy.connect.scopes import listed_permissions
 from proxy.core.connections import Connection
 
 # Our own words for every way a sign-in can end; upstream error text is never shown.
@@ -117,7 +118,7 @@ def connected(connection: Connection) -> web.Response:
         if connection.kind == "individual"
         else "free/busy of everyone in " + ", ".join(connection.domains)
     )
-    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in connection.scopes)
+    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in listed_permissions(connection.scopes))
     return page(
         "Connected",
         "<dl>"
@@ -127,7 +128,8 @@ def connected(connection: Connection) -> web.Response:
         f"<dt>Connection</dt><dd>{html.escape(connection.kind.capitalize())} Connect: "
         f"{html.escape(what)}</dd>"
         f"<dt>Permissions granted</dt><dd><ul>{scopes}</ul></dd>"
-        "</dl>",
+        "</dl><p>offline_access is shown because Microsoft issued a refresh token, which is "
+        "what it grants; access tokens never list it.</p>",
     )
 
 
