@@ -65,6 +65,7 @@ class _Help(argparse.HelpFormatter):
 
 
 def _version() -> str:
+    """The installed package's version (the source's when run from a checkout)."""
     try:
         return metadata.version("freebusy-proxy")
     except metadata.PackageNotFoundError:  # run from a checkout without installing
@@ -80,6 +81,7 @@ def _port(text: str) -> int:
 
 
 def _positive_int(text: str) -> int:
+    """A whole number of at least 1, or the parser's one-line refusal."""
     try:
         value = int(text)
     except ValueError:
@@ -105,6 +107,7 @@ def _command(
 
 
 def _log_level(command: argparse.ArgumentParser) -> None:
+    """Give ``command`` a --log-level that takes the level names in any letter case."""
     command.add_argument(
         "--log-level",
         default="INFO",
