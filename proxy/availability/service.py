@@ -18,9 +18,11 @@ from proxy.availability.memo import MemoKey, ResponseMemo
 from proxy.config.schema import LimitSettings
 from proxy.core.clock import WallClock
 from proxy.core.connections import Connection
+from proxy.core.errors import ProblemError, RateLimited
 from proxy.core.model import Query, ScheduleResult
 from proxy.core.policy import Bounds, Policy, apply_policy, check_request, fetch_window
 from proxy.observability.audit_record import note_request
+from proxy.observability.metrics import Metrics
 from proxy.sources.cache import CachedScheduleSource
 
 
@@ -35,8 +37,10 @@ class Availability:
         rate: TokenBuckets,
         limits: LimitSettings,
         wall_clock: WallClock,
+        metrics: Metrics,
     ) -> None:
         self._chain = chain
+        self._counts = metrics.consumer_requests
         self.memo = memo
         self._rate = rate
         self._limits = limits
@@ -101,8 +105,20 @@ class Availability:
         self.forget([a for a in cached if a.rpartition("@")[2] in connection.domains])
 
     def _admit(self, consumer: Consumer, query: Query) -> None:
-        """Record the question, spend a token of the rate, refuse what may not be asked."""
+        """Record the question and count how it was admitted (by consumer name, for /metrics)."""
         note_request(query.schedules, query.window)
+        try:
+            self._check(consumer, query)
+        except RateLimited:
+            self._counts.inc((consumer.name, "rate_limited"))
+            raise
+        except ProblemError:
+            self._counts.inc((consumer.name, "refused"))
+            raise
+        self._counts.inc((consumer.name, "admitted"))
+
+    def _check(self, consumer: Consumer, query: Query) -> None:
+        """Spend a token of the rate; raise unless the consumer may ask this question."""
         policy = consumer.policy
         self._rate.take(consumer.name, policy.rate_per_minute)
         ConsumerRegistry.authorize(consumer, query.unique)

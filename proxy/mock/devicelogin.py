@@ -44,15 +44,19 @@ def _consent_form(graph: MockGraph, user_code: str, requested: tuple[str, ...]) 
     scopes = "".join(f"<li>{html.escape(graph_scope(s))}</li>" for s in requested)
     return _page(
         "Sign in to contoso.example (mock)",
+        '<p class="tenant">Mock identity platform · device sign-in</p>'
         '<form method="post">'
         f'<input type="hidden" name="user_code" value="{html.escape(user_code)}">'
         "<p>Are you trying to sign in to an application on another device? Only continue if "
         "you started this sign-in yourself.</p>"
-        f"<fieldset><legend>Sign in as (mock test user)</legend>{options}</fieldset>"
-        f"<p>The application asks for these permissions:</p><ul>{scopes}</ul>"
-        '<button type="submit" name="decision" value="accept">Accept</button>'
+        "<fieldset><legend>Sign in as (mock test user)</legend>"
+        f'<div class="accounts">{options}</div></fieldset>'
+        '<div class="asks">The application asks for these permissions:'
+        f"<ul>{scopes}</ul></div>"
+        '<div class="buttons">'
         '<button type="submit" name="decision" value="decline">Decline</button>'
-        "</form>",
+        '<button type="submit" class="accept" name="decision" value="accept">Accept</button>'
+        "</div></form>",
     )
 
 

@@ -9,6 +9,7 @@ import signal
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -84,6 +85,15 @@ def demo_settings(
     )
 
 
+def demo_view_link(*, base: str, key: str, addresses: list[str]) -> str:
+    """The week view with the demo key and a few people filled in, for the demo only.
+
+    Key and addresses ride in the fragment: a browser never sends it to the server, so they
+    reach no request line, access log or audit trail; the page reads it once and drops it.
+    """
+    return f"{base}/view#{urlencode({'key': key, 'schedules': ','.join(addresses)}, safe='@,')}"
+
+
 def run_demo(*, host: str, port: int, mock_port: int = 0) -> int:
     """Run mock and proxy in one process until interrupted."""
     with contextlib.suppress(KeyboardInterrupt):
@@ -129,6 +139,9 @@ async def _demo(*, host: str, port: int, mock_port: int) -> None:
                 f"  admin key (this run only):    {admin_key}\n\n"
                 "Try:\n"
                 f"  {curl}\n\n"
+                "Or in a browser:\n"
+                f"  Week view:  {demo_view_link(base=base, key=key, addresses=people)}\n"
+                f"  Console:    {base}/console  (sign in with the admin key above)\n\n"
                 "The examples in docs/ read these (paste into the other terminal):\n"
                 f"  export PROXY={base} KEY={key} ADMIN_KEY={admin_key}\n\n"
                 "Connect delegated access in a browser (the mock's CA is not trusted by your "

@@ -154,6 +154,7 @@ def _schemas() -> dict[str, Any]:
                 "checks": {"type": "object", "additionalProperties": {"type": "string"}},
             },
         },
+        **_admin_schemas(),
         "DateTimeTimeZone": date_time_time_zone,
         "GetScheduleRequest": {
             "type": "object",
@@ -366,6 +367,170 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _admin_schemas() -> dict[str, Any]:
+    counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+    nullable_int = {"type": ["integer", "null"]}
+    nullable_number = {"type": ["number", "null"]}
+    return {
+        "AdminReadiness": {
+            "type": "object",
+            "description": "Every check as one record shape; new sections add records.",
+            "required": ["ready", "checks"],
+            "additionalProperties": False,
+            "properties": {
+                "ready": {"type": "boolean", "description": "What /readyz answers."},
+                "checks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "ok", "state", "gates_readiness"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "examples": ["token", "graph", "breaker"]},
+                            "ok": {"type": "boolean"},
+                            "state": {"type": "string", "examples": ["ok", "closed"]},
+                            "gates_readiness": {
+                                "type": "boolean",
+                                "description": "Whether /readyz depends on this check.",
+                            },
+                            "counts": counts,
+                        },
+                    },
+                },
+            },
+        },
+        "AdminConsumers": {
+            "type": "object",
+            "required": ["consumers"],
+            "additionalProperties": False,
+            "properties": {
+                "consumers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "name",
+                            "allowlist",
+                            "policy",
+                            "requests",
+                            "rate_limited",
+                            "refused",
+                        ],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "allowlist": {
+                                "type": "object",
+                                "description": "Sizes only; the allowlist itself names people.",
+                                "required": ["addresses", "domains"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "addresses": {"type": "integer", "minimum": 0},
+                                    "domains": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                            "policy": {
+                                "type": "object",
+                                "required": [
+                                    "detail",
+                                    "granularity_minutes",
+                                    "busy_statuses",
+                                    "max_lookback_days",
+                                    "max_lookahead_days",
+                                    "max_window_days",
+                                    "max_schedules",
+                                    "rate_per_minute",
+                                ],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "detail": {"type": "string"},
+                                    "granularity_minutes": {"type": "integer"},
+                                    "busy_statuses": {
+                                        "type": "array",
+                                        "items": {"enum": _STATUSES},
+                                    },
+                                    "max_lookback_days": {"type": "integer"},
+                                    "max_lookahead_days": {"type": "integer"},
+                                    "max_window_days": nullable_int,
+                                    "max_schedules": nullable_int,
+                                    "rate_per_minute": {"type": "integer"},
+                                },
+                            },
+                            "requests": {"type": "integer", "minimum": 0},
+                            "rate_limited": {"type": "integer", "minimum": 0},
+                            "refused": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "Refused by the allowlist or the limits.",
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "AdminEconomy": {
+            "type": "object",
+            "description": "What Graph cost since this process started, from /metrics' counters.",
+            "required": [
+                "get_schedule_calls",
+                "cache_lookups",
+                "cache_hit_rate",
+                "cache_entries",
+                "throttle_events",
+                "breaker_state",
+                "batches",
+                "schedules_per_batch",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "get_schedule_calls": {**counts, "description": "By HTTP status or transport."},
+                "cache_lookups": {**counts, "description": "hit, miss, coalesced, stale."},
+                "cache_hit_rate": nullable_number,
+                "cache_entries": {"type": "integer", "minimum": 0},
+                "throttle_events": counts,
+                "breaker_state": {"enum": ["closed", "half_open", "open"]},
+                "batches": {"type": "integer", "minimum": 0},
+                "schedules_per_batch": nullable_number,
+            },
+        },
+    }
+
+
+def _page_operation(operation_id: str, summary: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["Pages"],
+            "security": [],
+            "responses": {
+                "200": {"description": "An HTML page.", **_body({"type": "string"}, "text/html")}
+            },
+        }
+    }
+
+
+def _admin_operation(operation_id: str, summary: str, schema: str) -> dict[str, Any]:
+    errors = {
+        401: "No admin key, or not the configured one.",
+        404: "No such path.",
+        405: "Method not allowed here.",
+        500: _COMMON_ERRORS[500],
+    }
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["Admin"],
+            "security": [{"adminKey": []}],
+            "responses": {
+                "200": {"description": summary, **_body(_ref(schema))},
+                **_errors("Problem", _PROBLEM, errors),
+            },
+        }
+    }
+
+
 def _availability_operations() -> dict[str, Any]:
     ok = {
         "200": {
@@ -574,6 +739,45 @@ def build_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/": _page_operation("home", "Start page: links to the console, the week view, API"),
+            "/console": _page_operation("console", "Admin console (uses the /admin/ routes)"),
+            "/view": _page_operation("weekView", "Week view of availability (uses the JSON API)"),
+            "/static/{name}": {
+                "get": {
+                    "operationId": "staticFile",
+                    "summary": "The pages' stylesheet and scripts",
+                    "tags": ["Pages"],
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "examples": ["site.css", "week.js"]},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The file.",
+                            "content": {
+                                "text/css": {"schema": {"type": "string"}},
+                                "text/javascript": {"schema": {"type": "string"}},
+                                "image/svg+xml": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors("Problem", _PROBLEM, {404: "No such file."}),
+                    },
+                }
+            },
+            "/admin/readiness": _admin_operation(
+                "adminReadiness", "Readiness checks, the breaker and connections", "AdminReadiness"
+            ),
+            "/admin/consumers": _admin_operation(
+                "adminConsumers", "Consumers: allowlist sizes, policies, counters", "AdminConsumers"
+            ),
+            "/admin/economy": _admin_operation(
+                "adminEconomy", "Graph calls, cache hit rate, throttling", "AdminEconomy"
+            ),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -591,6 +795,11 @@ def build_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A consumer's API key (freebusy-proxy new-key).",
+                },
+                "adminKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin key ([connect] admin_key_sha256).",
                 },
                 "feedToken": {
                     "type": "apiKey",

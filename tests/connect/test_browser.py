@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from proxy.mock import MOCK_CLIENT_ID, MOCK_DOMAIN, MOCK_TENANT_ID, RunningMock
-from tests.support.browser import chromium_executable, headless_chromium
+from tests.support.browser import chromium, chromium_executable
 from tests.support.connect import connect_settings
 from tests.support.leaks import assert_no_leak
 from tests.support.proxies import ProxyFactory, auth
@@ -25,7 +25,7 @@ async def test_browser_individual_connect_then_availability(
 ) -> None:
     """Sign in as Adele on the mock's consent page, Accept, land on 'Connected', query her."""
     proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
-    async with headless_chromium(trust_certificate=mock_graph.server_cert_pem) as browser:
+    async with chromium(trusting=mock_graph.server_cert_pem) as browser:
         page = await browser.new_page()
         await page.goto(str(proxy.make_url("/connect/individual")))
         assert page.url.startswith(mock_graph.url)
@@ -62,7 +62,7 @@ async def test_browser_device_login_page(mock_graph: RunningMock) -> None:
     assert found
     url, code = found.groups()
     assert url == f"{mock_graph.url}/devicelogin"
-    async with headless_chromium(trust_certificate=mock_graph.server_cert_pem) as browser:
+    async with chromium(trusting=mock_graph.server_cert_pem) as browser:
         page = await browser.new_page()
         await page.goto(url)
         await page.get_by_label("Code").fill(code)

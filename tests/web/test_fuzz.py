@@ -142,6 +142,7 @@ def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], bo
 
 # Dialect sub-apps answer errors in their own (JSON) shape instead of problem+json.
 DIALECT_PREFIXES = (b"/v1.0/", b"/calendar/v3/")
+PAGE_PATHS = (b"/", b"/console", b"/view")
 
 
 def check(answer: Answer, *, method: bytes, path: bytes = b"") -> None:
@@ -156,7 +157,10 @@ def check(answer: Answer, *, method: bytes, path: bytes = b"") -> None:
         feed = answer.status in (200, 304) and path.split(b"?")[0].endswith(b"/freebusy.ics")
         assert answer.headers["cache-control"] == ("private, no-cache" if feed else "no-store")
         if answer.status >= 400 and method != b"HEAD":
-            if path.startswith(DIALECT_PREFIXES):
+            if method == b"GET" and path.split(b"?")[0] in PAGE_PATHS:
+                # A page a browser reads answers its errors as a page.
+                assert answer.headers["content-type"].startswith("text/html")
+            elif path.startswith(DIALECT_PREFIXES):
                 assert answer.headers["content-type"].startswith("application/json")
                 json.loads(answer.body)
             else:
