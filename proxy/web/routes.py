@@ -8,7 +8,7 @@ from proxy.web import openapi, probes
 from proxy.web.connect import views as connect
 from proxy.web.console import admin_api, assets, screens
 from proxy.web.console.frame import page_problem
-from proxy.web.dialects import ical, native
+from proxy.web.dialects import ical, native, slots_api
 from proxy.web.dialects.google import google_app
 from proxy.web.dialects.graph_dropin import graph_app
 from proxy.web.envelope import Envelope
@@ -19,6 +19,7 @@ def setup_routes(app: web.Application, envelope: Envelope, *, connect_routes: bo
     router = app.router
     envelope.add(router, "GET", "/v1/availability", native.availability)
     envelope.add(router, "POST", "/v1/availability", native.availability)
+    envelope.add(router, "POST", "/v1/slots", slots_api.slots)
     envelope.add_get(router, "/healthz", probes.healthz)
     envelope.add_get(router, "/readyz", probes.readyz)
     envelope.add_get(router, "/metrics", probes.metrics)

@@ -399,3 +399,56 @@ async def test_week_view_says_why_the_proxy_refused(
         await page.get_by_label("Consumer API key").fill("fbp_nobody")
         await page.get_by_role("button", name="Show").click()
         await expect(alert).to_have_text("This consumer key is not valid.")
+
+
+async def test_week_view_shows_a_slots_only_key_common_free_time(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """A slots-only key may not see anyone's items: the page asks /v1/slots instead and draws
+    the group's common free periods as one lane, exactly those the API answers."""
+    slots_key, slots_sha = new_key()
+    base = proxy_settings(mock_graph)
+    slots_only = consumer("booking", slots_sha, (f"*@{MOCK_DOMAIN}",), detail="slots")
+    proxy = await make_proxy(
+        mock_graph, settings=replace(base, consumers=(*base.consumers, slots_only))
+    )
+    people = mock_graph.graph.organisation.addresses()[:3]
+    monday = date(2026, 3, 16)
+    bounds = week_window(monday, "UTC")
+    window = {
+        "start": bounds[0].isoformat().replace("+00:00", "Z"),
+        "end": bounds[7].isoformat().replace("+00:00", "Z"),
+    }
+    async with proxy.post("/v1/availability", json={"schedules": people, **window},
+                          headers=auth(slots_key)) as resp:  # fmt: skip
+        assert resp.status == 403
+        assert (await resp.json(content_type=None))["code"] == "slots_only"
+    question = {
+        "participants": [{"schedule": person} for person in people],
+        "required": "all",
+        "duration_minutes": 30,
+        "format": "periods",
+        **window,
+    }
+    async with proxy.post("/v1/slots", json=question, headers=auth(slots_key)) as resp:
+        text = await resp.text()
+    assert resp.status == 200, text
+    periods = json.loads(text)["slots"]
+    assert periods, "the mock's week leaves the group some common free time"
+    as_items = {"schedules": [{"items": [{"status": "free", **slot} for slot in periods]}]}
+    traffic = Traffic()
+    async with chromium() as browser:
+        page = traffic.watch(await browser.new_page(viewport=VIEWPORT))
+        fragment = {"key": slots_key, "schedules": ",".join(people), "week": "2026-03-18"}
+        await page.goto(at(proxy, "/view") + "#" + urlencode({**fragment, "zone": "UTC"}))
+        status = page.locator("#view-status")
+        await expect(status).to_have_text(
+            f"Week of {monday.isoformat()} in UTC: {len(periods)} free periods."
+        )
+        drawn = await drawn_blocks(page)
+        assert_same_blocks(drawn, expected_blocks(as_items, monday, "UTC"))
+        assert {status for _, _, _, status, _, _ in drawn} == {"free"}
+        await traffic.snapshot(page)
+        await shot(page, "week-view-slots.png")
+        await traffic.settled()
+    await scan(traffic, at(proxy, ""), bearer={slots_key: "/v1/"})
