@@ -3,6 +3,12 @@
 ``check-config`` and ``serve`` both call ``load_settings``, so one fails exactly when the other
 would. Every problem is collected before anything is refused, the environment's secrets
 included, so a configuration is fixed in one round rather than one restart per mistake.
+
+Any key of a section can also be set from the environment, for containers: the variable
+``FREEBUSY_PROXY_<SECTION>__<KEY>`` (two underscores between section and key, any letter case)
+overrides ``[section] key`` of the file, e.g. ``FREEBUSY_PROXY_SERVER__PORT=9000``. Its value is
+read as the key's type (``true``/``false``, numbers, lists as comma-separated items). Secrets
+keep their own variables; ``[[consumers]]`` and ``[[feeds]]`` come only from the file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from proxy.config.schema import (
     CLIENT_SECRET_ENV,
     DATABASE_PASSWORD_ENV,
     ENV_ONLY,
+    OVERRIDE_PREFIX,
+    OVERRIDE_SEPARATOR,
     TOKEN_KEY_ENV,
     AuditSettings,
     BatchingSettings,
@@ -81,6 +89,7 @@ def parse_settings(
 ) -> Settings:
     """Validate a parsed TOML document into Settings; ConfigError lists every problem."""
     problems: list[str] = []
+    document = _with_overrides(document, environ, problems)
     for key in document:
         if key not in _SECTIONS and key not in _ARRAYS:
             problems.append(f"{key}: unknown key")
@@ -111,6 +120,69 @@ def parse_settings(
     if problems or settings is None:
         raise ConfigError(problems)
     return _with_secrets(settings, environ)
+
+
+def override_variable(section: str, key: str) -> str:
+    """The environment variable that overrides ``[section] key``."""
+    return f"{OVERRIDE_PREFIX}{section.upper()}{OVERRIDE_SEPARATOR}{key.upper()}"
+
+
+def _with_overrides(
+    document: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> Mapping[str, Any]:
+    """The document with every ``FREEBUSY_PROXY_<SECTION>__<KEY>`` variable applied."""
+    merged: dict[str, Any] = dict(document)
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(OVERRIDE_PREFIX) or OVERRIDE_SEPARATOR not in name:
+            continue
+        section, _, key = name.removeprefix(OVERRIDE_PREFIX).lower().partition(OVERRIDE_SEPARATOR)
+        if section in _ARRAYS:
+            problems.append(f"{variable}: [[{section}]] entries come only from the config file")
+            continue
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            problems.append(f"{variable}: no section [{section}] (see config/example.toml)")
+            continue
+        if key in ENV_ONLY:
+            problems.append(f"{variable}: secrets are read only from {_SECRET_ENV[key]}")
+            continue
+        hint = typing.get_type_hints(cls, include_extras=True).get(key)
+        if hint is None:
+            problems.append(f"{variable}: [{section}] has no key {key!r}")
+            continue
+        value = _from_environment(environ[variable], hint, variable, f"{section}.{key}", problems)
+        table = merged.get(section, {})
+        if value is not None and isinstance(table, Mapping):
+            merged[section] = {**table, key: value}
+    return merged
+
+
+def _from_environment(text: str, hint: Any, variable: str, where: str, problems: list[str]) -> Any:
+    """A variable's text as the TOML value it stands for, or None (a problem recorded)."""
+    if _is_list(hint):
+        raw: Any = [item.strip() for item in text.split(",") if item.strip()]
+    else:
+        raw = text
+    try:
+        converted = msgspec.convert(raw, hint, strict=False, dec_hook=_path)
+    except msgspec.ValidationError as exc:
+        problems.append(f"{variable}: {_problem(where, exc, hint)}")
+        return None
+    # What a TOML file would hold, so the file's own check judges it the same way.
+    if isinstance(converted, bool | int | float):
+        return converted
+    return raw
+
+
+def _is_list(hint: Any) -> bool:
+    """True for a tuple field (or an optional one)."""
+    for arg in (hint, *typing.get_args(hint)):
+        if typing.get_origin(arg) is typing.Annotated:
+            arg = typing.get_args(arg)[0]
+        if typing.get_origin(arg) is tuple:
+            return True
+    return False
 
 
 def _array(document: Mapping[str, Any], name: str, problems: list[str]) -> list[Any]:
@@ -311,6 +383,13 @@ def _feed_rules(settings: Settings) -> list[str]:
         consumer = by_name.get(feed.consumer)
         if consumer is None:
             problems.append(f"{where}.consumer: no consumer named {feed.consumer!r}")
+            continue
+        if consumer.policy.detail == "slots":
+            # A feed shows one person's busy periods: exactly what such a key may not see.
+            problems.append(
+                f'{where}.consumer: consumer {feed.consumer!r} has detail = "slots" and may '
+                "read no feed"
+            )
             continue
         folded = feed.address.casefold()
         allowed = {p.casefold() for p in consumer.allow}

@@ -61,6 +61,7 @@ MIGRATIONS = (
                 public_client BOOLEAN NOT NULL,
                 created TEXT NOT NULL,
                 revision BIGINT NOT NULL DEFAULT 1,
+                refreshed TEXT,
                 token_cache BYTEA,
                 UNIQUE (kind, tenant_id, account)
             )""",
@@ -81,7 +82,9 @@ def _lock_key(connection_id: str) -> int:
 
 
 def _stored(row: Any) -> Stored:
-    return Stored(connection=connection_from(row), revision=int(row["revision"]))
+    return Stored(
+        connection=connection_from(row), revision=int(row["revision"]), refreshed=row["refreshed"]
+    )
 
 
 class _Lease:
@@ -106,17 +109,19 @@ class _Lease:
         """The cache as stored when the lock was taken."""
         return self._cache
 
-    async def write(self, token_cache: str) -> bool:
+    async def write(self, token_cache: str, *, refreshed: str) -> bool:
         """Store the refreshed cache unless the row changed since it was read."""
         status = await self._db.execute(
-            "UPDATE connections SET token_cache = $1 "
+            "UPDATE connections SET token_cache = $1, refreshed = $4 "
             "WHERE id = $2 AND revision = $3 AND token_cache IS NOT NULL",
             self._store.sealer.seal(token_cache),
             self._id,
             self._revision,
+            refreshed,
         )
         written = bool(status == "UPDATE 1")
         if written:
+            await self._db.execute(_BUMP)  # every replica's listing shows the refresh
             self._cache = token_cache
         return written
 
@@ -207,7 +212,8 @@ class PostgresStore:
         async with self._pool.acquire() as db, db.transaction(isolation="repeatable_read"):
             generation = await db.fetchval("SELECT generation FROM store_generation")
             rows = await db.fetch(
-                f"SELECT {COLUMNS}, revision FROM connections ORDER BY created, id"  # noqa: S608
+                f"SELECT {COLUMNS}, revision, refreshed FROM connections "  # noqa: S608
+                "ORDER BY created, id"
             )
         return Snapshot(generation=int(generation), connections=tuple(map(_stored, rows)))
 
@@ -226,7 +232,8 @@ class PostgresStore:
                 "tenant_name = EXCLUDED.tenant_name, domains = EXCLUDED.domains, "
                 "scopes = EXCLUDED.scopes, status = EXCLUDED.status, "
                 "public_client = EXCLUDED.public_client, created = EXCLUDED.created, "
-                "token_cache = EXCLUDED.token_cache, revision = connections.revision + 1 "
+                "token_cache = EXCLUDED.token_cache, refreshed = NULL, "
+                "revision = connections.revision + 1 "
                 "RETURNING id, revision",
                 *row_values(c),
                 1,
@@ -243,8 +250,10 @@ class PostgresStore:
             row = await db.fetchrow(
                 "UPDATE connections SET status = $1, scopes = $2, "  # noqa: S608
                 "revision = CASE WHEN $1 = 'connected' THEN revision ELSE revision + 1 END, "
-                "token_cache = CASE WHEN $1 = 'connected' THEN token_cache END WHERE id = $3 "
-                f"RETURNING {COLUMNS}, revision",
+                "token_cache = CASE WHEN $1 = 'connected' THEN token_cache END "
+                "WHERE id = $3 AND CASE $1 WHEN 'connected' THEN status = 'connected' "
+                "WHEN 'revoked' THEN TRUE ELSE status <> 'revoked' END "
+                f"RETURNING {COLUMNS}, revision, refreshed",
                 status,
                 json.dumps(scopes),
                 connection_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from proxy.connect.store import ConnectionStore, Snapshot, Stored
 from proxy.core.clock import Clock, WallClock
 from proxy.core.connections import Connection, ConnectionStatus
 from proxy.core.errors import TokenError
+from proxy.core.timefmt import format_utc
 from proxy.sources.credentials import PLATFORM_ERRORS, platform_token_error
 
 log = logging.getLogger(__name__)
@@ -113,10 +115,12 @@ class ConnectionTokens:
                 self._cache.deserialize(lease.token_cache)
                 result = await asyncio.to_thread(self._acquire, connection)
                 if self._cache.has_state_changed:
-                    if not await lease.write(self._cache.serialize()):
+                    when = format_utc(self._registry.wall_clock.now().replace(microsecond=0))
+                    if not await lease.write(self._cache.serialize(), refreshed=when):
                         self._registry.stale()
                         raise TokenError("needs_consent")
                     self._cache.has_state_changed = False
+                    self._registry.note_refreshed(self._id, when)
                 return result
         except SealBroken:
             # Not the person's fault: the operator's key changed. The tokens stay untouched.
@@ -262,22 +266,37 @@ class Connections:
         status: ConnectionStatus,
         scopes: tuple[str, ...] | None = None,
     ) -> None:
-        """Record a connection's new status; any but connected deletes its tokens at once."""
+        """Record a connection's new status; any but connected deletes its tokens at once.
+
+        A revoked connection stays revoked (the store holds to that across processes too): a
+        refresh that was in flight cannot revive it.
+        """
         async with self._sync_lock:
-            if connection.id not in self._connections:
+            current = self._connections.get(connection.id)
+            if current is None or (current.connection.status == "revoked" and status != "revoked"):
                 return
             chosen = connection.scopes if scopes is None else scopes
             stored = await self.store.set_status(connection.id, status, chosen)
             if stored is None:
-                self._connections.pop(connection.id, None)
-                self._ordered = None
-                self._tokens.pop(connection.id, None)
+                # Gone, or revoked, in another process: follow the store.
+                self.stale()
                 return
             tokens = self._tokens.get(connection.id)
             self._remember(stored)
             if tokens is not None and status == "connected":
                 # Only the recorded scopes changed (same revision): the provider stays.
                 self._tokens[connection.id] = tokens
+
+    def note_refreshed(self, connection_id: str, when: str) -> None:
+        """Record that this process just stored a refreshed cache (the store has it too)."""
+        stored = self._connections.get(connection_id)
+        if stored is not None:
+            self._connections[connection_id] = replace(stored, refreshed=when)
+
+    def last_refresh(self, connection_id: str) -> str | None:
+        """When any process last stored a refreshed token cache for the connection (RFC 3339)."""
+        stored = self._connections.get(connection_id)
+        return None if stored is None else stored.refreshed
 
     def _remember(self, stored: Stored) -> None:
         """Take a row this process just wrote; its old token provider goes."""

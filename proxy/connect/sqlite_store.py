@@ -83,6 +83,7 @@ MIGRATIONS = (
                 public_client INTEGER NOT NULL,
                 created TEXT NOT NULL,
                 revision INTEGER NOT NULL DEFAULT 1,
+                refreshed TEXT,
                 token_cache BLOB,
                 UNIQUE (kind, tenant_id, account)
             )""",
@@ -118,11 +119,11 @@ class _Lease:
         """The cache as stored when the lock was taken."""
         return self._cache
 
-    async def write(self, token_cache: str) -> bool:
+    async def write(self, token_cache: str, *, refreshed: str) -> bool:
         """Store the refreshed cache unless the row changed since it was read."""
         sealed = self._store.sealer.seal(token_cache)
         written = await asyncio.to_thread(
-            self._store.write_cache_sync, self._id, self._revision, sealed
+            self._store.write_cache_sync, self._id, self._revision, sealed, refreshed
         )
         if written:
             self._cache = token_cache
@@ -224,12 +225,14 @@ class SqliteStore:
         with self._reading() as db:
             (generation,) = db.execute("SELECT generation FROM store_generation").fetchone()
             rows = db.execute(
-                f"SELECT {COLUMNS}, revision FROM connections ORDER BY created, id"  # noqa: S608
+                f"SELECT {COLUMNS}, revision, refreshed FROM connections "  # noqa: S608
+                "ORDER BY created, id"
             ).fetchall()
         return Snapshot(
             generation=int(generation),
             connections=tuple(
-                Stored(connection=connection_from(row), revision=int(row[10])) for row in rows
+                Stored(connection=connection_from(row), revision=int(row[10]), refreshed=row[11])
+                for row in rows
             ),
         )
 
@@ -273,19 +276,21 @@ class SqliteStore:
     ) -> Stored | None:
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE connections SET status = ?, scopes = ?, "
-                "revision = CASE WHEN ? = 'connected' THEN revision ELSE revision + 1 END, "
-                "token_cache = CASE WHEN ? = 'connected' THEN token_cache END WHERE id = ?",
-                (status, json.dumps(scopes), status, status, connection_id),
+                "UPDATE connections SET status = :status, scopes = :scopes, "
+                "revision = CASE WHEN :status = 'connected' THEN revision ELSE revision + 1 END, "
+                "token_cache = CASE WHEN :status = 'connected' THEN token_cache END "
+                "WHERE id = :id AND CASE :status WHEN 'connected' THEN status = 'connected' "
+                "WHEN 'revoked' THEN 1 ELSE status <> 'revoked' END",
+                {"status": status, "scopes": json.dumps(scopes), "id": connection_id},
             )
             if changed.rowcount == 0:
                 return None
             row = db.execute(
-                f"SELECT {COLUMNS}, revision FROM connections WHERE id = ?",  # noqa: S608
+                f"SELECT {COLUMNS}, revision, refreshed FROM connections WHERE id = ?",  # noqa: S608
                 (connection_id,),
             ).fetchone()
             _bump(db)
-        return Stored(connection=connection_from(row), revision=int(row[10]))
+        return Stored(connection=connection_from(row), revision=int(row[10]), refreshed=row[11])
 
     async def delete(self, connection_id: str) -> bool:
         """Delete a connection and its tokens."""
@@ -321,14 +326,18 @@ class SqliteStore:
             ).fetchone()
         return (0, None) if row is None else (int(row[0]), row[1])
 
-    def write_cache_sync(self, connection_id: str, revision: int, sealed: bytes) -> bool:
+    def write_cache_sync(
+        self, connection_id: str, revision: int, sealed: bytes, refreshed: str
+    ) -> bool:
         """Write a refreshed cache if the row still has ``revision`` and tokens (blocking)."""
         with self._transaction() as db:
             written = db.execute(
-                "UPDATE connections SET token_cache = ? "
+                "UPDATE connections SET token_cache = ?, refreshed = ? "
                 "WHERE id = ? AND revision = ? AND token_cache IS NOT NULL",
-                (sealed, connection_id, revision),
+                (sealed, refreshed, connection_id, revision),
             )
+            if written.rowcount > 0:
+                _bump(db)  # every process's listing shows the refresh
             return written.rowcount > 0
 
     async def wait_for_change(self, interval: float) -> None:

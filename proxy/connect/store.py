@@ -65,6 +65,8 @@ class Stored:
 
     connection: Connection
     revision: int
+    refreshed: str | None = None
+    """When a process last wrote a refreshed token cache (RFC 3339), or None since sign-in."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +93,9 @@ class Lease(Protocol):
         """The cache as stored when the lock was taken; None when the row holds no tokens."""
         ...
 
-    async def write(self, token_cache: str) -> bool:
-        """Store a refreshed cache; False when the connection was replaced or removed meanwhile."""
+    async def write(self, token_cache: str, *, refreshed: str) -> bool:
+        """Store a refreshed cache (at ``refreshed``, RFC 3339); False when the connection was
+        replaced, lost its grant or was removed meanwhile."""
         ...
 
 
@@ -122,7 +125,8 @@ class ConnectionStore(Protocol):
 
         Connected (the granted scopes changed) keeps the revision: a refresh under way in
         another process may still write its cache back, and must, or the refresh token it
-        just redeemed would be the one stored.
+        just redeemed would be the one stored. Connected applies only to a connected row, and
+        nothing but revoked to a revoked one; None when refused so, or when there is no row.
         """
         ...
 

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from proxy.config.load import load_settings
 from proxy.config.schema import CONFIG_ENV, Settings
@@ -18,33 +19,42 @@ from proxy.core.errors import ConfigError
 from proxy.observability.logs import configure_logging
 
 
-def add_store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add(commands: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose summary is its entry in the list and the start of its --help."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=summary[0].upper() + summary[1:] + "."
+    )
+    return parser
+
+
+def add_store_commands(commands: Any) -> None:
     """Register ``db`` and ``connections`` with their subcommands."""
-    db = commands.add_parser("db", help="the connection store's schema")
+    db = _add(commands, "db", "the connection store's schema: db migrate")
     db_commands = db.add_subparsers(required=True, metavar="COMMAND")
-    migrate = db_commands.add_parser(
-        "migrate", help="apply the schema migrations not applied yet (serve does it too)"
+    migrate = _add(
+        db_commands, "migrate", "apply the schema migrations not applied yet (serve does it too)"
     )
     _config_option(migrate)
     migrate.set_defaults(run=_migrate)
 
-    connections = commands.add_parser(
-        "connections", help="move connections between stores, re-encrypt their tokens"
+    connections = _add(
+        commands,
+        "connections",
+        "move connections between stores, re-encrypt their tokens: export, import, rotate-key",
     )
     sub = connections.add_subparsers(required=True, metavar="COMMAND")
-    export = sub.add_parser("export", help="write every connection, tokens still encrypted")
+    export = _add(sub, "export", "write every connection, its tokens still encrypted")
     _config_option(export)
     export.add_argument(
         "--output", type=Path, required=True, help="file to create (owner-only; not overwritten)"
     )
     export.set_defaults(run=_export)
-    load = sub.add_parser("import", help="read an export into this config's store")
+    load = _add(sub, "import", "read an export into this config's store")
     _config_option(load)
     load.add_argument("file", type=Path, help="a file written by `connections export`")
     load.set_defaults(run=_import)
-    rotate = sub.add_parser(
-        "rotate-key",
-        help="re-encrypt every token cache with the first key of FREEBUSY_PROXY_TOKEN_KEY",
+    rotate = _add(
+        sub, "rotate-key", "re-encrypt every token cache with the first key of the token key"
     )
     _config_option(rotate)
     rotate.set_defaults(run=_rotate)

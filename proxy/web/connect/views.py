@@ -12,7 +12,7 @@ from aiohttp import web
 from proxy.access.admin import require_admin
 from proxy.connect.msal_apps import error_code
 from proxy.connect.onboarding import complete
-from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes
+from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, listed_permissions
 from proxy.core.connections import Kind
 from proxy.core.errors import Code, ProblemError, Refusal
 from proxy.observability.audit_record import note_outcome
@@ -114,6 +114,7 @@ def _require_admin(request: web.Request) -> None:
 async def list_connections(request: web.Request) -> web.Response:
     """GET /admin/connections: every connection, field by field; never a token."""
     _require_admin(request)
+    connections = request.app[CONNECT].connections
     listing = [
         {
             "id": c.id,
@@ -122,12 +123,13 @@ async def list_connections(request: web.Request) -> web.Response:
             "tenant_id": c.tenant_id,
             "tenant_name": c.tenant_name,
             "domains": list(c.domains),
-            "scopes": list(c.scopes),
+            "scopes": list(listed_permissions(c.scopes)),
             "excess_scopes": sorted(excess_scopes(frozenset(c.scopes))),
             "status": c.status,
             "created": c.created,
+            "last_refresh": connections.last_refresh(c.id),
         }
-        for c in request.app[CONNECT].connections.all()
+        for c in connections.all()
     ]
     return web.json_response({"connections": listing}, headers={"Cache-Control": "no-store"})
 
