@@ -24,6 +24,7 @@ from tests.support.connect import TOKEN_KEY
 StoreFactory = Callable[..., Awaitable[ConnectionStore]]
 
 ADELE = "adele.vance@contoso.example"
+WHEN = "2026-01-02T03:04:05Z"
 
 
 def connection(account: str = ADELE, kind: str = "individual", **fields: Any) -> Connection:
@@ -132,6 +133,14 @@ async def test_losing_the_grant_deletes_the_tokens(make_store: StoreFactory) -> 
     async with store.lease(kept.connection.id) as lease:
         assert lease.token_cache == kept_cache
     assert await store.set_status(str(uuid.uuid4()), "needs_consent", ()) is None
+    # Revoked stays revoked until the person signs in again; connected needs a connected row.
+    revoked = await store.set_status(kept.connection.id, "revoked", ())
+    assert revoked is not None
+    assert revoked.connection.status == "revoked"
+    for later in ("connected", "needs_consent", "over_privileged"):
+        assert await store.set_status(kept.connection.id, later, ()) is None  # type: ignore[arg-type]
+    again = await store.save(connection(), kept_cache)
+    assert (again.connection.id, again.connection.status) == (kept.connection.id, "connected")
 
 
 async def test_delete_removes_the_connection_everywhere(make_store: StoreFactory) -> None:
@@ -157,12 +166,14 @@ async def test_a_lease_writes_back_only_an_unchanged_row(make_store: StoreFactor
         # Another process recording new scopes does not void the refresh under way: its
         # refresh token is already spent, so the rotated one must be stored.
         await other.set_status(stored.connection.id, "connected", ("User.Read",))
-        assert await lease.write(refreshed)
+        assert await lease.write(refreshed, refreshed=WHEN)
     newer, _ = token_cache()
+    (seen,) = (await other.snapshot()).connections
+    assert seen.refreshed == WHEN  # every process lists when it was last refreshed
     async with store.lease(stored.connection.id) as lease:
         assert lease.token_cache == refreshed
         await other.save(connection(), newer)  # signed in again meanwhile
-        assert not await lease.write(cache)
+        assert not await lease.write(cache, refreshed=WHEN)
     async with store.lease(stored.connection.id) as lease:
         assert lease.token_cache == newer
 
@@ -180,7 +191,7 @@ async def test_leases_exclude_each_other_across_stores(make_store: StoreFactory)
             # Give the other lease every chance to read the same value (it must not).
             await store.generation()
             await asyncio.sleep(0)
-            assert await lease.write(json.dumps({"n": n + 1}))
+            assert await lease.write(json.dumps({"n": n + 1}), refreshed=WHEN)
 
     await asyncio.gather(*(increment(stores[i % 2]) for i in range(rounds)))
     async with stores[1].lease(stored.connection.id) as lease:
@@ -256,7 +267,7 @@ async def test_rows_hold_no_token_in_clear(
     stored = await store.save(connection(), cache)
     async with store.lease(stored.connection.id) as lease:
         refreshed, refresh_2 = token_cache()
-        assert await lease.write(refreshed)
+        assert await lease.write(refreshed, refreshed=WHEN)
     raw = await _database_bytes(storage, request)
     assert ADELE.encode() in raw  # the scan reads the real rows
     for secret in (refresh, refresh_2, access, "CANARY-"):
