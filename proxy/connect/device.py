@@ -8,11 +8,11 @@ import aiohttp
 import msal
 
 from proxy.config.schema import Settings
+from proxy.connect.backends import open_store
 from proxy.connect.msal_apps import build_app, error_code
 from proxy.connect.onboarding import complete
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import REQUESTED_SCOPES
-from proxy.connect.store import open_store
 from proxy.core.clock import MONOTONIC, SystemWallClock
 from proxy.core.connections import Kind
 from proxy.core.errors import Refusal

@@ -14,10 +14,10 @@ import msal
 import requests
 
 from proxy.config.schema import Settings
+from proxy.connect.backends import open_store
 from proxy.connect.flows import PendingFlows
 from proxy.connect.msal_apps import build_app
 from proxy.connect.registry import Connections
-from proxy.connect.store import open_store
 from proxy.core.clock import Clock, WallClock
 from proxy.sources.tls import requests_session
 

@@ -16,8 +16,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from proxy.config.schema import ConnectSettings
-from proxy.connect.sealing import Sealer
 from proxy.core.connections import Connection, ConnectionStatus
 
 COLUMNS = (
@@ -157,20 +155,3 @@ class ConnectionStore(Protocol):
     async def close(self) -> None:
         """Release connections, listeners and lock files."""
         ...
-
-
-async def open_store(connect: ConnectSettings) -> ConnectionStore:
-    """Open the configured store (PostgreSQL when storage_url is set, else SQLite), unmigrated."""
-    sealer = Sealer(connect.token_key)
-    if connect.storage_url is not None:
-        from proxy.connect.postgres_store import PostgresStore
-
-        return await PostgresStore.open(
-            connect.storage_url,
-            password=connect.database_password,
-            sealer=sealer,
-            pool_size=connect.storage_pool_size,
-        )
-    from proxy.connect.sqlite_store import SqliteStore
-
-    return await SqliteStore.open(connect.storage_path, sealer=sealer)

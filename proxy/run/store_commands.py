@@ -12,8 +12,9 @@ from typing import Any
 
 from proxy.config.load import load_settings
 from proxy.config.schema import CONFIG_ENV, Settings
+from proxy.connect.backends import open_store
 from proxy.connect.sealing import Sealer
-from proxy.connect.store import ConnectionStore, open_store
+from proxy.connect.store import ConnectionStore
 from proxy.connect.transfer import export_connections, read_export
 from proxy.core.errors import ConfigError
 from proxy.observability.logs import configure_logging

@@ -15,8 +15,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from proxy.config.schema import ConnectSettings
+from proxy.connect.backends import open_store
 from proxy.connect.sealing import SealBroken
-from proxy.connect.store import ConnectionStore, open_store
+from proxy.connect.store import ConnectionStore
 from proxy.core.connections import Connection
 from proxy.core.errors import ConfigError
 from tests.support.connect import TOKEN_KEY

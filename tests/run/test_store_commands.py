@@ -19,7 +19,7 @@ from proxy.config.schema import (
     TOKEN_KEY_ENV,
     ConnectSettings,
 )
-from proxy.connect.store import open_store
+from proxy.connect.backends import open_store
 from proxy.core.connections import Connection
 from proxy.run.cli import main
 from tests.support.connect import TOKEN_KEY
