@@ -43,6 +43,10 @@ class ServerSettings:
     max_line_size: ParserLimit = 8190
     max_field_size: ParserLimit = 8190
     max_headers: Annotated[int, Meta(ge=16, le=256)] = 64
+    # A connection must finish a request's headers this long after it opened (or after its
+    # previous answer), and a request's body this long after its headers; then it is cut.
+    header_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    body_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +72,8 @@ class LimitSettings:
 
     max_schedules: AtLeastOne = 100
     max_window_days: AtLeastOne = 180
+    # What one request may cost, in mailbox-days (see proxy/core/policy.py request_cost).
+    max_request_cost: AtLeastOne = 18_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +119,8 @@ class ConnectSettings:
     strict_scopes: bool = True
     application_permissions: bool = True
     flow_timeout_seconds: Positive = 600.0
+    # Sign-ins one client address may start per minute.
+    sign_ins_per_minute: Annotated[int, Meta(ge=1, le=10_000)] = 10
     admin_key_sha256: Sha256 | None = field(default=None, repr=False)
     # Never in a file: filled from FREEBUSY_PROXY_TOKEN_KEY.
     token_key: str | None = field(default=None, repr=False)

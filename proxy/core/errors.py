@@ -48,6 +48,8 @@ class Code(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     URI_TOO_LONG = "uri_too_long"
     HEADERS_TOO_LARGE = "headers_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
+    REQUEST_TOO_COSTLY = "request_too_costly"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     HTTP_ERROR = "http_error"
     RATE_LIMITED = "rate_limited"
@@ -67,6 +69,7 @@ _CODE_BY_STATUS: Mapping[int, Code] = MappingProxyType(
         400: Code.INVALID_REQUEST,
         404: Code.NOT_FOUND,
         405: Code.METHOD_NOT_ALLOWED,
+        408: Code.REQUEST_TIMEOUT,
         413: Code.REQUEST_TOO_LARGE,
         414: Code.URI_TOO_LONG,
         415: Code.UNSUPPORTED_MEDIA_TYPE,

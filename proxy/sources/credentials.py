@@ -28,6 +28,33 @@ MICROSOFT_HOSTS = (
 # or at the token endpoint: requests' errors are OSErrors, a 5xx is MsalServiceError, a body
 # that is not JSON a ValueError (json.JSONDecodeError), a failed discovery a ValueError.
 PLATFORM_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, msal.exceptions.MsalError)
+# The OAuth error codes (RFC 6749, RFC 8628, OpenID Connect, Entra ID's additions) we pass on to
+# logs and the admin's readiness view. The identity platform's "error" is free text as far as we
+# can tell (any length, any characters); anything else reads as "token_error".
+OAUTH_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+        "unsupported_response_type",
+        "server_error",
+        "temporarily_unavailable",
+        "interaction_required",
+        "login_required",
+        "consent_required",
+        "account_selection_required",
+        "authorization_pending",
+        "slow_down",
+        "expired_token",
+        "authorization_declined",
+        "bad_verification_code",
+        "invalid_resource",
+    }
+)
 
 log = logging.getLogger(__name__)
 # msal logs authorization codes, PKCE verifiers and client_info at DEBUG/INFO, and an
@@ -35,6 +62,13 @@ log = logging.getLogger(__name__)
 # outcomes ourselves, as codes; whatever the application's log level, none of msal's text
 # may reach a log line.
 logging.getLogger("msal").setLevel(logging.CRITICAL + 1)
+
+
+def oauth_error(result: Any) -> str:
+    """The OAuth error code of an answer (msal's result dict) if it is one we know, else
+    "token_error": never the platform's own text."""
+    error = result.get("error") if isinstance(result, dict) else None
+    return error if isinstance(error, str) and error in OAUTH_ERRORS else "token_error"
 
 
 def platform_token_error(exc: Exception) -> TokenError:
@@ -115,8 +149,7 @@ class MsalAppTokens:
         except PLATFORM_ERRORS as exc:
             raise platform_token_error(exc) from None
         if not isinstance(result, dict) or "access_token" not in result:
-            error = result.get("error") if isinstance(result, dict) else None
-            code = error if isinstance(error, str) and error.isidentifier() else "token_error"
+            code = oauth_error(result)
             log.warning("token request refused by the identity platform: %s", code)
             raise TokenError(code)
         lifetime = float(result.get("expires_in", 0) or 0)

@@ -146,9 +146,14 @@ def runner_kwargs(server: ServerSettings) -> dict[str, Any]:
     aiohttp enforces the parser limits while parsing, before any of our code runs: an
     over-long request line (query string included), header or header count is answered by
     aiohttp itself with a plain-text 400. Its log line about it goes to a redacted logger.
+
+    aiohttp's keep-alive timer runs from a connection's start (and from each answer) until a
+    whole request has arrived, so it is the header timeout: a client dribbling its headers
+    (or idling between requests) is cut off once it runs out.
     """
     return {
         "access_log_class": AccessLogger,
+        "keepalive_timeout": server.header_timeout_seconds,
         "max_line_size": server.max_line_size,
         "max_field_size": server.max_field_size,
         "max_headers": server.max_headers,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -71,11 +74,33 @@ FAILURES: dict[str, tuple[int, str, str]] = {
         "Microsoft's identity platform did not complete the sign-in. Nothing was connected.",
     ),
     "disabled": (404, "Not available", "This kind of connection is not enabled here."),
+    "too_many_sign_ins": (
+        429,
+        "Too many sign-ins",
+        "Too many sign-ins were started from this address. Please wait a minute and start again.",
+    ),
+    "too_many_in_progress": (
+        503,
+        "Too many sign-ins in progress",
+        "Too many sign-ins are in progress right now. Please try again in a few minutes.",
+    ),
 }
+# The one script any page runs (the bounce page's form submits itself), allowed by its hash.
+_SUBMIT = "document.forms[0].submit();"
+_SUBMIT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT.encode()).digest()).decode()
 
 
-def page(title: str, body: str, *, status: int = 200) -> web.Response:
-    """Return an HTML page; ``body`` must already be escaped."""
+def page(
+    title: str,
+    body: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    submit: bool = False,
+) -> web.Response:
+    """Return an HTML page; ``body`` must already be escaped. ``submit``: the page's form
+    submits itself (the only script a page may run); otherwise no script runs at all."""
+    scripts = f"script-src 'sha256-{_SUBMIT_HASH}'; " if submit else ""
     document = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -84,29 +109,53 @@ def page(title: str, body: str, *, status: int = 200) -> web.Response:
         "padding:0 1rem;line-height:1.5}</style></head>"
         f'<body><main><h1 id="outcome">{html.escape(title)}</h1>{body}</main></body></html>'
     )
+    if submit:
+        document = document.replace("</body>", f"<script>{_SUBMIT}</script></body>")
     return web.Response(
         text=document,
         status=status,
         content_type="text/html",
         charset="utf-8",
         headers={
+            **(headers or {}),
             "Cache-Control": "no-store",
             "Content-Security-Policy": (
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
-                "form-action 'self'"
+                f"default-src 'none'; {scripts}style-src 'unsafe-inline'; "
+                "frame-ancestors 'none'; form-action 'self'"
             ),
             "Referrer-Policy": "no-referrer",
         },
     )
 
 
-def failure(reason: str) -> web.Response:
-    """Return the page for a failed sign-in."""
+def failure(reason: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    """Return the page for a failed sign-in (``headers``: e.g. Retry-After)."""
     status, title, text = FAILURES.get(reason, FAILURES["sign_in_failed"])
     return page(
         title,
         f'<p role="alert">{html.escape(text)}</p><p><a href="/connect">Start again</a></p>',
         status=status,
+        headers=headers,
+    )
+
+
+def bounce(fields: Mapping[str, str]) -> web.Response:
+    """A page that posts the identity platform's answer again, from this origin.
+
+    The platform's POST back is cross-site, so the browser leaves out the SameSite=Lax cookie
+    that binds the sign-in to it; the same fields posted from our own page carry it. The
+    page holds the authorization code only in its body (no-store, never in a URL).
+    """
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+        for name, value in fields.items()
+    )
+    return page(
+        "Finishing the sign-in",
+        '<form method="post" action="/connect/callback">'
+        f'{inputs}<input type="hidden" name="bounced" value="1">'
+        '<p><button type="submit">Continue</button></p></form>',
+        submit=True,
     )
 
 

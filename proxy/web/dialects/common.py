@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.core.errors import BadRequest, Code, ProblemError
+from proxy.web.bodies import read_body
 
 # With a realm: httplib2 (Google's Python client) rejects a bare "Bearer" challenge.
 BEARER_CHALLENGE = 'Bearer realm="freebusy-proxy"'
@@ -22,7 +23,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             status=415,
         )
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await read_body(request))
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON", code=Code.INVALID_JSON) from None
     if not isinstance(body, dict):

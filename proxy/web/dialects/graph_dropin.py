@@ -74,6 +74,7 @@ _GRAPH_CODES = {
 }
 _FIELDS = ("schedules", "starttime", "endtime", "availabilityviewinterval")
 _PREFER_ZONE = re.compile(r'(?:^|[,;\s])outlook\.timezone\s*=\s*(?:"([^"]*)"|([^,;\s]+))', re.I)
+_INTERVAL_TEXT = re.compile(r"^\s*[0-9]{1,5}\s*$", re.ASCII)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -120,8 +121,9 @@ def _date_time_time_zone(value: Any, name: str) -> datetime:
 
 
 def _interval(value: Any) -> int:
-    # One of Graph's own examples sends the interval as a string.
-    if isinstance(value, str) and value.strip().isdigit():
+    # One of Graph's own examples sends the interval as a string: ASCII digits, a few of them
+    # (str.isdigit() also accepts "²" and Arabic-Indic digits, and int() of 4,301 digits raises).
+    if isinstance(value, str) and _INTERVAL_TEXT.match(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest("availabilityViewInterval must be an integer", code=Code.INVALID_REQUEST)

@@ -12,6 +12,7 @@ from proxy.availability.memo import MemoKey
 from proxy.core.errors import BadRequest, Code
 from proxy.core.model import Query, ScheduleResult
 from proxy.core.timefmt import format_utc
+from proxy.web.bodies import read_body
 from proxy.web.dialects.common import read_json_object
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS
@@ -96,7 +97,7 @@ async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
         and request.content_type != "application/json"
     ):
         return None
-    return (consumer, "POST", await request.read())
+    return (consumer, "POST", await read_body(request))
 
 
 async def _read_request(request: web.Request) -> Mapping[str, Any]:
