@@ -80,10 +80,24 @@ def platform_token_error(exc: Exception) -> TokenError:
     return TokenError("authority_unavailable")
 
 
+# After a failed token request the next one waits this long, doubling per failure up to the cap:
+# prompt enough that one bad answer is not an outage, spaced enough not to hammer a platform
+# that keeps refusing.
+_RETRY_BASE_S = 1.0
+_RETRY_CAP_S = 16.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Held:
     value: str
     renew_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: str
+    failures: int
+    retry_at: float
 
 
 class MsalAppTokens:
@@ -92,6 +106,11 @@ class MsalAppTokens:
     msal is synchronous and does network I/O in its constructor, so every call runs in a
     worker thread. A token is held in memory and reused until shortly before it expires;
     refreshes are single-flight.
+
+    A failed request is tried again on the first call after a backoff (1 s, doubling to 16 s);
+    until then calls fail at once with the same code. msal remembers a 400 answer for 60 s
+    (and a 5xx for 5 s) and would answer from that memory without asking: a failure drops the
+    application object, so the retry is a real request.
     """
 
     def __init__(
@@ -113,6 +132,7 @@ class MsalAppTokens:
         self._app: Any = None
         self._http = requests_session(ca_file)
         self._held: _Held | None = None
+        self._failed: _Failed | None = None
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -129,7 +149,19 @@ class MsalAppTokens:
             held = self._held
             if held is not None and self._clock() < held.renew_at:
                 return held.value
-            self._held = await asyncio.to_thread(self._acquire)
+            failed = self._failed
+            if failed is not None and self._clock() < failed.retry_at:
+                raise TokenError(failed.error)
+            try:
+                self._held = await asyncio.to_thread(self._acquire)
+            except TokenError as exc:
+                failures = 1 if failed is None else failed.failures + 1
+                delay = min(_RETRY_CAP_S, _RETRY_BASE_S * 2 ** (failures - 1))
+                self._failed = _Failed(exc.error, failures, self._clock() + delay)
+                # A new application object next time: msal's memory of this failure goes.
+                self._app = None
+                raise
+            self._failed = None
             return self._held.value
 
     def _acquire(self) -> _Held:

@@ -21,7 +21,6 @@ from proxy.access.rate import TokenBuckets
 from proxy.availability.memo import ResponseMemo
 from proxy.availability.service import Availability
 from proxy.config.schema import ServerSettings, Settings
-from proxy.connect.registry import Connections
 from proxy.connect.runtime import open_connect
 from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
 from proxy.observability.audit import AuditTrail
@@ -104,7 +103,6 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             connections=connections,
             clock=clock,
             metrics=metrics,
-            details=None if connections is None else partial(_connection_details, connections),
         )
         app[CHAIN] = chain
         availability = Availability(
@@ -118,11 +116,6 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
         if connections is not None:
             connections.on_removed.append(availability.forget_connection)
         yield
-
-
-def _connection_details(connections: Connections) -> dict[str, Any]:
-    """The readiness report's informational section about delegated connections."""
-    return {"connections": connections.summary()}
 
 
 def _graph_session(settings: Settings, metrics: Metrics) -> aiohttp.ClientSession:

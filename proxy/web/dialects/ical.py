@@ -17,6 +17,7 @@ from proxy.core.intervals import busy_periods
 from proxy.core.model import ErrorCode, Query, ScheduleResult, Status, Window
 from proxy.core.policy import clamp_to_lookback
 from proxy.core.timefmt import format_utc
+from proxy.sources.graph import BUDGET_RETRY_AFTER_S
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS, FEEDS, SETTINGS, WALL_CLOCK
 
@@ -176,6 +177,14 @@ def _feed_error(code: ErrorCode) -> ProblemError:
     if code is ErrorCode.UPSTREAM_TIMEOUT:
         return ProblemError(
             "Microsoft Graph did not answer in time", code=Code(code.value), status=504
+        )
+    if code is ErrorCode.THROTTLED:
+        # The exact wait is not kept per schedule; our per-mailbox budget counts in minutes.
+        return ProblemError(
+            "Microsoft Graph throttled this address",
+            code=Code.THROTTLED,
+            status=502,
+            headers={"Retry-After": str(int(BUDGET_RETRY_AFTER_S))},
         )
     detail = {
         ErrorCode.NOT_CONNECTED: "no connection covers this address",
