@@ -133,6 +133,8 @@ class CacheSettings:
     # 0: no caching.
     ttl_seconds: Annotated[float, Meta(ge=0)] = 60.0
     max_entries: AtLeastOne = 50_000
+    # Mailboxes Graph said it does not know, remembered for ttl_seconds apart from the days.
+    max_unknown_mailboxes: AtLeastOne = 10_000
     # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
     stale_max_age_seconds: Annotated[float, Meta(ge=0)] = 0.0
     # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.

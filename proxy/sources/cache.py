@@ -10,10 +10,16 @@ Items that meet at a UTC midnight with the same status are joined when a window 
 both days, so an event cut into per-day pieces comes back whole. The answer depends only on
 the calendar, never on which requests happened to fill the cache.
 
-Errors: ``not_found`` is cached like data (an unknown address stays unknown for a TTL and a
-client repeating a typo must not cost a Graph call each time); transient failures
-(throttled, upstream_*) are never cached, so the next request asks again (the breaker
-behind the cache keeps that from hammering a failing Graph).
+Errors: ``not_found`` is remembered per mailbox for a TTL (a client repeating a typo must not
+cost a Graph call each time), apart from the days and bounded on its own, so unknown
+addresses never push anyone's data out; transient failures (throttled, upstream_*) are never
+cached, so the next request asks again (the breaker behind the cache keeps that from hammering
+a failing Graph).
+
+Days are admitted to a probation segment (a fifth of ``max_entries``) and promoted to the
+main one when asked for again: a one-off sweep over many mailboxes or months (or days
+reached ahead that nobody asks for) only displaces other one-off days, never the days people
+keep asking about.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
 DAY = timedelta(days=1)
+# The share of max_entries that days fetched but not yet asked for again may take.
+PROBATION_SHARE = 5
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT_UTC = time(tzinfo=UTC)
 # Label values of freebusy_cache_lookups.
@@ -68,6 +76,7 @@ class CachedScheduleSource:
         *,
         ttl_s: float,
         max_entries: int,
+        max_unknown: int = 10_000,
         stale_max_age_s: float = 0.0,
         min_fetch_days: int = 1,
         clock: Clock,
@@ -82,13 +91,21 @@ class CachedScheduleSource:
         # Size-bounded LRU; ages are checked on every read against fetched_at (TTLCache's
         # bookkeeping cost more than the rest of a cached request), and entries too old to
         # be served even stale are purged at least once per max-age.
-        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=max_entries)
+        probation = max(1, max_entries // PROBATION_SHARE)
+        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(
+            maxsize=max(1, max_entries - probation)
+        )
+        self._probation: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=probation)
+        # Mailboxes Graph does not know -> when it said so.
+        self._unknown: LRUCache[str, float] = LRUCache(maxsize=max_unknown)
         self._max_age_s = ttl_s + stale_max_age_s
         self._purged_at = clock()
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
-        self._metrics.cache_entries.set_function(lambda: len(self._entries))
+        self._metrics.cache_entries.set_function(
+            lambda: len(self._entries) + len(self._probation) + len(self._unknown)
+        )
         self._lookups = self._metrics.cache_lookups
 
     async def get_schedules(
@@ -102,11 +119,19 @@ class CachedScheduleSource:
         hits: dict[CacheKey, CachedDay] = {}
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
+        ttl = self._ttl_s
         for mailbox in mailboxes:
+            said = self._unknown.get(mailbox)
+            if said is not None and now - said <= ttl:
+                for day in days:
+                    hits[(mailbox, day)] = _UNKNOWN
+                continue
             for day in days:
                 key = (mailbox, day)
                 entry = self._entries.get(key)
-                if entry is not None and now - entry.fetched_at <= self._ttl_s:
+                if entry is None:
+                    entry = self._promoted(key)
+                if entry is not None and now - entry.fetched_at <= ttl:
                     hits[key] = entry
                 elif (task := self._in_flight.get(key)) is not None:
                     waits[key] = task
@@ -144,7 +169,7 @@ class CachedScheduleSource:
         oldest: float | None = None
         for mailbox in dict.fromkeys(address.casefold() for address in addresses):
             for day in days:
-                entry = self._entries.get((mailbox, day))
+                entry = self._entries.get((mailbox, day)) or self._probation.get((mailbox, day))
                 if entry is None or entry.error is not None:
                     return None
                 if oldest is None or entry.fetched_at < oldest:
@@ -162,14 +187,36 @@ class CachedScheduleSource:
         """Drop everything cached for these addresses; fetches in flight will not store."""
         folded = {address.casefold() for address in addresses}
         self._generation += 1
-        doomed = [key for key in list(self._entries.keys()) if key[0] in folded]
-        for key in doomed:
-            self._entries.pop(key, None)
-        return len(doomed)
+        doomed = 0
+        for segment in (self._entries, self._probation):
+            for key in [key for key in list(segment.keys()) if key[0] in folded]:
+                segment.pop(key, None)
+                doomed += 1
+        for mailbox in folded:
+            self._unknown.pop(mailbox, None)
+        return doomed
 
     def entries(self) -> list[tuple[CacheKey, CachedDay]]:
-        """A snapshot of the cache's content (for tests, benchmarks and audits)."""
-        return list(self._entries.items())
+        """A snapshot of the days held (for tests, benchmarks and audits)."""
+        return [*self._entries.items(), *self._probation.items()]
+
+    def unknown(self) -> list[str]:
+        """A snapshot of the mailboxes remembered as unknown to Graph."""
+        return list(self._unknown.keys())
+
+    def _promoted(self, key: CacheKey) -> CachedDay | None:
+        """A day from probation, moved to the main segment: it was asked for again."""
+        entry = self._probation.pop(key, None)
+        if entry is not None:
+            self._entries[key] = entry
+        return entry
+
+    def _store(self, key: CacheKey, entry: CachedDay) -> None:
+        """Keep a fetched day: where it was if held (asked for before), else on probation."""
+        if key in self._entries:
+            self._entries[key] = entry
+        else:
+            self._probation[key] = entry
 
     def _start_fetches(
         self, missing: dict[str, list[int]]
@@ -211,6 +258,7 @@ class CachedScheduleSource:
             return _Fetched(days={}, failure=exc)
         fetched_at = self._clock()
         days: dict[CacheKey, CachedDay | ErrorCode] = {}
+        unknown: list[str] = []
         for mailbox in mailboxes:
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
@@ -220,17 +268,19 @@ class CachedScheduleSource:
                         items=per_day.get(day, ()), fetched_at=fetched_at
                     )
             elif result.error is ErrorCode.NOT_FOUND:
-                entry = CachedDay(error=ErrorCode.NOT_FOUND, fetched_at=fetched_at)
+                unknown.append(mailbox)
                 for day in range(first, last + 1):
-                    days[(mailbox, day)] = entry
+                    days[(mailbox, day)] = _UNKNOWN
             else:
                 for day in range(first, last + 1):
                     days[(mailbox, day)] = result.error
         # A forget() while this fetch was in flight means the data may no longer be held.
         if generation == self._generation and self._ttl_s > 0:
+            for mailbox in unknown:
+                self._unknown[mailbox] = fetched_at
             for key, value in days.items():
-                if isinstance(value, CachedDay):
-                    self._entries[key] = value
+                if isinstance(value, CachedDay) and value is not _UNKNOWN:
+                    self._store(key, value)
         return _Fetched(days=days)
 
     def _purge_if_due(self, now: float) -> None:
@@ -241,8 +291,11 @@ class CachedScheduleSource:
     def _purge(self, now: float) -> None:
         """Drop every entry too old to be served even stale."""
         self._purged_at = now
-        for key in [k for k, e in self._entries.items() if now - e.fetched_at > self._max_age_s]:
-            del self._entries[key]
+        for segment in (self._entries, self._probation):
+            for key in [k for k, e in segment.items() if now - e.fetched_at > self._max_age_s]:
+                del segment[key]
+        for mailbox in [m for m, said in self._unknown.items() if now - said > self._ttl_s]:
+            del self._unknown[mailbox]
 
     def _answer(
         self,
@@ -299,10 +352,14 @@ class CachedScheduleSource:
         """A data entry past its freshness but within stale_max_age, if serve-stale is on."""
         if self._stale_s <= 0:
             return None
-        entry = self._entries.get(key)
+        entry = self._entries.get(key) or self._probation.get(key)
         if entry is None or entry.error is not None:
             return None
         return entry if now - entry.fetched_at <= self._max_age_s else None
+
+
+# What an unknown mailbox answers for every day (never stored per day).
+_UNKNOWN = CachedDay(error=ErrorCode.NOT_FOUND)
 
 
 def _code(failure: UpstreamFailure | None) -> ErrorCode:

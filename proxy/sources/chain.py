@@ -97,6 +97,7 @@ def build_chain(
         batched,
         ttl_s=settings.cache.ttl_seconds,
         max_entries=settings.cache.max_entries,
+        max_unknown=settings.cache.max_unknown_mailboxes,
         stale_max_age_s=settings.cache.stale_max_age_seconds,
         min_fetch_days=settings.cache.min_fetch_days,
         clock=clock,

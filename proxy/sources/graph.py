@@ -30,6 +30,8 @@ MAX_SCHEDULES_PER_CALL = 20
 MAX_SPAN_PER_CALL = timedelta(days=61)
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _RETRYABLE = frozenset({429, 503, 504})
+# getSchedule calls one chunk may make while Graph keeps 404ing the mailbox in the URL.
+_URL_ATTEMPTS = 3
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
 # When our own per-mailbox budget refuses a call: its counting slot is a minute long.
@@ -122,6 +124,8 @@ class GraphScheduleSource:
         self._retry = retry
         self._gate = gate
         self._clock = clock
+        # A mailbox Graph answered for as the one in the URL (so known to exist).
+        self._known: str | None = None
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -152,23 +156,45 @@ class GraphScheduleSource:
     async def _fetch_chunk(
         self, chunk: list[str], part: Window, window: Window, deadline: float
     ) -> dict[str, ScheduleResult] | _CallFailed:
-        """One getSchedule for ≤20 addresses; an unknown URL mailbox is dropped and retried."""
-        outcome = await self._call(chunk, part, window, deadline)
-        if not isinstance(outcome, _MailboxNotFound):
-            return outcome
-        missing = {chunk[0].casefold(): ScheduleResult.failed(ErrorCode.NOT_FOUND)}
-        if len(chunk) == 1:
-            return missing
-        rest = await self._fetch_chunk(chunk[1:], part, window, deadline)
-        return rest if isinstance(rest, _CallFailed) else missing | rest
+        """One getSchedule for ≤20 addresses, asked as the first of them.
+
+        When Graph does not know the mailbox in the URL (404), the rest of the chunk is asked
+        again as a mailbox that answered before: Graph then reports any other unknown address
+        inside its answer, so a chunk of unknown addresses costs two calls, not one each.
+        Without such a mailbox the next address is tried, at most _URL_ATTEMPTS calls in all.
+        """
+        rest = list(chunk)
+        missing: dict[str, ScheduleResult] = {}
+        mailbox = rest[0]
+        for _ in range(_URL_ATTEMPTS):
+            outcome = await self._call(rest, part, window, deadline, mailbox=mailbox)
+            if not isinstance(outcome, _MailboxNotFound):
+                if isinstance(outcome, _CallFailed):
+                    return outcome
+                self._known = mailbox
+                return missing | outcome
+            folded = mailbox.casefold()
+            if any(address.casefold() == folded for address in rest):
+                missing[folded] = ScheduleResult.failed(ErrorCode.NOT_FOUND)
+                rest = [address for address in rest if address.casefold() != folded]
+            if self._known is not None and self._known.casefold() == folded:
+                self._known = None  # it answered once; it does not any more
+            if not rest:
+                return missing
+            known = self._known
+            mailbox = known if known is not None and known.casefold() not in missing else rest[0]
+        # Graph kept refusing the mailbox asked as: the rest stay unanswered, not unknown.
+        return missing | {
+            a.casefold(): ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR) for a in rest
+        }
 
     async def _call(
-        self, chunk: list[str], part: Window, window: Window, deadline: float
+        self, chunk: list[str], part: Window, window: Window, deadline: float, *, mailbox: str
     ) -> dict[str, ScheduleResult] | _CallFailed | _MailboxNotFound:
-        """POST getSchedule with bounded retries inside the deadline."""
-        # Graph throttles per mailbox in the URL; asking as the first requested mailbox
-        # spreads load across mailboxes instead of funnelling it through one service account.
-        mailbox = self._me or chunk[0]
+        """POST getSchedule, as ``mailbox``, with bounded retries inside the deadline."""
+        # Graph throttles per mailbox in the URL; asking as a requested mailbox spreads load
+        # across mailboxes instead of funnelling it through one service account.
+        mailbox = self._me or mailbox
         url = f"{self._base_url}/users/{quote(mailbox, safe='@')}/calendar/getSchedule"
         if self._me is not None:
             url = f"{self._base_url}/me/calendar/getSchedule"
