@@ -23,10 +23,16 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(
-        self, key: str, rate_per_minute: int, *, cost: float = 1.0, what: str = "requests"
+        self,
+        key: str,
+        rate_per_minute: int,
+        *,
+        cost: float = 1.0,
+        detail: str | None = None,
     ) -> None:
-        """Spend ``cost`` tokens of ``key``'s bucket or raise RateLimited; a rate of 0 means no
-        limit. A cost above the bucket's capacity spends a full bucket (it could never pass)."""
+        """Spend ``cost`` tokens of ``key``'s bucket or raise RateLimited (saying ``detail``);
+        a rate of 0 means no limit. A cost above the bucket's capacity spends a full bucket
+        (it could never pass otherwise)."""
         if rate_per_minute <= 0:
             return
         now = self._clock()
@@ -39,7 +45,7 @@ class TokenBuckets:
         if tokens < cost:
             self._store(key, tokens, max(now, stamp))
             raise RateLimited(
-                f"at most {rate_per_minute} {what} per minute",
+                detail or f"at most {rate_per_minute} per minute",
                 retry_after=(cost - tokens) / per_second,
             )
         self._store(key, tokens - cost, max(now, stamp))

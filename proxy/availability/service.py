@@ -9,6 +9,7 @@ admitted exactly the same way before it is sent again, so a duty added here hold
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
@@ -18,8 +19,18 @@ from proxy.availability.memo import MemoKey, ResponseMemo
 from proxy.config.schema import LimitSettings
 from proxy.core.clock import WallClock
 from proxy.core.connections import Connection
-from proxy.core.model import Query, ScheduleResult
-from proxy.core.policy import Bounds, Policy, apply_policy, check_request, fetch_window
+from proxy.core.errors import RateLimited
+from proxy.core.model import Query, ScheduleResult, Window
+from proxy.core.pacing import Pacer
+from proxy.core.policy import (
+    Bounds,
+    Policy,
+    apply_policy,
+    check_request,
+    fetch_window,
+    graph_calls,
+    request_cost,
+)
 from proxy.observability.audit_record import note_request
 from proxy.sources.cache import CachedScheduleSource
 
@@ -44,17 +55,32 @@ class Availability:
         # Per consumer (by name): its limits under the global ones, computed once.
         self._bounds: dict[str, _Bounds] = {}
 
-    async def lookup(self, consumer: Consumer, query: Query) -> Mapping[str, ScheduleResult]:
+    async def lookup(
+        self,
+        consumer: Consumer,
+        query: Query,
+        *,
+        view_minutes: int | None = None,
+        bucket: str | None = None,
+    ) -> Mapping[str, ScheduleResult]:
         """Results for every requested address, keyed by its case-folded form.
 
         Raises RateLimited, Forbidden or BadRequest before any upstream call when the
-        question may not be asked. Duplicates (in any letter case) are fetched once, and
+        question may not be asked (``view_minutes``: the interval of an availabilityView
+        the answer will carry, part of its cost; ``bucket``: the rate bucket to charge,
+        when not the consumer's own). Duplicates (in any letter case) are fetched once, and
         every result is shaped by the consumer's privacy policy.
         """
-        self._admit(consumer, query)
+        window = self._admit(consumer, query, view_minutes=view_minutes, bucket=bucket)
         policy = consumer.policy
-        results = await self._chain.get_schedules(query.unique, fetch_window(policy, query.window))
-        return {key: apply_policy(result, policy, query.window) for key, result in results.items()}
+        results = await self._chain.get_schedules(query.unique, window)
+        shaped: dict[str, ScheduleResult] = {}
+        pacer = Pacer()
+        for key, result in results.items():
+            shaped[key] = apply_policy(result, policy, query.window)
+            if pacer.due(len(result.items) + 1):
+                await asyncio.sleep(0)
+        return shaped
 
     def recall(self, consumer: Consumer, key: MemoKey) -> bytes | None:
         """The answer already rendered for exactly this request, admitted as a new one would be.
@@ -100,11 +126,30 @@ class Availability:
         cached = {key[0] for key, _ in self._chain.entries()}
         self.forget([a for a in cached if a.rpartition("@")[2] in connection.domains])
 
-    def _admit(self, consumer: Consumer, query: Query) -> None:
-        """Record the question, spend a token of the rate, refuse what may not be asked."""
+    def _admit(
+        self,
+        consumer: Consumer,
+        query: Query,
+        *,
+        view_minutes: int | None = None,
+        bucket: str | None = None,
+    ) -> Window:
+        """Record the question, charge the rate what it could cost Graph, refuse what may not
+        be asked; return the window to fetch."""
         note_request(query.schedules, query.window)
         policy = consumer.policy
-        self._rate.take(consumer.name, policy.rate_per_minute)
+        window = fetch_window(policy, query.window)
+        try:
+            self._rate.take(
+                bucket or consumer.name, policy.rate_per_minute, cost=graph_calls(query, window)
+            )
+        except RateLimited as limited:
+            whose = "feed" if bucket else "API key"
+            raise RateLimited(
+                f"at most {policy.rate_per_minute} requests per minute for this {whose} "
+                "(one per 20 addresses per 61 days asked)",
+                retry_after=limited.retry_after,
+            ) from None
         ConsumerRegistry.authorize(consumer, query.unique)
         bounds = self._bounds.get(consumer.name)
         if bounds is None or bounds.policy is not policy:
@@ -114,9 +159,16 @@ class Availability:
                     policy,
                     max_window_days=self._limits.max_window_days,
                     max_schedules=self._limits.max_schedules,
+                    max_cost=self._limits.max_request_cost,
                 ),
             )
-        check_request(bounds.bounds, query, now=self._wall_clock.now())
+        check_request(
+            bounds.bounds,
+            query,
+            now=self._wall_clock.now(),
+            cost=request_cost(query, window, view_minutes=view_minutes),
+        )
+        return window
 
 
 class _Bounds(NamedTuple):

@@ -16,7 +16,7 @@ addresses never push anyone's data out; transient failures (throttled, upstream_
 cached, so the next request asks again (the breaker behind the cache keeps that from hammering
 a failing Graph).
 
-Days are admitted to a probation segment (a fifth of ``max_entries``) and promoted to the
+Days are admitted to a probation segment (half of ``max_entries``) and promoted to the
 main one when asked for again: a one-off sweep over many mailboxes or months (or days
 reached ahead that nobody asks for) only displaces other one-off days, never the days people
 keep asking about.
@@ -30,17 +30,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache
 
 from proxy.core.clock import Clock
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.pacing import Pacer
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
 DAY = timedelta(days=1)
 # The share of max_entries that days fetched but not yet asked for again may take.
-PROBATION_SHARE = 5
+PROBATION_SHARE = 2
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT_UTC = time(tzinfo=UTC)
 # Label values of freebusy_cache_lookups.
@@ -100,6 +101,7 @@ class CachedScheduleSource:
         self._unknown: LRUCache[str, float] = LRUCache(maxsize=max_unknown)
         self._max_age_s = ttl_s + stale_max_age_s
         self._purged_at = clock()
+        self._purging: asyncio.Task[None] | None = None
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
@@ -120,7 +122,12 @@ class CachedScheduleSource:
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
         ttl = self._ttl_s
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(len(days)):
+                # A long question: others get a turn (what is found so far stays valid).
+                await asyncio.sleep(0)
+                now = self._clock()
             said = self._unknown.get(mailbox)
             if said is not None and now - said <= ttl:
                 for day in days:
@@ -148,7 +155,7 @@ class CachedScheduleSource:
         for task in set(waits.values()):
             # Shielded: this request giving up must not cancel a fetch others wait for.
             outcomes[task] = await asyncio.shield(task)
-        return self._answer(mailboxes, days, window, hits, waits, outcomes)
+        return await self._answer(mailboxes, days, window, hits, waits, outcomes)
 
     @property
     def generation(self) -> int:
@@ -259,7 +266,10 @@ class CachedScheduleSource:
         fetched_at = self._clock()
         days: dict[CacheKey, CachedDay | ErrorCode] = {}
         unknown: list[str] = []
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(last - first + 1):
+                await asyncio.sleep(0)
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
                 per_day = _split_by_day(result.items, first, last)
@@ -284,20 +294,33 @@ class CachedScheduleSource:
         return _Fetched(days=days)
 
     def _purge_if_due(self, now: float) -> None:
-        if now - self._purged_at >= max(self._max_age_s, 1.0):
+        if now - self._purged_at >= max(self._max_age_s, 1.0) and self._purging is None:
             # Nothing is kept longer than it may be served, even when nothing new arrives.
-            self._purge(now)
+            # In a task of its own, paced: a full cache is a long loop.
+            self._purged_at = now
+            self._purging = asyncio.get_running_loop().create_task(self._purge(now))
+            self._purging.add_done_callback(self._purged)
 
-    def _purge(self, now: float) -> None:
+    def _purged(self, task: asyncio.Task[None]) -> None:
+        self._purging = None
+
+    async def _purge(self, now: float) -> None:
         """Drop every entry too old to be served even stale."""
-        self._purged_at = now
+        pacer = Pacer()
         for segment in (self._entries, self._probation):
-            for key in [k for k, e in segment.items() if now - e.fetched_at > self._max_age_s]:
-                del segment[key]
-        for mailbox in [m for m, said in self._unknown.items() if now - said > self._ttl_s]:
-            del self._unknown[mailbox]
+            for key in list(segment):
+                if pacer.due(1):
+                    await asyncio.sleep(0)
+                # Cache.__getitem__: a look that leaves the LRU order as it was.
+                entry = Cache.__getitem__(segment, key) if key in segment else None
+                if entry is not None and now - entry.fetched_at > self._max_age_s:
+                    del segment[key]
+        for mailbox in list(self._unknown):
+            said = Cache.__getitem__(self._unknown, mailbox) if mailbox in self._unknown else None
+            if said is not None and now - said > self._ttl_s:
+                del self._unknown[mailbox]
 
-    def _answer(
+    async def _answer(
         self,
         mailboxes: list[str],
         days: range,
@@ -310,7 +333,10 @@ class CachedScheduleSource:
         now = self._clock()
         results: dict[str, ScheduleResult] = {}
         failures: list[UpstreamFailure] = []
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(len(days)):
+                await asyncio.sleep(0)
             pieces: list[tuple[BusyItem, ...]] = []
             stale = False
             error: ErrorCode | None = None
@@ -403,7 +429,8 @@ def _split_by_day(
             else:
                 piece = BusyItem(max(item.start, start), min(item.end, end), item.status)
             per_day.setdefault(day, []).append(piece)
-    return {day: tuple(sorted(pieces)) for day, pieces in per_day.items()}
+    # Items that differ only beyond the day are one piece within it.
+    return {day: tuple(sorted(set(pieces))) for day, pieces in per_day.items()}
 
 
 def _assemble(

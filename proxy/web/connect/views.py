@@ -68,7 +68,11 @@ async def start(request: web.Request) -> web.StreamResponse:
     runtime = request.app[CONNECT]
     client = request.remote or ""
     try:
-        runtime.starts.take(client, settings.sign_ins_per_minute, what="sign-ins from one address")
+        runtime.starts.take(
+            client,
+            settings.sign_ins_per_minute,
+            detail=f"at most {settings.sign_ins_per_minute} sign-ins per minute from one address",
+        )
     except RateLimited as limited:
         return _failure("too_many_sign_ins", headers=limited.extra_headers())
     try:

@@ -116,11 +116,11 @@ async def freebusy_ics(request: web.Request) -> web.Response:
             raise BadRequest(f"unknown parameter: {name}", code=Code.UNKNOWN_FIELD)
         if len(params.getall(name)) > 1:
             raise BadRequest(f"{name} is given more than once", code=Code.INVALID_REQUEST)
-    consumer = _authenticate(request, address)
+    consumer, bucket = _authenticate(request, address)
     settings = request.app[SETTINGS]
     now = request.app[WALL_CLOCK].now()
     query = _query(address, params.get("start"), params.get("end"), settings, consumer, now=now)
-    results = await request.app[AVAILABILITY].lookup(consumer, query)
+    results = await request.app[AVAILABILITY].lookup(consumer, query, bucket=bucket)
     result = results[address.casefold()]
     if result.error is not None:
         raise _feed_error(result.error)
@@ -138,15 +138,18 @@ async def freebusy_ics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=ICAL_CONTENT_TYPE, charset="utf-8", headers=headers)
 
 
-def _authenticate(request: web.Request, address: str) -> Consumer:
+def _authenticate(request: web.Request, address: str) -> tuple[Consumer, str | None]:
+    """The consumer asking, and the rate bucket to charge: a feed's own, or None (the key's)."""
     token = request.query.get("token")
     if token is None:
-        return request.app[CONSUMERS].authenticate(request.headers.get("Authorization"))
+        return request.app[CONSUMERS].authenticate(request.headers.get("Authorization")), None
     if "Authorization" in request.headers:
         raise BadRequest(
             "send either a feed token or an API key, not both", code=Code.INVALID_REQUEST
         )
-    return request.app[FEEDS].authenticate(token, address).consumer
+    feed = request.app[FEEDS].authenticate(token, address)
+    # Its own bucket: a calendar app polling the feed cannot spend the app's key.
+    return feed.consumer, f"feed\x00{feed.name}"
 
 
 def _query(
