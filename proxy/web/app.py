@@ -142,11 +142,14 @@ def runner_kwargs(server: ServerSettings) -> dict[str, Any]:
 
     aiohttp's keep-alive timer runs from a connection's start (and from each answer) until a
     whole request has arrived, so it is the header timeout: a client dribbling its headers
-    (or idling between requests) is cut off once it runs out.
+    (or idling between requests) is cut off once it runs out. After an answer sent before the
+    body was read (an error, a 408), what is left of the body is read and dropped for at most
+    the body timeout (aiohttp's default: 10 s), so the client still gets the answer.
     """
     return {
         "access_log_class": AccessLogger,
         "keepalive_timeout": server.header_timeout_seconds,
+        "lingering_time": min(10.0, server.body_timeout_seconds),
         "max_line_size": server.max_line_size,
         "max_field_size": server.max_field_size,
         "max_headers": server.max_headers,
