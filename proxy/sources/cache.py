@@ -16,10 +16,10 @@ addresses never push anyone's data out; transient failures (throttled, upstream_
 cached, so the next request asks again (the breaker behind the cache keeps that from hammering
 a failing Graph).
 
-Days are admitted to a probation segment (half of ``max_entries``) and promoted to the
-main one when asked for again: a one-off sweep over many mailboxes or months (or days
-reached ahead that nobody asks for) only displaces other one-off days, never the days people
-keep asking about.
+Days fetched by a sweep (more than SWEEP_DAYS mailbox-days at once: many mailboxes, many
+months) are admitted to a probation segment (half of ``max_entries``) and move to the main
+one when asked for again: a one-off sweep displaces only other one-off days, never the days
+people keep asking about. Other fetches' days go to the main segment.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
 DAY = timedelta(days=1)
-# The share of max_entries that days fetched but not yet asked for again may take.
+# A fetch of more mailbox-days than this is a sweep; the days it fetched are on probation
+# (half of max_entries) until asked for again.
+SWEEP_DAYS = 1_000
 PROBATION_SHARE = 2
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT_UTC = time(tzinfo=UTC)
@@ -218,12 +220,12 @@ class CachedScheduleSource:
             self._entries[key] = entry
         return entry
 
-    def _store(self, key: CacheKey, entry: CachedDay) -> None:
-        """Keep a fetched day: where it was if held (asked for before), else on probation."""
-        if key in self._entries:
-            self._entries[key] = entry
-        else:
+    def _store(self, key: CacheKey, entry: CachedDay, *, sweep: bool) -> None:
+        """Keep a fetched day: on probation if a sweep fetched it and it is not held already."""
+        if sweep and key not in self._entries:
             self._probation[key] = entry
+        else:
+            self._entries[key] = entry
 
     def _start_fetches(
         self, missing: dict[str, list[int]]
@@ -288,9 +290,10 @@ class CachedScheduleSource:
         if generation == self._generation and self._ttl_s > 0:
             for mailbox in unknown:
                 self._unknown[mailbox] = fetched_at
+            sweep = len(days) > SWEEP_DAYS
             for key, value in days.items():
                 if isinstance(value, CachedDay) and value is not _UNKNOWN:
-                    self._store(key, value)
+                    self._store(key, value, sweep=sweep)
         return _Fetched(days=days)
 
     def _purge_if_due(self, now: float) -> None:
@@ -429,8 +432,8 @@ def _split_by_day(
             else:
                 piece = BusyItem(max(item.start, start), min(item.end, end), item.status)
             per_day.setdefault(day, []).append(piece)
-    # Items that differ only beyond the day are one piece within it.
-    return {day: tuple(sorted(set(pieces))) for day, pieces in per_day.items()}
+    # Equal pieces stay: each continues its own item across midnight (see _join_at_midnight).
+    return {day: tuple(sorted(pieces)) for day, pieces in per_day.items()}
 
 
 def _assemble(
@@ -442,8 +445,13 @@ def _assemble(
         if not day_items or (
             window.start <= day_items[0].start and max(i.end for i in day_items) <= window.end
         ):
-            # The common cached case: one day, nothing to clip, already in order.
-            return day_items
+            # The common cached case: one day, nothing to clip, already in order (pieces
+            # of items that differ only beyond the day are one item here).
+            return (
+                day_items
+                if len(set(day_items)) == len(day_items)
+                else tuple(sorted(set(day_items)))
+            )
         merged: list[BusyItem] = list(day_items)
     else:
         merged = _join_at_midnight(pieces, first)
