@@ -248,3 +248,27 @@ async def test_parser_errors_log_no_authorization_of_any_scheme(
     text = "\n".join(logging.Formatter().format(r) for r in log_capture.records)
     assert "SECRET_VALUE" not in text
     assert "Unhandled exception" not in text
+
+
+async def test_bodies_that_are_not_what_their_headers_say_are_400(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path, log_capture: Any
+) -> None:
+    """Content-Encoding: gzip on bytes that are not gzip (found by the fuzzer: a 500 with a
+    traceback on main): 400, on every route that reads a body."""
+    proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
+    body = b'{"state": "x"}'
+    for path, key, content_type in (
+        (b"/v1/availability", KEY_ALL, b"application/json"),
+        (ME.encode(), KEY_ONE, b"application/json"),
+        (b"/calendar/v3/freeBusy", KEY_ALL, b"application/json"),
+        (b"/connect/callback", None, b"application/x-www-form-urlencoded"),
+    ):
+        authorization = b"Authorization: Bearer " + key.encode() + b"\r\n" if key else b""
+        answer = await raw(
+            proxy.server.port,
+            b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + authorization
+            + b"Content-Type: " + content_type + b"\r\nContent-Encoding: gzip\r\n"
+            + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body,
+        )  # fmt: skip
+        assert status_of(answer) == 400, (path, answer[:300])
+    assert not errors_logged(log_capture)
