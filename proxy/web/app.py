@@ -7,6 +7,7 @@ one cleanup context, and closed in reverse.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from functools import partial
@@ -23,6 +24,7 @@ from proxy.availability.service import Availability
 from proxy.config.schema import ServerSettings, Settings
 from proxy.connect.runtime import open_connect
 from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
+from proxy.core.zones import known_zone_names
 from proxy.observability.audit import AuditTrail
 from proxy.observability.logs import http_logger
 from proxy.observability.metrics import Metrics
@@ -75,6 +77,8 @@ async def _audit_trail(trail: AuditTrail, app: web.Application) -> AsyncIterator
 async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:
     """Open what requests need, each once: session, credentials, connections, chain, service."""
     settings, metrics = app[SETTINGS], app[METRICS]
+    # Read the zone table now, off the loop, rather than in the first request naming a zone.
+    await asyncio.to_thread(known_zone_names)
     async with AsyncExitStack() as resources:
         session = await resources.enter_async_context(_graph_session(settings, metrics))
         app_tokens = None
