@@ -1,4 +1,4 @@
-"""The benchmark: cached-path throughput, Graph economy, cold-path overhead, memory.
+"""The benchmark: cached-path throughput, Graph economy, cold-path overhead, memory, slots.
 
 Run from the repository root:   python bench/run.py
 Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk).
@@ -137,10 +137,16 @@ def proxy_argv(config: Path, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-async def post(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) -> bytes:
-    """POST /v1/availability; return the body (and fail on anything but 200)."""
+async def post(
+    session: aiohttp.ClientSession,
+    base: str,
+    body: dict[str, Any],
+    *,
+    path: str = "/v1/availability",
+) -> bytes:
+    """POST /v1/availability (or ``path``); return the body (and fail on anything but 200)."""
     async with session.post(
-        base + "/v1/availability", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        base + path, json=body, headers={"Authorization": f"Bearer {KEY}"}
     ) as resp:
         data = await resp.read()
         if resp.status != 200:
@@ -151,14 +157,33 @@ async def post(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) 
 # --- 1. cached path ---------------------------------------------------------------------
 
 
-async def wrk(url: str, body: str, duration: int, directory: Path) -> float:
-    """Requests per second wrk reaches against ``url`` (1 thread, 50 connections)."""
+# In a body sent by wrk(..., vary_end=True): replaced per request by an instant between
+# 12:00:00 and 23:59:59 of 2026-03-22, so no two of 43,200 requests are the same.
+END_MARK = "__END__"
+_VARY_END = f"""
+local template = wrk.body
+local sent = 0
+request = function()
+  sent = sent + 1
+  local s = sent % 43200
+  local stamp = string.format("2026-03-22T%02d:%02d:%02dZ", 12 + math.floor(s / 3600),
+                              math.floor(s / 60) % 60, s % 60)
+  return wrk.format(nil, nil, nil, (template:gsub("{END_MARK}", stamp)))
+end
+"""
+
+
+async def wrk(
+    url: str, body: str, duration: int, directory: Path, *, vary_end: bool = False
+) -> float:
+    """Requests per second wrk reaches against ``url`` (1 thread, 50 connections); with
+    ``vary_end``, every request differs in the window's end (see END_MARK)."""
     script = directory / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n' + (_VARY_END if vary_end else "")
     )
     process = await asyncio.create_subprocess_exec(
         "wrk", "-t1", "-c50", f"-d{duration}s", "-s", str(script), url,
@@ -414,6 +439,53 @@ async def memory(mock: RunningMock, days: int = 14) -> dict[str, Any]:
     }
 
 
+# --- 5. slots -----------------------------------------------------------------------------
+
+
+async def slots_path(
+    mock: RunningMock, config: Path, directory: Path, duration: int
+) -> dict[str, Any]:
+    """Throughput of /v1/slots against /v1/availability for the same 5 addresses and 7 days,
+    from a warm cache, alternating (wrk -t1 -c50): the same request again and again (both
+    answered by the response memo), and every request new (both computed from the cache)."""
+    people = mock.graph.organisation.addresses()[5:10]
+    availability = {"schedules": people, "start": "2026-03-16T00:00:00Z", "end": END_MARK}
+    slots = {
+        "participants": [{"schedule": address} for address in people],
+        "start": "2026-03-16T00:00:00Z",
+        "end": END_MARK,
+        "duration_minutes": 30,
+        "open_hours": [
+            {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00",
+             "time_zone": "Europe/Berlin"}
+        ],
+    }  # fmt: skip
+    week = "2026-03-23T00:00:00Z"
+    port = free_port()
+    rates: dict[tuple[str, bool], list[float]] = {}
+    async with (
+        server(proxy_argv(config, port), port, env=PROXY_ENV) as base,
+        aiohttp.ClientSession() as session,
+    ):
+        for _ in range(2):
+            for vary in (False, True):
+                for path, body in (("/v1/availability", availability), ("/v1/slots", slots)):
+                    # Warm (or re-warm past the TTL) the days, and check there is work to do.
+                    answer = json.loads(await post(session, base, {**body, "end": week}, path=path))
+                    if path == "/v1/slots" and not answer["slots"]:
+                        raise RuntimeError("the slots benchmark found no slot to measure")
+                    text = json.dumps(body if vary else {**body, "end": week})
+                    rate = await wrk(base + path, text, duration, directory, vary_end=vary)
+                    rates.setdefault((path, vary), []).append(rate)
+    mean = {key: statistics.mean(values) for key, values in rates.items()}
+    result: dict[str, Any] = {}
+    for vary, name in ((False, "repeated"), (True, "new")):
+        result[f"{name}_slots_rps"] = mean[("/v1/slots", vary)]
+        result[f"{name}_availability_rps"] = mean[("/v1/availability", vary)]
+        result[f"{name}_ratio"] = mean[("/v1/slots", vary)] / mean[("/v1/availability", vary)]
+    return result
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -435,7 +507,7 @@ def machine() -> str:
 
 
 async def main() -> int:
-    """Run the four measurements and print the table."""
+    """Run the five measurements and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--requests", type=int, default=5000, help="mixed workload size")
@@ -465,6 +537,8 @@ async def main() -> int:
             gc.collect()
             one = await cached_path(mock, config, directory, args.duration)
             print("measured 1. cached path", flush=True)
+            five = await slots_path(mock, config, directory, args.duration)
+            print("measured 5. slots", flush=True)
             two = await economy(mock, config, args.requests)
             print("measured 2. upstream economy", flush=True)
             gc.collect()
@@ -493,6 +567,14 @@ async def main() -> int:
         (f"4. memory per cached mailbox-day ({four['entries']:,} entries)",
          f"{four['items_per_entry']:.1f} items per mailbox-day on average",
          f"{four['bytes_per_entry']:,.0f} bytes", "-"),
+        ("5. /v1/slots vs /v1/availability, 5 addresses x 7 days, warm cache (wrk -t1 -c50)",
+         f"slots {five['repeated_slots_rps']:,.0f} req/s vs availability "
+         f"{five['repeated_availability_rps']:,.0f} req/s",
+         f"{five['repeated_ratio']:.2f}x", ">= 0.8x"),
+        ("   the same, every request new (no memo: computed from the cache)",
+         f"slots {five['new_slots_rps']:,.0f} req/s vs availability "
+         f"{five['new_availability_rps']:,.0f} req/s",
+         f"{five['new_ratio']:.2f}x", "-"),
     ]  # fmt: skip
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     header = ("figure", "measured", "result", "target")

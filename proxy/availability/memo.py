@@ -1,12 +1,13 @@
 """The response memo: rendered answers, reused while the cache days behind them are fresh.
 
-Scheduling apps repeat the very same request (same key, same body or query string) many
-times a minute. Parsing, policy and rendering the same answer again costs more than the
-cache lookup itself, so a successful answer is kept as the bytes it was sent as, keyed by
-consumer, method and the request exactly as sent.
+Scheduling apps and booking pages repeat the very same request (same key, same body or
+query string) many times a minute. Parsing, policy and rendering the same answer again
+costs more than the cache lookup itself, so a successful answer is kept as the bytes it was
+sent as, keyed by consumer, route and method, and the request exactly as sent.
 
 An entry holds only what the cache holds, already rendered: the minimized items (status,
-start, end) and the request's own addresses and window. It is served only while every cache
+start, end), or the free slots computed from them, and the request's own addresses and
+window. It is served only while every cache
 day it was built from is within the cache's TTL of its fetch and no ``forget()`` happened
 since: the memo never outlives the data it was rendered from.
 
@@ -33,7 +34,11 @@ MAX_BYTES = 16 * 1024 * 1024
 MAX_DAYS = 2_000
 
 MemoKey = tuple[str, str, bytes]
-"""(consumer name, HTTP method, request body or raw query string)."""
+"""(consumer name, what was asked: the HTTP method of /v1/availability or SLOTS, the request
+body or raw query string)."""
+
+# The second part of a /v1/slots request's key: its bodies never meet /v1/availability's.
+SLOTS = "POST /v1/slots"
 
 
 class Freshness(Protocol):

@@ -1,17 +1,18 @@
 """The availability service: every per-request duty between a consumer and the source chain.
 
-Every consumer route (the JSON API, each dialect, the feed) asks through one service object,
-built once with its collaborators. A question is admitted before anything is fetched or sent
-(audit record, rate, allowlist, limits, in that order), then answered from the
-policy-neutral chain with the consumer's policy applied. An answer the memo holds is
-admitted exactly the same way before it is sent again, so a duty added here holds for both.
+Every consumer route (the JSON API, each dialect, the feed, the slot search) asks through one
+service object, built once with its collaborators. A question is admitted before anything is
+fetched or sent (audit record, rate, what kind of question the key may ask, allowlist,
+limits, in that order), then answered from the policy-neutral chain with the consumer's
+policy applied. An answer the memo holds is admitted exactly the same way before it is sent
+again, so a duty added here holds for both.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from proxy.access.consumers import Consumer, ConsumerRegistry
 from proxy.access.rate import TokenBuckets
@@ -19,20 +20,26 @@ from proxy.availability.memo import MemoKey, ResponseMemo
 from proxy.config.schema import LimitSettings
 from proxy.core.clock import WallClock
 from proxy.core.connections import Connection
-from proxy.core.errors import RateLimited
-from proxy.core.model import Query, ScheduleResult, Window
+from proxy.core.errors import Code, Forbidden, ProblemError, RateLimited
+from proxy.core.free_time import Participant, SlotAnswer, SlotQuestion, find_slots
+from proxy.core.model import ErrorCode, Query, ScheduleResult, Window
 from proxy.core.pacing import Pacer
 from proxy.core.policy import (
     Bounds,
     Policy,
     apply_policy,
+    blocking_spans,
     check_request,
     fetch_window,
     graph_calls,
     request_cost,
 )
 from proxy.observability.audit_record import note_request
+from proxy.observability.metrics import Metrics
 from proxy.sources.cache import CachedScheduleSource
+
+Question = Literal["items", "slots"]
+"""What a route asks for: per-person items (every view but the slot search), or free slots."""
 
 
 class Availability:
@@ -46,8 +53,10 @@ class Availability:
         rate: TokenBuckets,
         limits: LimitSettings,
         wall_clock: WallClock,
+        metrics: Metrics,
     ) -> None:
         self._chain = chain
+        self._counts = metrics.consumer_requests
         self.memo = memo
         self._rate = rate
         self._limits = limits
@@ -66,12 +75,13 @@ class Availability:
         """Results for every requested address, keyed by its case-folded form.
 
         Raises RateLimited, Forbidden or BadRequest before any upstream call when the
-        question may not be asked (``view_minutes``: the interval of an availabilityView
-        the answer will carry, part of its cost; ``bucket``: the rate bucket to charge,
-        when not the consumer's own). Duplicates (in any letter case) are fetched once, and
-        every result is shaped by the consumer's privacy policy.
+        question may not be asked (a slots-only key may ask nothing that shows items;
+        ``view_minutes``: the interval of an availabilityView the answer will carry, part of
+        its cost; ``bucket``: the rate bucket to charge, when not the consumer's own).
+        Duplicates (in any letter case) are fetched once, and every result is shaped by the
+        consumer's privacy policy.
         """
-        window = self._admit(consumer, query, view_minutes=view_minutes, bucket=bucket)
+        window = self._admit(consumer, query, "items", view_minutes=view_minutes, bucket=bucket)
         policy = consumer.policy
         results = await self._chain.get_schedules(query.unique, window)
         shaped: dict[str, ScheduleResult] = {}
@@ -82,15 +92,41 @@ class Availability:
                 await asyncio.sleep(0)
         return shaped
 
-    def recall(self, consumer: Consumer, key: MemoKey) -> bytes | None:
+    async def slots(self, consumer: Consumer, question: SlotQuestion) -> SlotAnswer:
+        """When the participants could meet, from the same chain, admitted as lookup() admits.
+
+        Busy time is what the consumer's ``busy_statuses`` count, widened to its
+        ``granularity_minutes``, over the window widened by the buffers. A participant whose
+        schedule cannot be read is busy throughout and listed among the errors.
+        """
+        reach = question.search.reach
+        window = self._admit(consumer, question.query, "slots", span=reach)
+        policy = consumer.policy
+        results = await self._chain.get_schedules(question.query.unique, window)
+        participants: list[Participant] = []
+        errors: list[tuple[str, ErrorCode]] = []
+        stale = False
+        for address, optional in zip(question.schedules, question.optional, strict=True):
+            result = results[address.casefold()]
+            stale = stale or result.stale
+            if result.error is not None:
+                errors.append((address, result.error))
+                participants.append(Participant(None, optional))
+            else:
+                participants.append(Participant(blocking_spans(result, policy, reach), optional))
+        return SlotAnswer(find_slots(question.search, participants), tuple(errors), stale)
+
+    def recall(
+        self, consumer: Consumer, key: MemoKey, question: Question = "items"
+    ) -> bytes | None:
         """The answer already rendered for exactly this request, admitted as a new one would be.
 
-        None when there is none to send: answer through lookup().
+        None when there is none to send: answer through lookup() (or slots()).
         """
         entry = self.memo.get(key, policy=consumer.policy)
         if entry is None:
             return None
-        self._admit(consumer, entry.query)
+        self._admit(consumer, entry.query, question)
         self.memo.served(entry)
         return entry.body
 
@@ -113,6 +149,25 @@ class Availability:
                 fetch_window=fetch_window(policy, query.window),
             )
 
+    def remember_slots(
+        self,
+        consumer: Consumer,
+        key: MemoKey,
+        question: SlotQuestion,
+        answer: SlotAnswer,
+        body: bytes,
+    ) -> None:
+        """Keep a rendered slot answer for recall(), unless a participant was stale or failed."""
+        if not answer.errors and not answer.stale:
+            policy = consumer.policy
+            self.memo.put(
+                key,
+                body=body,
+                query=question.query,
+                policy=policy,
+                fetch_window=fetch_window(policy, question.search.reach),
+            )
+
     def forget(self, addresses: Iterable[str]) -> None:
         """Drop everything held for these addresses, rendered answers included, at once."""
         self._chain.forget(addresses)
@@ -130,15 +185,39 @@ class Availability:
         self,
         consumer: Consumer,
         query: Query,
+        question: Question,
         *,
+        span: Window | None = None,
         view_minutes: int | None = None,
         bucket: str | None = None,
     ) -> Window:
-        """Record the question, charge the rate what it could cost Graph, refuse what may not
-        be asked; return the window to fetch."""
+        """Record the question and count how it was admitted (by consumer name, for /metrics);
+        return the window to fetch (``span``, or the query's, widened by the policy)."""
         note_request(query.schedules, query.window)
+        window = fetch_window(consumer.policy, span or query.window)
+        try:
+            self._check(consumer, query, question, window, view_minutes, bucket)
+        except RateLimited:
+            self._counts.inc((consumer.name, "rate_limited"))
+            raise
+        except ProblemError:
+            self._counts.inc((consumer.name, "refused"))
+            raise
+        self._counts.inc((consumer.name, "admitted"))
+        return window
+
+    def _check(
+        self,
+        consumer: Consumer,
+        query: Query,
+        question: Question,
+        window: Window,
+        view_minutes: int | None,
+        bucket: str | None,
+    ) -> None:
+        """Charge the rate what the question could cost Graph; raise unless the consumer may
+        ask it."""
         policy = consumer.policy
-        window = fetch_window(policy, query.window)
         try:
             self._rate.take(
                 bucket or consumer.name, policy.rate_per_minute, cost=graph_calls(query, window)
@@ -150,6 +229,11 @@ class Availability:
                 "(one per 20 addresses per 61 days asked)",
                 retry_after=limited.retry_after,
             ) from None
+        if question == "items" and policy.detail == "slots":
+            raise Forbidden(
+                "this API key may only ask when a group is free: POST /v1/slots",
+                code=Code.SLOTS_ONLY,
+            )
         ConsumerRegistry.authorize(consumer, query.unique)
         bounds = self._bounds.get(consumer.name)
         if bounds is None or bounds.policy is not policy:
@@ -168,7 +252,6 @@ class Availability:
             now=self._wall_clock.now(),
             cost=request_cost(query, window, view_minutes=view_minutes),
         )
-        return window
 
 
 class _Bounds(NamedTuple):

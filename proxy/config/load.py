@@ -314,6 +314,13 @@ def _feed_rules(settings: Settings) -> list[str]:
         if consumer is None:
             problems.append(f"{where}.consumer: no consumer named {feed.consumer!r}")
             continue
+        if consumer.policy.detail == "slots":
+            # A feed shows one person's busy periods: exactly what such a key may not see.
+            problems.append(
+                f'{where}.consumer: consumer {feed.consumer!r} has detail = "slots" and may '
+                "read no feed"
+            )
+            continue
         folded = feed.address.casefold()
         allowed = {p.casefold() for p in consumer.allow}
         if folded not in allowed and f"*@{folded.rpartition('@')[2]}" not in allowed:

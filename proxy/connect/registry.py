@@ -18,6 +18,7 @@ from proxy.connect.store import ConnectionStore
 from proxy.core.clock import WallClock
 from proxy.core.connections import Connection, ConnectionStatus
 from proxy.core.errors import TokenError
+from proxy.core.timefmt import format_utc
 from proxy.sources.credentials import PLATFORM_ERRORS, platform_token_error
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class Connections:
         self._session = session
         self._connections: dict[str, Connection] = {}
         self._tokens: dict[str, ConnectionTokens] = {}
+        # When this process last stored a refreshed token cache, by connection id.
+        self._refreshed: dict[str, str] = {}
         self.on_removed: list[ConnectionRemoved] = [] if on_removed is None else on_removed
 
     async def load(self) -> None:
@@ -142,6 +145,7 @@ class Connections:
         """Delete a connection and its tokens, then tell every on_removed hook."""
         connection = self._connections.pop(connection_id, None)
         self._tokens.pop(connection_id, None)
+        self._refreshed.pop(connection_id, None)
         deleted = await asyncio.to_thread(self.store.delete, connection_id)
         if connection is None or not deleted:
             return None
@@ -155,17 +159,33 @@ class Connections:
         status: ConnectionStatus,
         scopes: tuple[str, ...] | None = None,
     ) -> None:
-        """Record a connection's new status (needs_consent, over_privileged, connected)."""
+        """Record a connection's new status (needs_consent, over_privileged, connected, revoked).
+
+        A revoked connection stays revoked: a refresh that was in flight cannot revive it.
+        """
+        current = self._connections.get(connection.id)
+        if current is None or (current.status == "revoked" and status != "revoked"):
+            return
         updated = connection.with_status(status, scopes)
-        if connection.id in self._connections:
-            self._connections[connection.id] = updated
-            await asyncio.to_thread(self.store.update, updated)
+        self._connections[connection.id] = updated
+        await asyncio.to_thread(self.store.update, updated)
 
     async def persist(self, connection: Connection, token_cache: str) -> None:
-        """Write a connection's refreshed token cache (encrypted by the store)."""
-        if connection.id in self._connections:
-            current = self._connections[connection.id]
-            await asyncio.to_thread(self.store.update, current, token_cache)
+        """Write a connection's refreshed token cache (encrypted by the store).
+
+        A revoked connection's cache may only be emptied, never filled again.
+        """
+        current = self._connections.get(connection.id)
+        if current is None or (current.status == "revoked" and token_cache):
+            return
+        await asyncio.to_thread(self.store.update, current, token_cache)
+        if token_cache:
+            now = self.wall_clock.now().replace(microsecond=0)
+            self._refreshed[connection.id] = format_utc(now)
+
+    def last_refresh(self, connection_id: str) -> str | None:
+        """When this process last stored a refreshed token cache for the connection (RFC 3339)."""
+        return self._refreshed.get(connection_id)
 
     def route(self, address: str) -> Connection | None:
         """Return the connection that covers ``address``: individual first, then enterprise."""

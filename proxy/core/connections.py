@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 Kind = Literal["individual", "enterprise"]
-ConnectionStatus = Literal["connected", "needs_consent", "over_privileged"]
+# revoked: an administrator stopped it; the record stays (tokens erased) until it is deleted.
+ConnectionStatus = Literal["connected", "needs_consent", "over_privileged", "revoked"]
 
 
 @dataclass(frozen=True, kw_only=True)

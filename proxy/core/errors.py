@@ -42,6 +42,7 @@ class Code(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     SCHEDULE_NOT_ALLOWED = "schedule_not_allowed"
+    SLOTS_ONLY = "slots_only"
     CORS_NOT_ALLOWED = "cors_not_allowed"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"

@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from proxy.core.errors import BadRequest, Code
-from proxy.core.intervals import merge
+from proxy.core.intervals import Span, merge, merge_spans
 from proxy.core.model import BusyItem, Query, ScheduleResult, Status, Window
 
-Detail = Literal["status", "busy"]
+Detail = Literal["status", "busy", "slots"]
 
 # "Nothing before now" allows for clock skew and for a request built a moment ago.
 LOOKBACK_TOLERANCE = timedelta(minutes=5)
@@ -35,6 +35,8 @@ _TICK = timedelta(microseconds=1)
 class Policy:
     """What one consumer sees and may ask for; the ranges are what a configuration may say."""
 
+    # "status": items as Graph gives them; "busy": busy time only; "slots": no items at all,
+    # the key may only ask when a group is free (POST /v1/slots).
     detail: Detail = "status"
     # 0: exact times; otherwise a divisor of 1440, so the grid falls on the same UTC times daily.
     granularity_minutes: Annotated[int, Meta(ge=0, le=1440)] = 0
@@ -201,6 +203,29 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
         ordered = merge(ordered)
     # replace(), not a new result: flags such as ``stale`` are the source's to set.
     return replace(result, items=tuple(ordered))
+
+
+def blocking_spans(result: ScheduleResult, policy: Policy, window: Window) -> tuple[Span, ...]:
+    """What of one schedule, fetched over ``fetch_window(policy, window)``, blocks a meeting.
+
+    The items whose status counts as busy, widened outward to the policy's grid (as every
+    view widens them), clipped to ``window``, overlapping and touching ones merged. An error
+    result has none: the caller decides what an unknown schedule means.
+    """
+    grid = _grid(policy)
+    statuses = policy.busy_statuses
+    low, high = window.start, window.end
+    spans: list[Span] = []
+    for item in result.items:
+        if item.status not in statuses:
+            continue
+        start, end = item.start, item.end
+        if grid is not None:
+            start, end = _floor(start, grid), _ceil(end, grid)
+        start, end = max(start, low), min(end, high)
+        if start < end:
+            spans.append((start, end))
+    return tuple(merge_spans(spans))
 
 
 def _grid(policy: Policy) -> timedelta | None:

@@ -89,15 +89,46 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+# The sign-in page looks like a sign-in page: the account list scrolls inside the card, so
+# the buttons stay in view however large the organisation.
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:0;background:#eef1f5;color:#1b1b1b;"
+    "line-height:1.5}main{max-width:34rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;"
+    "box-shadow:0 2px 8px rgba(0,0,0,.15)}h1{font-size:1.4rem;margin:.2rem 0 1rem}"
+    ".tenant{color:#5e5e5e;font-size:.85rem;margin:0}"
+    "fieldset{border:1px solid #c8c8c8;padding:.25rem .75rem;margin:0}"
+    "legend{font-weight:600;padding:0 .25rem}"
+    ".accounts{max-height:14rem;overflow-y:auto;margin:.5rem 0}"
+    ".accounts div{padding:.15rem 0}.accounts label{cursor:pointer}"
+    "input[type=search]{width:100%;box-sizing:border-box;font:inherit;padding:.35rem .5rem;"
+    "border:1px solid #8a8a8a;margin-top:.25rem}"
+    ".asks{margin:.75rem 0 .5rem}.asks ul{margin:.25rem 0;padding-left:1.2rem}"
+    ".buttons{display:flex;gap:.6rem;justify-content:flex-end;margin-top:1rem}"
+    "button{font-size:1rem;padding:.4rem 1.4rem;border:1px solid #8a8a8a;background:#fff;"
+    "cursor:pointer}button.accept{background:#0067b8;border-color:#0067b8;color:#fff}"
+    ".none{color:#a4262c}"
+)
+# Filters the account list as one types; without scripts the list still scrolls.
+_FILTER_SCRIPT = (
+    "<script>(function(){var q=document.getElementById('account-search');"
+    "var rows=document.querySelectorAll('.accounts div');var none=document.getElementById("
+    "'no-match');q.hidden=false;q.previousElementSibling.hidden=false;"
+    "q.addEventListener('input',function(){var t=q.value.trim().toLowerCase();var shown=0;"
+    "rows.forEach(function(r){var hit=r.textContent.toLowerCase().indexOf(t)>=0;"
+    "r.hidden=!hit;if(hit)shown++;});none.hidden=shown>0;});"
+    # Enter in the search box must not submit the form (its first button declines).
+    "q.addEventListener('keydown',function(e){if(e.key==='Enter')e.preventDefault();});"
+    "})();</script>"
+)
+
+
 def _page(title: str, body: str, status: int = 200) -> web.Response:
     """Return a small, accessible HTML page (the caller escapes what goes into ``body``)."""
     document = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;"
-        "padding:0 1rem;line-height:1.5}fieldset{border:1px solid #888;padding:.5rem 1rem}"
-        "button{font-size:1rem;padding:.4rem 1rem;margin-right:.5rem}</style></head>"
+        f"<style>{_STYLE}</style></head>"
         f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
     )
     return web.Response(text=document, status=status, content_type="text/html", charset="utf-8")
@@ -185,14 +216,22 @@ def _authorize_form(graph: MockGraph, params: Mapping[str, str]) -> web.Response
         f"<li>{html.escape(graph_scope(s))}</li>" for s in params.get("scope", "").split()
     )
     body = (
+        f'<p class="tenant">Mock identity platform · {len(people)} test accounts</p>'
         '<form method="post">'
         f"{hidden}"
         "<fieldset><legend>Sign in as (mock test user)</legend>"
-        f"{options}</fieldset>"
-        f"<p>The application asks for these permissions:</p><ul>{scopes}</ul>"
-        '<button type="submit" name="decision" value="accept">Accept</button>'
+        '<label for="account-search" hidden>Find an account</label>'
+        '<input type="search" id="account-search" placeholder="Type a name or address" '
+        'autocomplete="off" hidden>'
+        f'<div class="accounts">{options}</div>'
+        '<p id="no-match" class="none" hidden>No account matches.</p></fieldset>'
+        '<div class="asks">The application asks for these permissions:'
+        f"<ul>{scopes}</ul></div>"
+        '<div class="buttons">'
         '<button type="submit" name="decision" value="decline">Decline</button>'
-        "</form>"
+        '<button type="submit" class="accept" name="decision" value="accept">Accept</button>'
+        "</div></form>"
+        f"{_FILTER_SCRIPT}"
     )
     return _page("Sign in to contoso.example (mock)", body)
 

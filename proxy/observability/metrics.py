@@ -52,7 +52,19 @@ class Metrics:
             "stale (served past its freshness).",
             ["result"],
         )
-        for collector in (self.requests, self.request_seconds, self.cache_lookups):
+        # A consumer's configured name is an operator's label, never personal data.
+        self.consumer_requests = LoopCounter(
+            "freebusy_consumer_requests",
+            "Consumer requests by consumer name and admission: admitted, rate_limited, "
+            "refused (allowlist or limits).",
+            ["consumer", "outcome"],
+        )
+        for collector in (
+            self.requests,
+            self.request_seconds,
+            self.cache_lookups,
+            self.consumer_requests,
+        ):
             r.register(collector)
         self._upstream_children: dict[tuple[str, str], Any] = {}
         self._upstream_histograms: dict[str, Any] = {}
@@ -102,6 +114,36 @@ class Metrics:
         # Any token is a valid HTTP method: unknown ones share a label value.
         self.requests.inc((route, method if method in _METHODS else "other", str(status)))
         self.request_seconds.observe(route, seconds)
+
+    def consumer_counts(self, name: str) -> dict[str, int]:
+        """Requests of the consumer ``name`` by admission outcome, as counted for /metrics."""
+        return {
+            outcome: int(count)
+            for (consumer, outcome), count in self.consumer_requests.counts.items()
+            if consumer == name
+        }
+
+    def economy(self) -> dict[str, Any]:
+        """What Graph cost so far, read from the very counters /metrics exports."""
+        calls: dict[str, int] = {}
+        for (endpoint, outcome), count in _counter_values(self.upstream_calls).items():
+            if endpoint == "getSchedule":
+                calls[outcome] = calls.get(outcome, 0) + count
+        lookups = {result: int(n) for (result,), n in self.cache_lookups.counts.items()}
+        total = sum(lookups.values())
+        batches, schedules = _histogram_totals(self.batch_schedules)
+        return {
+            "get_schedule_calls": calls,
+            "cache_lookups": lookups,
+            "cache_hit_rate": None if total == 0 else lookups.get("hit", 0) / total,
+            "cache_entries": int(_gauge_value(self.cache_entries)),
+            "throttle_events": {
+                event: count for (event,), count in _counter_values(self.throttle_events).items()
+            },
+            "breaker_state": _BREAKER_STATES.get(int(_gauge_value(self.breaker_state)), "closed"),
+            "batches": batches,
+            "schedules_per_batch": None if batches == 0 else schedules / batches,
+        }
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
@@ -153,3 +195,36 @@ class Metrics:
                 histogram = self.upstream_seconds.labels(endpoint)
                 self._upstream_histograms[endpoint] = histogram
             histogram.observe(time.perf_counter() - started)
+
+
+_BREAKER_STATES = {0: "closed", 1: "half_open", 2: "open"}
+
+
+def _counter_values(counter: Counter) -> dict[tuple[str, ...], int]:
+    """A labelled Counter's totals by label values, as a scrape reads them."""
+    values: dict[tuple[str, ...], int] = {}
+    for family in counter.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                values[tuple(sample.labels.values())] = int(sample.value)
+    return values
+
+
+def _gauge_value(gauge: Gauge) -> float:
+    """A Gauge's value as a scrape reads it (set_function gauges included)."""
+    for family in gauge.collect():
+        for sample in family.samples:
+            return float(sample.value)
+    return 0.0
+
+
+def _histogram_totals(histogram: Histogram) -> tuple[int, float]:
+    """An unlabelled Histogram's observation count and sum."""
+    count, total = 0, 0.0
+    for family in histogram.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                count = int(sample.value)
+            elif sample.name.endswith("_sum"):
+                total = float(sample.value)
+    return count, total

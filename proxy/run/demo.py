@@ -10,6 +10,7 @@ import signal
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -92,6 +93,15 @@ def demo_curl(*, base: str, key: str, addresses: list[str], now: datetime) -> st
     return f"curl -s -H {shlex.quote('Authorization: Bearer ' + key)} {shlex.quote(url)}"
 
 
+def demo_view_link(*, base: str, key: str, addresses: list[str]) -> str:
+    """The week view with the demo key and a few people filled in, for the demo only.
+
+    Key and addresses ride in the fragment: a browser never sends it to the server, so they
+    reach no request line, access log or audit trail; the page reads it once and drops it.
+    """
+    return f"{base}/view#{urlencode({'key': key, 'schedules': ','.join(addresses)}, safe='@,')}"
+
+
 def run_demo(*, host: str, port: int) -> int:
     """Run mock and proxy in one process until interrupted."""
     with contextlib.suppress(KeyboardInterrupt):
@@ -131,6 +141,9 @@ async def _demo(*, host: str, port: int) -> None:
                 f"  admin key (this run only):    {admin_key}\n\n"
                 "Try:\n"
                 f"  {demo_curl(base=base, key=key, addresses=people, now=datetime.now(UTC))}\n\n"
+                "Or in a browser:\n"
+                f"  Week view:  {demo_view_link(base=base, key=key, addresses=people)}\n"
+                f"  Console:    {base}/console  (sign in with the admin key above)\n\n"
                 "Connect delegated access in a browser (the mock's CA is not trusted by your "
                 "browser: accept its warning once):\n"
                 f"  Individual Connect: {base}/connect/individual\n"

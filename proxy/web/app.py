@@ -115,6 +115,7 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             rate=TokenBuckets(clock),
             limits=settings.limits,
             wall_clock=app[WALL_CLOCK],
+            metrics=metrics,
         )
         app[AVAILABILITY] = availability
         if connections is not None:

@@ -8,8 +8,11 @@ from aiohttp import web
 
 from proxy.core.errors import Code, ProblemError
 
-# Routes that are not consumer requests: probes and scrapes would drown the audit trail.
-UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Routes that are not consumer requests: probes, scrapes, and the pages people open and their
+# static files would drown the audit trail (what the pages then ask is audited).
+UNAUDITED_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/", "/console", "/view", "/static/{name}"}
+)
 
 # Well under the parser's request-line limit, so an over-long query string is answered by us,
 # in the route's error shape, rather than cut off by aiohttp's parser with plain text.

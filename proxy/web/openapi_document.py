@@ -10,6 +10,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from proxy.core.free_time import (
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_RESULTS,
+    FORMATS,
+    MAX_BUFFER_MINUTES,
+    MAX_MINUTES,
+    MAX_OPEN_HOURS,
+    MAX_PARTICIPANTS,
+    MAX_RESULTS,
+    MAX_WINDOW_DAYS,
+    WEEKDAYS,
+)
 from proxy.core.model import ErrorCode, Status
 
 EXAMPLE_ADDRESS = "adele.vance@contoso.example"
@@ -47,7 +59,10 @@ _COMMON_ERRORS = {
         "limits.max_request_cost)."
     ),
     401: "No API key, or not a valid one.",
-    403: "The key may not query one of the addresses; nothing was fetched.",
+    403: (
+        "The key may not query one of the addresses (schedule_not_allowed), or may only ask "
+        "for free slots (slots_only); nothing was fetched."
+    ),
     404: "No such path.",
     405: "Method not allowed here.",
     408: "The request body did not arrive within server.body_timeout_seconds.",
@@ -145,6 +160,7 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        **_slot_schemas(),
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -175,6 +191,7 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        **_admin_schemas(),
         "DateTimeTimeZone": date_time_time_zone,
         "GetScheduleRequest": {
             "type": "object",
@@ -387,6 +404,355 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _slot_schemas() -> dict[str, Any]:
+    def minutes(low: int, high: int, **extra: Any) -> dict[str, Any]:
+        return {"type": "integer", "minimum": low, "maximum": high, **extra}
+
+    clock_time = {"type": "string", "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"}
+    return {
+        "SlotsRequest": {
+            "type": "object",
+            "description": (
+                "When could these participants meet? Busy time is what the key's busy_statuses "
+                "count, widened to its granularity_minutes; a participant whose schedule "
+                "cannot be read is busy throughout and listed in errors."
+            ),
+            "required": ["participants", "start", "end", "duration_minutes"],
+            "additionalProperties": False,
+            "properties": {
+                "participants": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_PARTICIPANTS,
+                    "description": "Each address once (in any letter case); the key's "
+                    "max_schedules applies too.",
+                    "items": {
+                        "type": "object",
+                        "required": ["schedule"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "schedule": _ADDRESS,
+                            "optional": {
+                                "type": "boolean",
+                                "default": False,
+                                "description": "Never blocks; counts towards an integer required.",
+                            },
+                        },
+                    },
+                },
+                "required": {
+                    "description": (
+                        '"all": every participant who is not optional is free. An integer N '
+                        "(at most the number of participants): those, and at least N "
+                        "participants in all, optional ones counted; each slot then lists "
+                        "who is free."
+                    ),
+                    "default": "all",
+                    "oneOf": [{"const": "all"}, {"type": "integer", "minimum": 1}],
+                },
+                "start": _DATE_TIME,
+                "end": {
+                    **_DATE_TIME,
+                    "description": f"At most {MAX_WINDOW_DAYS} days after start (and the "
+                    "key's max_window_days).",
+                },
+                "duration_minutes": minutes(1, MAX_MINUTES),
+                "interval_minutes": minutes(
+                    1,
+                    MAX_MINUTES,
+                    default=DEFAULT_INTERVAL_MINUTES,
+                    description="The grid of slot starts: every so many minutes from 00:00 "
+                    "in the open hours' zone (UTC without open hours).",
+                ),
+                "buffer_before_minutes": minutes(0, MAX_BUFFER_MINUTES, default=0),
+                "buffer_after_minutes": minutes(0, MAX_BUFFER_MINUTES, default=0),
+                "open_hours": {
+                    "type": "array",
+                    "maxItems": MAX_OPEN_HOURS,
+                    "description": "Wall-clock hours per weekday, every entry in the same zone.",
+                    "items": {
+                        "type": "object",
+                        "required": ["days", "start", "end", "time_zone"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "days": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"enum": list(WEEKDAYS)},
+                            },
+                            "start": clock_time,
+                            "end": clock_time,
+                            "time_zone": {
+                                "type": "string",
+                                "description": "An IANA or Windows time zone name.",
+                                "examples": ["Europe/Berlin", "W. Europe Standard Time"],
+                            },
+                        },
+                    },
+                },
+                "format": {
+                    "enum": list(FORMATS),
+                    "default": "slots",
+                    "description": (
+                        "slots: back to back from each free period's first grid point; "
+                        "overlapping_slots: at every grid point; periods: maximal free "
+                        "periods at least duration_minutes long."
+                    ),
+                },
+                "max_results": minutes(1, MAX_RESULTS, default=DEFAULT_RESULTS),
+            },
+            "examples": [
+                {
+                    "participants": [
+                        {"schedule": EXAMPLE_ADDRESS},
+                        {"schedule": "megan.bowen@contoso.example", "optional": True},
+                    ],
+                    "required": "all",
+                    "start": "2026-03-16T08:00:00Z",
+                    "end": "2026-03-20T18:00:00Z",
+                    "duration_minutes": 30,
+                    "interval_minutes": 15,
+                    "open_hours": [
+                        {
+                            "days": ["mon", "tue", "wed", "thu", "fri"],
+                            "start": "09:00",
+                            "end": "17:00",
+                            "time_zone": "Europe/Berlin",
+                        }
+                    ],
+                    "format": "slots",
+                }
+            ],
+        },
+        "Slot": {
+            "type": "object",
+            "description": "A time the meeting could go; nothing about anyone's calendar.",
+            "required": ["start", "end"],
+            "additionalProperties": False,
+            "properties": {
+                "start": _DATE_TIME,
+                "end": _DATE_TIME,
+                "available": {
+                    "type": "array",
+                    "description": "With an integer required: who is free, as requested.",
+                    "items": {"type": "string"},
+                },
+            },
+        },
+        "SlotsResponse": {
+            "type": "object",
+            "required": ["slots", "truncated", "errors"],
+            "additionalProperties": False,
+            "properties": {
+                "slots": {"type": "array", "items": _ref("Slot")},
+                "truncated": {
+                    "type": "boolean",
+                    "description": "True when more than max_results were found.",
+                },
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["schedule", "code"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "schedule": {"type": "string"},
+                            "code": {"enum": _ERROR_CODES},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _slots_operation() -> dict[str, Any]:
+    errors = {
+        **_COMMON_ERRORS,
+        403: "The key may not query one of the addresses; nothing was fetched.",
+    }
+    return {
+        "post": {
+            "operationId": "postSlots",
+            "summary": "When a group is free, without anyone's calendar",
+            "security": [{"apiKey": []}],
+            "requestBody": {"required": True, **_body(_ref("SlotsRequest"))},
+            "responses": {
+                "200": {
+                    "description": "The slots, whether more were left out, who could not be read.",
+                    "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+                    **_body(_ref("SlotsResponse")),
+                },
+                **_errors("Problem", _PROBLEM, errors),
+            },
+        }
+    }
+
+
+def _admin_schemas() -> dict[str, Any]:
+    counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+    nullable_int = {"type": ["integer", "null"]}
+    nullable_number = {"type": ["number", "null"]}
+    return {
+        "AdminReadiness": {
+            "type": "object",
+            "description": "Every check as one record shape; new sections add records.",
+            "required": ["ready", "checks"],
+            "additionalProperties": False,
+            "properties": {
+                "ready": {"type": "boolean", "description": "What /readyz answers."},
+                "checks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "ok", "state", "gates_readiness"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "examples": ["token", "graph", "breaker"]},
+                            "ok": {"type": "boolean"},
+                            "state": {"type": "string", "examples": ["ok", "closed"]},
+                            "gates_readiness": {
+                                "type": "boolean",
+                                "description": "Whether /readyz depends on this check.",
+                            },
+                            "counts": counts,
+                        },
+                    },
+                },
+            },
+        },
+        "AdminConsumers": {
+            "type": "object",
+            "required": ["consumers"],
+            "additionalProperties": False,
+            "properties": {
+                "consumers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "name",
+                            "allowlist",
+                            "policy",
+                            "requests",
+                            "rate_limited",
+                            "refused",
+                        ],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "allowlist": {
+                                "type": "object",
+                                "description": "Sizes only; the allowlist itself names people.",
+                                "required": ["addresses", "domains"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "addresses": {"type": "integer", "minimum": 0},
+                                    "domains": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                            "policy": {
+                                "type": "object",
+                                "required": [
+                                    "detail",
+                                    "granularity_minutes",
+                                    "busy_statuses",
+                                    "max_lookback_days",
+                                    "max_lookahead_days",
+                                    "max_window_days",
+                                    "max_schedules",
+                                    "rate_per_minute",
+                                ],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "detail": {"type": "string"},
+                                    "granularity_minutes": {"type": "integer"},
+                                    "busy_statuses": {
+                                        "type": "array",
+                                        "items": {"enum": _STATUSES},
+                                    },
+                                    "max_lookback_days": {"type": "integer"},
+                                    "max_lookahead_days": {"type": "integer"},
+                                    "max_window_days": nullable_int,
+                                    "max_schedules": nullable_int,
+                                    "rate_per_minute": {"type": "integer"},
+                                },
+                            },
+                            "requests": {"type": "integer", "minimum": 0},
+                            "rate_limited": {"type": "integer", "minimum": 0},
+                            "refused": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "Refused by the allowlist or the limits.",
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "AdminEconomy": {
+            "type": "object",
+            "description": "What Graph cost since this process started, from /metrics' counters.",
+            "required": [
+                "get_schedule_calls",
+                "cache_lookups",
+                "cache_hit_rate",
+                "cache_entries",
+                "throttle_events",
+                "breaker_state",
+                "batches",
+                "schedules_per_batch",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "get_schedule_calls": {**counts, "description": "By HTTP status or transport."},
+                "cache_lookups": {**counts, "description": "hit, miss, coalesced, stale."},
+                "cache_hit_rate": nullable_number,
+                "cache_entries": {"type": "integer", "minimum": 0},
+                "throttle_events": counts,
+                "breaker_state": {"enum": ["closed", "half_open", "open"]},
+                "batches": {"type": "integer", "minimum": 0},
+                "schedules_per_batch": nullable_number,
+            },
+        },
+    }
+
+
+def _page_operation(operation_id: str, summary: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["Pages"],
+            "security": [],
+            "responses": {
+                "200": {"description": "An HTML page.", **_body({"type": "string"}, "text/html")}
+            },
+        }
+    }
+
+
+def _admin_operation(operation_id: str, summary: str, schema: str) -> dict[str, Any]:
+    errors = {
+        401: "No admin key, or not the configured one.",
+        404: "No such path.",
+        405: "Method not allowed here.",
+        500: _COMMON_ERRORS[500],
+    }
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["Admin"],
+            "security": [{"adminKey": []}],
+            "responses": {
+                "200": {"description": summary, **_body(_ref(schema))},
+                **_errors("Problem", _PROBLEM, errors),
+            },
+        }
+    }
+
+
 def _availability_operations() -> dict[str, Any]:
     ok = {
         "200": {
@@ -484,12 +850,14 @@ def build_document() -> dict[str, Any]:
             "description": (
                 "Minimized free/busy from Microsoft Graph: status, start and end of calendar "
                 "items, nothing else, in the proxy's own JSON and in the dialects scheduling "
-                "tools already speak (Graph getSchedule, Google freeBusy, iCalendar)."
+                "tools already speak (Graph getSchedule, Google freeBusy, iCalendar); or only "
+                "the times a group could meet (/v1/slots)."
             ),
         },
         "servers": [{"url": "/"}],
         "paths": {
             "/v1/availability": _availability_operations(),
+            "/v1/slots": _slots_operation(),
             "/v1/schedules/{address}/freebusy.ics": {
                 "get": {
                     "operationId": "getFreeBusyFeed",
@@ -605,6 +973,45 @@ def build_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/": _page_operation("home", "Start page: links to the console, the week view, API"),
+            "/console": _page_operation("console", "Admin console (uses the /admin/ routes)"),
+            "/view": _page_operation("weekView", "Week view of availability (uses the JSON API)"),
+            "/static/{name}": {
+                "get": {
+                    "operationId": "staticFile",
+                    "summary": "The pages' stylesheet and scripts",
+                    "tags": ["Pages"],
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "examples": ["site.css", "week.js"]},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The file.",
+                            "content": {
+                                "text/css": {"schema": {"type": "string"}},
+                                "text/javascript": {"schema": {"type": "string"}},
+                                "image/svg+xml": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors("Problem", _PROBLEM, {404: "No such file."}),
+                    },
+                }
+            },
+            "/admin/readiness": _admin_operation(
+                "adminReadiness", "Readiness checks, the breaker and connections", "AdminReadiness"
+            ),
+            "/admin/consumers": _admin_operation(
+                "adminConsumers", "Consumers: allowlist sizes, policies, counters", "AdminConsumers"
+            ),
+            "/admin/economy": _admin_operation(
+                "adminEconomy", "Graph calls, cache hit rate, throttling", "AdminEconomy"
+            ),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -622,6 +1029,11 @@ def build_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A consumer's API key (freebusy-proxy new-key).",
+                },
+                "adminKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin key ([connect] admin_key_sha256).",
                 },
                 "feedToken": {
                     "type": "apiKey",

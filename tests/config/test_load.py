@@ -95,6 +95,22 @@ def test_policy_keys_reach_the_consumer(tmp_path: Path) -> None:
     assert settings.cors.allow_origins == ("https://app.example:8443",)
 
 
+def test_a_slots_only_consumer_loads_and_no_feed_may_name_it(tmp_path: Path) -> None:
+    """detail = "slots" is a policy like the others; a feed reading as that consumer is not."""
+    text = VALID + 'detail = "slots"\n'
+    policy = load_settings(write(tmp_path, text), environ=ENV).consumers[0].policy
+    assert policy.detail == "slots"
+    feed = (
+        f'[[feeds]]\nname = "ceo"\ntoken_sha256 = "{"ab" * 32}"\n'
+        'address = "ceo@fabrikam.example"\nconsumer = "scheduler"\n'
+    )
+    assert load_settings(write(tmp_path, VALID + feed), environ=ENV).feeds
+    found = problems(tmp_path, text + feed)
+    assert found == [
+        "feeds[0].consumer: consumer 'scheduler' has detail = \"slots\" and may read no feed"
+    ]
+
+
 @pytest.mark.parametrize(
     ("edit", "names"),
     [
@@ -132,7 +148,10 @@ def test_policy_keys_reach_the_consumer(tmp_path: Path) -> None:
             ),
             "consumers[1].name: duplicate consumer name",
         ),
-        (lambda t: t + 'detail = "minimal"\n', "consumers[0].detail: 'minimal' is not one of"),
+        (
+            lambda t: t + 'detail = "minimal"\n',
+            "consumers[0].detail: 'minimal' is not one of status, busy, slots",
+        ),
         (lambda t: t + "granularity_minutes = 7\n", "consumers[0].granularity_minutes: must be 0"),
         (lambda t: t + "granularity_minutes = -15\n", "consumers[0].granularity_minutes"),
         (lambda t: t + "granularity_minutes = 2880\n", "consumers[0].granularity_minutes"),

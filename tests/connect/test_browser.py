@@ -2,71 +2,38 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from playwright.async_api import async_playwright
-
 from proxy.mock import MOCK_DOMAIN, RunningMock
+from tests.support.browser import chromium
 from tests.support.connect import connect_settings
 from tests.support.leaks import assert_no_leak
 from tests.support.proxies import ProxyFactory, auth
 
-CHROMIUM = Path("/usr/bin/chromium")
 ADELE = f"adele.vance@{MOCK_DOMAIN}"
-
-
-def spki_sha256(pem: bytes) -> str:
-    """Base64 SHA-256 of a certificate's SubjectPublicKeyInfo, as Chromium's pin list wants."""
-    key = x509.load_pem_x509_certificate(pem).public_key()
-    der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 async def test_browser_individual_connect_then_availability(
     make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
 ) -> None:
     """Sign in as Adele on the mock's consent page, Accept, land on 'Connected', query her."""
-    # Fails rather than skips: CI installs Debian's chromium (.ci/run).
-    assert os.access(CHROMIUM, os.X_OK), "install Debian's chromium (apt-get install chromium)"
     proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                # Trust exactly the mock's server key, nothing else (no blanket ignoring).
-                f"--ignore-certificate-errors-spki-list={spki_sha256(mock_graph.server_cert_pem)}",
-            ],
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(str(proxy.make_url("/connect/individual")))
-            assert page.url.startswith(mock_graph.url)
-            await page.get_by_label(f"Adele Vance ({ADELE})").check()
-            await page.get_by_role("button", name="Accept").click()
-            # The platform's cross-site POST back is posted again from the proxy's own page
-            # (carrying the cookie that binds the sign-in to this browser), then "Connected".
-            heading = page.get_by_role("heading", level=1, name="Connected")
-            await heading.wait_for()
-            await page.wait_for_url(str(proxy.make_url("/connect/callback")))
-            text = await page.content()
-            assert ADELE in text
-            assert "Calendars.ReadBasic" in text
-            assert_no_leak(text)
-        finally:
-            await browser.close()
+    async with chromium(trusting=mock_graph.server_cert_pem) as browser:
+        page = await browser.new_page()
+        await page.goto(str(proxy.make_url("/connect/individual")))
+        assert page.url.startswith(mock_graph.url)
+        await page.get_by_label(f"Adele Vance ({ADELE})").check()
+        await page.get_by_role("button", name="Accept").click()
+        # The platform's cross-site POST back is posted again from the proxy's own page
+        # (carrying the cookie that binds the sign-in to this browser), then "Connected".
+        heading = page.get_by_role("heading", level=1, name="Connected")
+        await heading.wait_for()
+        await page.wait_for_url(str(proxy.make_url("/connect/callback")))
+        text = await page.content()
+        assert ADELE in text
+        assert "Calendars.ReadBasic" in text
+        assert_no_leak(text)
     body = {"schedules": [ADELE], "start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}
     async with proxy.post("/v1/availability", json=body, headers=auth()) as resp:
         answer = await resp.text()

@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -81,6 +81,16 @@ async def test_demo_serves_minimized_availability(tmp_path: Path, port_8080_busy
             line = await process.stdout.readline()
             assert line, "the demo exited before printing its connect links"
             banner.append(line.decode())
+        # The week view's link carries the demo key in its fragment, which no server sees.
+        view = urlsplit(next(line for line in banner if "Week view:" in line).split()[-1])
+        assert (view.path, view.query) == ("/view", "")
+        assert parse_qs(view.fragment)["key"] == [value.removeprefix("Bearer ")]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(view._replace(fragment="").geturl()) as resp,
+        ):
+            assert resp.status == 200
+            assert resp.content_type == "text/html"
         start = next(line for line in banner if "Individual Connect:" in line).split()[-1]
         async with (
             aiohttp.ClientSession() as session,

@@ -51,3 +51,60 @@ def merged(items: list[tuple[str, datetime, datetime]], statuses: set[str]) -> l
         else:
             out.append((start, end))
     return out
+
+
+async def ask_everywhere(
+    proxy: TestClient[Any, Any], key: str, address: str, window: tuple[str, str]
+) -> dict[str, int]:
+    """The same question on every route that answers one (the slot search included); the
+    status per route."""
+    start, end = window
+    headers = {"Authorization": f"Bearer {key}"}
+    graph_time = {"timeZone": "UTC"}
+    asks = {
+        "POST /v1/slots": proxy.post(
+            "/v1/slots",
+            json={
+                "participants": [{"schedule": address}],
+                "start": start,
+                "end": end,
+                "duration_minutes": 30,
+            },
+            headers=headers,
+        ),
+        "POST /v1/availability": proxy.post(
+            "/v1/availability",
+            json={"schedules": [address], "start": start, "end": end},
+            headers=headers,
+        ),
+        "GET /v1/availability": proxy.get(
+            "/v1/availability",
+            params={"schedules": address, "start": start, "end": end},
+            headers=headers,
+        ),
+        "POST /v1.0/users/{id}/calendar/getSchedule": proxy.post(
+            f"/v1.0/users/{address}/calendar/getSchedule",
+            json={
+                "schedules": [address],
+                "startTime": {"dateTime": start[:-1], **graph_time},
+                "endTime": {"dateTime": end[:-1], **graph_time},
+            },
+            headers=headers,
+        ),
+        "POST /calendar/v3/freeBusy": proxy.post(
+            "/calendar/v3/freeBusy",
+            json={"timeMin": start, "timeMax": end, "items": [{"id": address}]},
+            headers=headers,
+        ),
+        "GET /v1/schedules/{address}/freebusy.ics": proxy.get(
+            f"/v1/schedules/{address}/freebusy.ics",
+            params={"start": start, "end": end},
+            headers=headers,
+        ),
+    }
+    statuses = {}
+    for route, request in asks.items():
+        async with request as resp:
+            await resp.read()
+            statuses[route] = resp.status
+    return statuses

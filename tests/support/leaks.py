@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from proxy.mock import MOCK_CLIENT_SECRET
+from tests.support.connect import ADMIN_KEY
 from tests.support.proxies import AUDIT_KEY, KEY_ALL, KEY_ONE
 
 # The mock's access and id tokens are JWTs ("eyJ"); its refresh tokens start with "0.M.".
@@ -14,6 +15,7 @@ FORBIDDEN_MARKERS = (
     "eyJ",
     "0.M.",
     AUDIT_KEY,
+    ADMIN_KEY,
 )
 
 

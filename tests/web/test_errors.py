@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from proxy.config.schema import AuditSettings
 from proxy.mock import MOCK_DOMAIN, RunningMock
+from tests.support.dialects import ask_everywhere
 from tests.support.proxies import (
     AUDIT_KEY,
     KEY_ALL,
@@ -24,52 +23,6 @@ from tests.support.proxies import (
 OTHER = f"megan.bowen@{MOCK_DOMAIN}"
 DAY = ("2026-03-16T00:00:00Z", "2026-03-17T00:00:00Z")
 LONG = ("2026-03-01T00:00:00Z", "2026-09-01T00:00:00Z")
-
-
-async def ask_everywhere(
-    proxy: TestClient[Any, Any], key: str, address: str, window: tuple[str, str]
-) -> dict[str, int]:
-    """The same question on every route that answers one; the status per route."""
-    start, end = window
-    headers = {"Authorization": f"Bearer {key}"}
-    graph_time = {"timeZone": "UTC"}
-    asks = {
-        "POST /v1/availability": proxy.post(
-            "/v1/availability",
-            json={"schedules": [address], "start": start, "end": end},
-            headers=headers,
-        ),
-        "GET /v1/availability": proxy.get(
-            "/v1/availability",
-            params={"schedules": address, "start": start, "end": end},
-            headers=headers,
-        ),
-        "POST /v1.0/users/{id}/calendar/getSchedule": proxy.post(
-            f"/v1.0/users/{address}/calendar/getSchedule",
-            json={
-                "schedules": [address],
-                "startTime": {"dateTime": start[:-1], **graph_time},
-                "endTime": {"dateTime": end[:-1], **graph_time},
-            },
-            headers=headers,
-        ),
-        "POST /calendar/v3/freeBusy": proxy.post(
-            "/calendar/v3/freeBusy",
-            json={"timeMin": start, "timeMax": end, "items": [{"id": address}]},
-            headers=headers,
-        ),
-        "GET /v1/schedules/{address}/freebusy.ics": proxy.get(
-            f"/v1/schedules/{address}/freebusy.ics",
-            params={"start": start, "end": end},
-            headers=headers,
-        ),
-    }
-    statuses = {}
-    for route, request in asks.items():
-        async with request as resp:
-            await resp.read()
-            statuses[route] = resp.status
-    return statuses
 
 
 @pytest.mark.parametrize(

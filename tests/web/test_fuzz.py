@@ -48,6 +48,7 @@ MEMORY_PEAK_BOUND = 64 * 1024 * 1024
 MEMORY_GROWTH_BOUND = 1024 * 1024
 KEY_POLICY, KEY_POLICY_SHA = new_key()
 FEED, FEED_SHA = new_feed_token()
+KEY_SLOTS, KEY_SLOTS_SHA = new_key()
 # Strings no answer may carry even when a request echoes itself back (aiohttp's parser
 # errors quote the offending line to the sender, so the sender's own key is allowed there).
 ALWAYS_FORBIDDEN = ("CANARY", MOCK_CLIENT_SECRET, "eyJ", AUDIT_KEY)
@@ -82,6 +83,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 policy=Policy(
                     detail="busy", granularity_minutes=15, max_schedules=10, rate_per_minute=600
                 ),
+            ),
+            ConsumerSettings(
+                name="slots-only",
+                key_sha256=KEY_SLOTS_SHA,
+                allow=(f"*@{MOCK_DOMAIN}",),
+                policy=Policy(detail="slots", rate_per_minute=0),
             ),
         )
         settings = replace(
@@ -169,6 +176,7 @@ def request(
 
 # Dialect sub-apps answer errors in their own (JSON) shape instead of problem+json.
 DIALECT_PREFIXES = (b"/v1.0/", b"/calendar/v3/")
+PAGE_PATHS = (b"/", b"/console", b"/view")
 # The connect flows answer a browser: their failures are pages of their own.
 PAGE_PREFIX = b"/connect"
 
@@ -185,7 +193,10 @@ def check(answer: Answer, *, method: bytes, path: bytes = b"") -> None:
         feed = answer.status in (200, 304) and path.split(b"?")[0].endswith(b"/freebusy.ics")
         assert answer.headers["cache-control"] == ("private, no-cache" if feed else "no-store")
         if answer.status >= 400 and method != b"HEAD":
-            if path.startswith(PAGE_PREFIX) and answer.headers["content-type"].startswith(
+            if method == b"GET" and path.split(b"?")[0] in PAGE_PATHS:
+                # A page a browser reads answers its errors as a page.
+                assert answer.headers["content-type"].startswith("text/html")
+            elif path.startswith(PAGE_PREFIX) and answer.headers["content-type"].startswith(
                 "text/html"
             ):
                 assert b'<h1 id="outcome">' in answer.body
@@ -262,8 +273,50 @@ near_valid = st.fixed_dictionaries(
         "end": times,
     }
 ).map(lambda d: json.dumps(d).encode())
+# The slot search's fields, near valid: deep enough to reach the search itself.
+near_valid_slots = st.fixed_dictionaries(
+    {
+        "participants": st.lists(
+            st.fixed_dictionaries(
+                {"schedule": st.sampled_from(VALID_ADDRESSES)},
+                optional={"optional": st.one_of(st.booleans(), json_values)},
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        "start": times,
+        "end": times,
+        "duration_minutes": st.one_of(st.integers(-5, 2000), json_values),
+    },
+    optional={
+        "required": st.one_of(st.just("all"), st.integers(-1, 5), json_values),
+        "interval_minutes": st.integers(-1, 2000),
+        "buffer_before_minutes": st.integers(-1, 300),
+        "buffer_after_minutes": st.integers(-1, 300),
+        "format": st.one_of(st.sampled_from(["slots", "overlapping_slots", "periods"]), junk_text),
+        "max_results": st.integers(-1, 2000),
+        "open_hours": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "days": st.lists(st.sampled_from(["mon", "sun", "Mon", "x"]), max_size=3),
+                        "start": st.one_of(st.sampled_from(["00:00", "09:00", "24:00"]), junk_text),
+                        "end": st.one_of(st.sampled_from(["17:00", "24:00", "9:00"]), junk_text),
+                        "time_zone": st.one_of(
+                            st.sampled_from(["Europe/Berlin", "Pacific Standard Time", "UTC"]),
+                            junk_text,
+                        ),
+                    }
+                ),
+                max_size=3,
+            ),
+            json_values,
+        ),
+    },
+).map(lambda d: json.dumps(d).encode())
 bodies = st.one_of(
     near_valid,
+    near_valid_slots,
     st.fixed_dictionaries(
         {"schedules": st.one_of(st.lists(addresses, max_size=30), json_values)},
         optional={"start": st.one_of(times, json_values), "end": times, "extra": json_values},
@@ -298,6 +351,7 @@ authorizations = st.one_of(
             f"Bearer {KEY_ALL}".encode(),
             f"Bearer {KEY_ONE}".encode(),
             f"Bearer {KEY_POLICY}".encode(),
+            f"Bearer {KEY_SLOTS}".encode(),
             f"bearer   {KEY_ALL}  ".encode(),
             f"Basic {KEY_ALL}".encode(),
             b"Bearer",
@@ -348,6 +402,7 @@ paths = st.one_of(
             b"/v1.0/users/adele.vance@contoso.example/calendar/getSchedule",
             b"/v1.0/me/calendar/getSchedule",
             b"/calendar/v3/freeBusy",
+            b"/v1/slots",
             b"/v1/schedules/adele.vance@contoso.example/freebusy.ics",
             b"/v1/schedules/%ff%00/freebusy.ics",
             b"/openapi.json",
@@ -462,11 +517,12 @@ def test_fuzzed_requests(
 @FUZZ_SETTINGS
 @given(
     body=bodies,
-    key=st.sampled_from([KEY_ALL, KEY_ONE, KEY_POLICY]),
+    key=st.sampled_from([KEY_ALL, KEY_ONE, KEY_POLICY, KEY_SLOTS]),
     path=st.sampled_from(
         [
             b"/v1/availability",
             b"/v1/availability",
+            b"/v1/slots",
             b"/calendar/v3/freeBusy",
             b"/v1.0/users/adele.vance@contoso.example/calendar/getSchedule",
         ]

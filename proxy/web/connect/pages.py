@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 from collections.abc import Mapping
 
 from aiohttp import web
 
 from proxy.core.connections import Connection
+from proxy.web.console import frame
 
 # Our own words for every way a sign-in can end; upstream error text is never shown.
 FAILURES: dict[str, tuple[int, str, str]] = {
@@ -85,58 +84,51 @@ FAILURES: dict[str, tuple[int, str, str]] = {
         "Too many sign-ins are in progress right now. Please try again in a few minutes.",
     ),
 }
-# The one script any page runs (the bounce page's form submits itself), allowed by its hash.
-_SUBMIT = "document.forms[0].submit();"
-_SUBMIT_HASH = base64.b64encode(hashlib.sha256(_SUBMIT.encode()).digest()).decode()
 
 
-def page(
-    title: str,
-    body: str,
-    *,
-    status: int = 200,
-    headers: Mapping[str, str] | None = None,
-    submit: bool = False,
-) -> web.Response:
-    """Return an HTML page; ``body`` must already be escaped. ``submit``: the page's form
-    submits itself (the only script a page may run); otherwise no script runs at all."""
-    scripts = f"script-src 'sha256-{_SUBMIT_HASH}'; " if submit else ""
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} - freebusy-proxy</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;"
-        "padding:0 1rem;line-height:1.5}</style></head>"
-        f'<body><main><h1 id="outcome">{html.escape(title)}</h1>{body}</main></body></html>'
-    )
-    if submit:
-        document = document.replace("</body>", f"<script>{_SUBMIT}</script></body>")
-    return web.Response(
-        text=document,
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            **(headers or {}),
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": (
-                f"default-src 'none'; {scripts}style-src 'unsafe-inline'; "
-                "frame-ancestors 'none'; form-action 'self'"
-            ),
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+FLOWS = {
+    "individual": (
+        "Individual Connect Free/Busy",
+        "You connect your own calendar: the proxy may read your free/busy (when you are busy, "
+        "never what the meetings are) and answer scheduling apps with it.",
+    ),
+    "enterprise": (
+        "Enterprise Connect Free/Busy",
+        "An administrator connects the whole organisation once: the proxy may read the free/busy "
+        "of every mailbox in it (when people are busy, never what the meetings are).",
+    ),
+}
+PERMISSIONS = (
+    ("Calendars.ReadBasic", "read when calendars are busy (the proxy passes on only times)"),
+    ("User.Read", "read who signed in and the organisation's name and domains"),
+    ("offline_access", "keep access without you signing in again, until revoked"),
+)
+_NEXT = (
+    '<p class="next"><a class="button primary" href="/view">See availability in the week view'
+    '</a><a class="button" href="/console">Manage connections in the console</a></p>'
+)
+
+
+def page(title: str, body: str, *, status: int = 200) -> web.Response:
+    """Return a connect page in the shared frame; ``body`` must already be escaped."""
+    return frame.page(title, body, status=status, current="/connect")
 
 
 def failure(reason: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
-    """Return the page for a failed sign-in (``headers``: e.g. Retry-After)."""
+    """Return the page for a failed sign-in: what happened, in our words, and what to do next
+    (``headers``: e.g. Retry-After)."""
     status, title, text = FAILURES.get(reason, FAILURES["sign_in_failed"])
-    return page(
+    response = page(
         title,
-        f'<p role="alert">{html.escape(text)}</p><p><a href="/connect">Start again</a></p>',
+        '<div class="card flow"><p class="kicker">Sign-in ended: nothing was connected</p>'
+        f'<h1 id="outcome">{html.escape(title)}</h1>'
+        f'<p role="alert">{html.escape(text)}</p>'
+        '<p class="next"><a class="button primary" href="/connect">Start again</a>'
+        '<a class="button" href="/">Back to the start page</a></p></div>',
         status=status,
-        headers=headers,
     )
+    response.headers.update(headers or {})
+    return response
 
 
 def bounce(fields: Mapping[str, str]) -> web.Response:
@@ -144,23 +136,29 @@ def bounce(fields: Mapping[str, str]) -> web.Response:
 
     The platform's POST back is cross-site, so the browser leaves out the SameSite=Lax cookie
     that binds the sign-in to it; the same fields posted from our own page carry it. The
-    page holds the authorization code only in its body (no-store, never in a URL).
+    page's own script (bounce.js) submits the form; without scripts, its button does. The
+    authorization code is only in the page's body (no-store), never in a URL.
     """
     inputs = "".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
         for name, value in fields.items()
     )
-    return page(
+    return frame.page(
         "Finishing the sign-in",
-        '<form method="post" action="/connect/callback">'
+        '<div class="card flow"><p class="kicker">Connect</p>'
+        '<h1 id="outcome">Finishing the sign-in</h1>'
+        '<form id="bounce" method="post" action="/connect/callback">'
         f'{inputs}<input type="hidden" name="bounced" value="1">'
-        '<p><button type="submit">Continue</button></p></form>',
-        submit=True,
+        '<p class="next"><button class="button primary" type="submit">Continue</button></p>'
+        "</form></div>",
+        scripts=("bounce.js",),
+        current="/connect",
     )
 
 
 def connected(connection: Connection) -> web.Response:
     """Return the page confirming a connection: who, which organisation, which permissions."""
+    flow, _ = FLOWS[connection.kind]
     what = (
         "your own free/busy"
         if connection.kind == "individual"
@@ -169,27 +167,42 @@ def connected(connection: Connection) -> web.Response:
     scopes = "".join(f"<li>{html.escape(s)}</li>" for s in connection.scopes)
     return page(
         "Connected",
-        "<dl>"
+        f'<div class="card flow"><p class="kicker">{html.escape(flow)}</p>'
+        '<h1 id="outcome">Connected</h1>'
+        f"<p>The proxy may now answer for {html.escape(what)}: busy times only.</p>"
+        '<dl class="facts">'
         f"<dt>Account</dt><dd>{html.escape(connection.account)}</dd>"
         f"<dt>Organisation</dt><dd>{html.escape(connection.tenant_name)} "
         f"({html.escape(connection.tenant_id)})</dd>"
         f"<dt>Connection</dt><dd>{html.escape(connection.kind.capitalize())} Connect: "
         f"{html.escape(what)}</dd>"
         f"<dt>Permissions granted</dt><dd><ul>{scopes}</ul></dd>"
-        "</dl>",
+        "</dl>"
+        f"{_NEXT}</div>",
     )
 
 
 def index(kinds: tuple[str, ...]) -> web.Response:
-    """Return the start page linking to the enabled connect flows."""
-    links = "".join(
-        f'<li><a href="/connect/{html.escape(k)}">{html.escape(k.capitalize())} Connect '
-        "Free/Busy</a></li>"
+    """Return the start page: each enabled flow, what it grants, and its button."""
+    permissions = "".join(
+        f"<li><code>{html.escape(name)}</code>: {html.escape(why)}</li>"
+        for name, why in PERMISSIONS
+    )
+    flows = "".join(
+        f'<section class="card"><h2>{html.escape(FLOWS[k][0])}</h2>'
+        f"<p>{html.escape(FLOWS[k][1])}</p>"
+        f'<p><a class="button primary" href="/connect/{html.escape(k)}">Start '
+        f"{html.escape(k.capitalize())} Connect</a></p></section>"
         for k in kinds
+        if k in FLOWS
     )
     return page(
         "Connect your calendar",
-        "<p>The proxy asks only for Calendars.ReadBasic, User.Read and offline_access, and "
-        "passes on nothing but free/busy times.</p>"
-        f"<ul>{links}</ul>",
+        '<p class="kicker">Connect</p><h1 id="outcome">Connect your calendar</h1>'
+        '<p class="lead">You sign in with Microsoft and consent to these permissions, and '
+        "nothing else:</p>"
+        f"<ul>{permissions}</ul>"
+        "<p>The proxy passes on nothing but free/busy times: no subjects, locations or "
+        "attendees. An administrator can revoke the connection in the console at any time.</p>"
+        f'<div class="cards">{flows}</div>',
     )

@@ -197,6 +197,7 @@ def _require_admin(request: web.Request) -> None:
 async def list_connections(request: web.Request) -> web.Response:
     """GET /admin/connections: every connection, field by field; never a token."""
     _require_admin(request)
+    connections = request.app[CONNECT].connections
     listing = [
         {
             "id": c.id,
@@ -209,8 +210,9 @@ async def list_connections(request: web.Request) -> web.Response:
             "excess_scopes": sorted(excess_scopes(frozenset(c.scopes))),
             "status": c.status,
             "created": c.created,
+            "last_refresh": connections.last_refresh(c.id),
         }
-        for c in request.app[CONNECT].connections.all()
+        for c in connections.all()
     ]
     return web.json_response({"connections": listing}, headers={"Cache-Control": "no-store"})
 
