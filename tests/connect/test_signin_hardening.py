@@ -78,7 +78,8 @@ async def test_an_answer_finishes_a_sign_in_only_in_the_browser_that_started_it(
         assert bounced.status == 200
         assert "Finishing the sign-in" in page
         assert 'name="bounced"' in page
-        assert "script-src 'sha256-" in bounced.headers["Content-Security-Policy"]
+        assert '<script src="/static/bounce.js" defer>' in page
+        assert "script-src 'self';" in bounced.headers["Content-Security-Policy"]
         async with stranger.post(url, data={**answer, "bounced": "1"}) as refused:
             assert refused.status == 400
             assert "does not match" in await refused.text()
