@@ -72,8 +72,9 @@ class LimitSettings:
 
     max_schedules: AtLeastOne = 100
     max_window_days: AtLeastOne = 180
-    # What one request may cost, in mailbox-days (see proxy/core/policy.py request_cost).
-    max_request_cost: AtLeastOne = 18_000
+    # What one request may cost, in mailbox-days; the default lets any request within
+    # max_schedules and max_window_days through (a 180-day window touches up to 181 UTC days).
+    max_request_cost: AtLeastOne = 18_100
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,8 +26,9 @@ from tests.support.proxies import (
 )
 from tests.support.waiting import until
 
-# The longest window the defaults allow (limits.max_window_days = 180), and its Graph shape.
-LONGEST = {"start": "2026-01-05T00:00:00Z", "end": "2026-07-04T00:00:00Z"}
+# The longest window the defaults allow (limits.max_window_days = 180), from noon to noon:
+# 181 UTC days, the most any window the defaults allow touches.
+NOON_TO_NOON = {"start": "2026-01-05T12:00:00Z", "end": "2026-07-04T12:00:00Z"}
 ME = "/v1.0/me/calendar/getSchedule"
 
 
@@ -49,7 +50,7 @@ async def test_one_address_a_hundred_times_at_five_minutes_is_refused_before_any
     error = json.loads(text)["error"]
     assert error["code"] == "BadRequest"
     assert error["innerError"]["code"] == "request_too_costly"
-    assert "18000" in error["message"]
+    assert "18100" in error["message"]
     assert graph_calls(mock_graph) == 0
     # The same view for the address once is well within the ceiling.
     async with proxy.post(ME, json=dropin_body([ONE_ADDRESS], 5), headers=auth(KEY_ONE)) as resp:
@@ -62,7 +63,7 @@ async def test_duplicates_cost_their_view_but_not_their_fetch(
     proxy: TestClient[Any, Any], mock_graph: RunningMock
 ) -> None:
     """At Graph's default interval a view costs what its fetch does: the address 100 times
-    over 180 days is 18,000, just allowed; one more day of view is not."""
+    over 180 days is 18,000, allowed; at 29 minutes it is 18,700, over the 18,100 allowed."""
     async with proxy.post(
         ME, json=dropin_body([ONE_ADDRESS] * 100, 30), headers=auth(KEY_ONE)
     ) as r:
@@ -109,32 +110,33 @@ async def test_the_rate_is_charged_in_graph_calls(
 async def test_healthz_is_answered_while_the_worst_allowed_request_runs(
     make_mock: MockFactory, make_proxy: ProxyFactory
 ) -> None:
-    """100 mailboxes for 180 days (cost 18,000, the defaults' ceiling), from the cache, on the
-    JSON API and the Graph drop-in: a /healthz sent while the answer is being computed is
-    answered before the computing ends.
+    """100 mailboxes over 180 days from noon (181 UTC days: cost 18,100, the defaults'
+    ceiling), from the cache, on the JSON API and the Graph drop-in: a /healthz sent while the
+    answer is being computed is answered before the computing ends.
 
     Deterministic, not timed: the test runs in the proxy's own event loop, and the big
     request's handler gives the loop a turn between slices of work, a few hundred of them for
     this answer, while a /healthz round trip takes about ten turns. "Computing ends" is when
     the envelope counts the request in /metrics (before its bytes are sent), and the healthz
-    is sent once the cache has counted the request's 18,000 hits (before the answer is
+    is sent once the cache has counted the request's 18,100 hits (before the answer is
     assembled, shaped and rendered). On main the handler ran from that count to its end
     without a turn, so the count was already there when /healthz was even sent.
     """
     mock = await make_mock(org_size=100)
     people = mock.graph.organisation.addresses()[:100]
     proxy = await make_proxy(mock)
-    body = {"schedules": people, **LONGEST}
+    body = {"schedules": people, **NOON_TO_NOON}
     async with proxy.post("/v1/availability", json=body, headers=auth(KEY_ALL)) as resp:
         assert resp.status == 200
         await resp.read()
     # Reversed: not the request the response memo could know (it keeps no answer this big
     # anyway), so the answer is assembled again from the cache.
     native = ("/v1/availability", "/v1/availability", {**body, "schedules": people[::-1]})
+    noon = schedule_body(people, "2026-01-05T12:00:00", "2026-07-04T12:00:00", interval=30)
     dropin = (
         f"/v1.0/users/{people[0]}/calendar/getSchedule",
         "/v1.0/users/{id}/calendar/getSchedule",
-        dropin_body(people, 30),
+        noon,
     )
     for path, route, worst in (native, dropin):
         await _healthz_while(proxy, path, route, worst)
@@ -160,7 +162,7 @@ async def _healthz_while(
 
     task = asyncio.create_task(ask())
     await until(
-        lambda: sample(proxy, "freebusy_cache_lookups_total", result="hit") >= hits + 18_000
+        lambda: sample(proxy, "freebusy_cache_lookups_total", result="hit") >= hits + 18_100
     )
     async with proxy.get("/healthz") as resp:
         assert resp.status == 200
