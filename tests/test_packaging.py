@@ -14,6 +14,7 @@ import tomllib
 import typing
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -27,6 +28,7 @@ from tests.support.paths import ROOT
 from tests.support.proxies import SECRETS_ENV
 
 COMPOSE = ROOT / "docker-compose.yml"
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
 EXAMPLE = ROOT / "config" / "example.toml"
 README = ROOT / "README.md"
 # Fields the proxy never reads from a file (parse_settings rejects them there).
@@ -176,15 +178,124 @@ def test_dockerfile_copy_sources_exist_and_are_not_ignored() -> None:
 
 
 def test_dockerfile_runs_the_console_script_as_non_root() -> None:
-    """The image's entry point is freebusy-proxy, it exposes 8080 and drops root."""
+    """The image's entry point is freebusy-proxy, its demo publishable, and it drops root."""
     lines = _dockerfile_lines(ROOT / "Dockerfile")
     assert lines[0].startswith("FROM python:3.11-slim")
     assert 'ENTRYPOINT ["freebusy-proxy"]' in lines
-    assert 'CMD ["serve", "--host", "0.0.0.0"]' in lines
-    assert "EXPOSE 8080" in lines
+    # The demo listens beyond loopback, its mock on a fixed port the host can publish.
+    assert 'CMD ["serve", "--host", "0.0.0.0", "--mock-port", "8443"]' in lines
+    assert "EXPOSE 8080 8443" in lines
     users = [line.split()[1] for line in lines if line.upper().startswith("USER ")]
     assert users, "the image runs as root"
     assert users[-1] not in ("root", "0")
+
+
+def test_dockerfile_caches_dependencies_apart_from_the_code() -> None:
+    """Dependencies install from pyproject.toml alone; the code comes after, with --no-deps."""
+    lines = _dockerfile_lines(ROOT / "Dockerfile")
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    runs = [i for i, line in enumerate(lines) if line.startswith("RUN ")]
+    assert lines[copies[0]] == "COPY pyproject.toml ./", "the first layer must be pyproject.toml"
+    (code,) = [i for i in copies if "proxy" in shlex.split(lines[i])[1:-1]]
+    dependencies = next(i for i in runs if "pip install -r" in lines[i])
+    assert copies[0] < dependencies < copies[1] <= code, lines
+    (package,) = [i for i in runs if "pip install" in lines[i] and i > code]
+    assert "--no-deps" in lines[package]
+    # What the first RUN installs is exactly what pyproject.toml declares.
+    script = re.search(r'python -c "(.*?)" >', lines[dependencies])
+    assert script is not None
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    printed = subprocess.run(  # noqa: S603 (our own interpreter, the Dockerfile's own line)
+        [sys.executable, "-c", script.group(1)],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert printed.stdout.split() == declared
+
+
+def test_license_is_mit_as_declared() -> None:
+    """pyproject.toml declares the SPDX licence MIT, and LICENSE holds the MIT text."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License")
+    assert "WITHOUT WARRANTY OF ANY KIND" in text
+
+
+def test_both_compose_services_have_healthchecks() -> None:
+    """The mock and the proxy each say when they are healthy; the proxy asks its /healthz."""
+    services = _services()
+    for name in ("mock-graph", "proxy"):
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    probe = " ".join(services["proxy"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8080/healthz" in probe
+
+
+def test_compose_urls_are_reachable_from_the_host() -> None:
+    """The proxy and the mock's browser URL are published; the proxy reaches the mock inside."""
+    services = _services()
+    mock, proxy = services["mock-graph"], services["proxy"]
+    mock_port = _option(_command(mock), "--port")
+    assert f"{mock_port}:{mock_port}" in [str(p) for p in mock.get("ports", [])]
+    browser = urlsplit(_option(_command(mock), "--browser-url") or "")
+    assert (browser.scheme, browser.hostname, str(browser.port)) == (
+        "https", "localhost", mock_port,
+    )  # fmt: skip
+    assert "8080:8080" in [str(p) for p in proxy.get("ports", [])]
+    config = _mounted_config(proxy)
+    authority = urlsplit(config["graph"]["authority"])
+    assert (authority.hostname, str(authority.port)) == ("mock-graph", mock_port)
+    assert config.get("server", {}).get("port", 8080) == 8080
+    assert _environment(proxy)["FREEBUSY_PROXY_SERVER__HOST"] == "0.0.0.0"  # noqa: S104
+
+
+def _mounted_config(service: dict[str, Any]) -> dict[str, Any]:
+    """The TOML file a service's --config names, read from the repo file mounted there."""
+    target = _option(_command(service), "--config")
+    mounts = {container: source for source, container in _volumes(service)}
+    assert target in mounts, f"{target} is not mounted"
+    return tomllib.loads((ROOT / mounts[target]).read_text())
+
+
+def test_compose_curl_asks_the_mock_with_dates_that_do_not_age() -> None:
+    """The header's example: the demo key, a mock address, dates relative to today."""
+    from proxy.mock import MockGraph, MockSettings
+
+    header = COMPOSE.read_text().partition("\nservices:")[0]
+    assert not re.search(r"20\d\d-\d\d-\d\d", header), "a fixed date goes stale"
+    assert "$(date -u -d tomorrow +%F)" in header
+    addresses = set(MockGraph(MockSettings()).organisation.addresses())
+    asked = re.search(r"schedules=([^&]+)&", header)
+    assert asked is not None
+    assert set(asked.group(1).split(",")) <= addresses
+    assert _demo_keys_in(header) <= _compose_key_hashes()
+
+
+def _demo_keys_in(text: str) -> set[str]:
+    """SHA-256 of every API key written in ``text``."""
+    return {
+        hashlib.sha256(key.encode()).hexdigest()
+        for key in re.findall(r"fbp_[A-Za-z0-9_-]{43}", text)
+    }
+
+
+def _compose_key_hashes() -> set[str]:
+    document = tomllib.loads((ROOT / "config" / "compose.toml").read_text())
+    return {c["key_sha256"] for c in document["consumers"]} | {
+        document["connect"]["admin_key_sha256"]
+    }
+
+
+def test_deployment_docs_agree_with_compose_and_the_image() -> None:
+    """docs/deployment.md names the commands, the published URLs and the demo keys that work."""
+    text = DEPLOYMENT.read_text()
+    assert "docker compose up --build" in text
+    for url in ("http://localhost:8080", "https://localhost:8443"):
+        assert url in text
+    assert "docker run --rm -p 8080:8080 -p 8443:8443 freebusy-proxy" in text
+    keys = _demo_keys_in(text)
+    assert keys == _compose_key_hashes(), "the documented demo keys are not compose.toml's"
+    assert "/etc/freebusy-proxy/proxy.toml" in text
 
 
 @pytest.mark.parametrize("name", sorted(_services()))
@@ -197,31 +308,33 @@ def test_compose_referenced_files_exist(name: str) -> None:
             assert (ROOT / source).exists(), f"{name}: mounted {source} does not exist"
     config = _option(_command(service), "--config")
     if config is not None:
+        mounted = {container: source for source, container in _volumes(service)}
         _, dockerfile = _build(service)
-        in_repo = _in_image(config, dockerfile)
-        assert in_repo is not None, f"{name}: {config} is not copied into the image"
-        assert in_repo.is_file(), f"{name}: {config} comes from {in_repo}, which is missing"
+        source = ROOT / mounted[config] if config in mounted else _in_image(config, dockerfile)
+        assert source is not None, f"{name}: {config} is neither mounted nor in the image"
+        assert source.is_file(), f"{name}: {config} comes from {source}, which is missing"
 
 
 @pytest.mark.parametrize("name", sorted(_services()))
 def test_compose_environment_is_read_or_documented(name: str) -> None:
-    """Every environment variable compose sets is read by proxy/ or documented in README.md."""
+    """Every variable compose sets is read by proxy/, or sets a key by the documented rule."""
     code = "\n".join(path.read_text() for path in (ROOT / "proxy").rglob("*.py"))
-    readme = README.read_text()
+    rule = (ROOT / "docs" / "configuration.md").read_text()
+    assert "FREEBUSY_PROXY_<SECTION>__<KEY>" in rule
     for variable in _environment(_services()[name]):
-        assert variable in code or variable in readme, f"{name}: {variable} is used nowhere"
+        section, _, key = variable.removeprefix("FREEBUSY_PROXY_").lower().partition("__")
+        by_rule = bool(key) and f"[{section}]" in EXAMPLE.read_text()
+        assert variable in code or by_rule, f"{name}: {variable} is used nowhere"
 
 
 def test_compose_config_is_valid_and_matches_the_mock(tmp_path: Path) -> None:
-    """config/compose.toml validates and points at the mock service, its CA and identities."""
-    from proxy.mock import MOCK_CLIENT_ID, MOCK_CLIENT_SECRET, MOCK_TENANT_ID
+    """The mounted config/compose.toml passes check-config with the compose environment and
+    points at the mock service, its CA and its identities."""
+    from proxy.mock import MOCK_CLIENT_ID, MOCK_TENANT_ID
 
     services = _services()
     proxy_service = services["proxy"]
-    _, dockerfile = _build(proxy_service)
-    config_path = _in_image(_option(_command(proxy_service), "--config") or "", dockerfile)
-    assert config_path is not None
-    document = tomllib.loads(config_path.read_text())
+    document = _mounted_config(proxy_service)
 
     # The CA path is inside the volume the mock writes mock-ca.pem into.
     ca_file = PurePosixPath(document["graph"]["ca_file"])
@@ -230,32 +343,28 @@ def test_compose_config_is_valid_and_matches_the_mock(tmp_path: Path) -> None:
     mock_volume = dict((t, s) for s, t in _volumes(services["mock-graph"]))[str(mock_cert_dir)]
     proxy_volume = dict((t, s) for s, t in _volumes(proxy_service))[str(ca_file.parent)]
     assert mock_volume == proxy_volume
+    storage = PurePosixPath(document["connect"]["storage_path"])
+    assert str(storage.parent) in [t for _, t in _volumes(proxy_service)], "connections not kept"
+    assert document["graph"]["tenant_id"] == MOCK_TENANT_ID
+    assert document["graph"]["client_id"] == MOCK_CLIENT_ID
 
-    # Validate everything else for real, with a CA file that exists here.
+    # check-config for real, with the compose environment; only the CA is this machine's.
     fake_ca = tmp_path / "mock-ca.pem"
     fake_ca.write_text("placeholder\n")
-    document["graph"]["ca_file"] = str(fake_ca)
-    environ = _environment(proxy_service)
-    loaded = parse_settings(document, environ=environ, base_dir=config_path.parent)
-
-    assert loaded.graph.client_secret == MOCK_CLIENT_SECRET
-    assert loaded.graph.tenant_id == MOCK_TENANT_ID
-    assert loaded.graph.client_id == MOCK_CLIENT_ID
-    assert loaded.graph.authority == "https://mock-graph:8443"
-    assert loaded.graph.base_url == "https://mock-graph:8443/v1.0"
-    assert loaded.server.host == "0.0.0.0"  # noqa: S104 (inside a container)
-    assert "8080:8080" in [str(p) for p in proxy_service.get("ports", [])]
-    assert len(loaded.consumers) == 1
-
-
-def test_readme_demo_key_matches_compose_config() -> None:
-    """The demo key in README.md's Docker Compose section is the one config/compose.toml admits."""
-    section = README.read_text().partition("\n## Docker Compose\n")[2].partition("\n## ")[0]
-    keys = set(re.findall(r"fbp_[A-Za-z0-9_-]{43}", section))
-    assert len(keys) == 1, f"the Docker Compose section should name one demo key, found {keys}"
-    document = tomllib.loads((ROOT / "config" / "compose.toml").read_text())
-    digest = hashlib.sha256(keys.pop().encode()).hexdigest()
-    assert [c["key_sha256"] for c in document["consumers"]] == [digest]
+    mounts = {container: source for source, container in _volumes(proxy_service)}
+    config = ROOT / mounts[_option(_command(proxy_service), "--config") or ""]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
+    result = subprocess.run(  # noqa: S603 (our own interpreter and a repo file)
+        [sys.executable, "-m", "proxy", "check-config", str(config)],
+        cwd=ROOT,
+        env={**env, **_environment(proxy_service), "FREEBUSY_PROXY_GRAPH__CA_FILE": str(fake_ca)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 consumer(s); Graph at https://mock-graph:8443/v1.0" in result.stdout
 
 
 def test_console_script_is_declared() -> None:

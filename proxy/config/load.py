@@ -3,6 +3,12 @@
 ``check-config`` and ``serve`` both call ``load_settings``, so one fails exactly when the other
 would. Every problem is collected before anything is refused, the environment's secrets
 included, so a configuration is fixed in one round rather than one restart per mistake.
+
+Any key of a section can also be set from the environment, for containers: the variable
+``FREEBUSY_PROXY_<SECTION>__<KEY>`` (two underscores between section and key, any letter case)
+overrides ``[section] key`` of the file, e.g. ``FREEBUSY_PROXY_SERVER__PORT=9000``. Its value is
+read as the key's type (``true``/``false``, numbers, lists as comma-separated items). Secrets
+keep their own variables; ``[[consumers]]`` and ``[[feeds]]`` come only from the file.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from proxy.config.schema import (
     AUDIT_KEY_ENV,
     CLIENT_SECRET_ENV,
     ENV_ONLY,
+    OVERRIDE_PREFIX,
+    OVERRIDE_SEPARATOR,
     TOKEN_KEY_ENV,
     AuditSettings,
     BatchingSettings,
@@ -85,6 +93,7 @@ def parse_settings(
 ) -> Settings:
     """Validate a parsed TOML document into Settings; ConfigError lists every problem."""
     problems: list[str] = []
+    document = _with_overrides(document, environ, problems)
     for key in document:
         if key not in _SECTIONS and key not in _ARRAYS:
             problems.append(f"{key}: unknown key")
@@ -115,6 +124,69 @@ def parse_settings(
     if problems or settings is None:
         raise ConfigError(problems)
     return _with_secrets(settings, environ)
+
+
+def override_variable(section: str, key: str) -> str:
+    """The environment variable that overrides ``[section] key``."""
+    return f"{OVERRIDE_PREFIX}{section.upper()}{OVERRIDE_SEPARATOR}{key.upper()}"
+
+
+def _with_overrides(
+    document: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> Mapping[str, Any]:
+    """The document with every ``FREEBUSY_PROXY_<SECTION>__<KEY>`` variable applied."""
+    merged: dict[str, Any] = dict(document)
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(OVERRIDE_PREFIX) or OVERRIDE_SEPARATOR not in name:
+            continue
+        section, _, key = name.removeprefix(OVERRIDE_PREFIX).lower().partition(OVERRIDE_SEPARATOR)
+        if section in _ARRAYS:
+            problems.append(f"{variable}: [[{section}]] entries come only from the config file")
+            continue
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            problems.append(f"{variable}: no section [{section}] (see config/example.toml)")
+            continue
+        if key in ENV_ONLY:
+            problems.append(f"{variable}: secrets are read only from {_SECRET_ENV[key]}")
+            continue
+        hint = typing.get_type_hints(cls, include_extras=True).get(key)
+        if hint is None:
+            problems.append(f"{variable}: [{section}] has no key {key!r}")
+            continue
+        value = _from_environment(environ[variable], hint, variable, f"{section}.{key}", problems)
+        table = merged.get(section, {})
+        if value is not None and isinstance(table, Mapping):
+            merged[section] = {**table, key: value}
+    return merged
+
+
+def _from_environment(text: str, hint: Any, variable: str, where: str, problems: list[str]) -> Any:
+    """A variable's text as the TOML value it stands for, or None (a problem recorded)."""
+    if _is_list(hint):
+        raw: Any = [item.strip() for item in text.split(",") if item.strip()]
+    else:
+        raw = text
+    try:
+        converted = msgspec.convert(raw, hint, strict=False, dec_hook=_path)
+    except msgspec.ValidationError as exc:
+        problems.append(f"{variable}: {_problem(where, exc, hint)}")
+        return None
+    # What a TOML file would hold, so the file's own check judges it the same way.
+    if isinstance(converted, bool | int | float):
+        return converted
+    return raw
+
+
+def _is_list(hint: Any) -> bool:
+    """True for a tuple field (or an optional one)."""
+    for arg in (hint, *typing.get_args(hint)):
+        if typing.get_origin(arg) is typing.Annotated:
+            arg = typing.get_args(arg)[0]
+        if typing.get_origin(arg) is tuple:
+            return True
+    return False
 
 
 def _array(document: Mapping[str, Any], name: str, problems: list[str]) -> list[Any]:

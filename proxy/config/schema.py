@@ -19,6 +19,9 @@ CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
 CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
 AUDIT_KEY_ENV = "FREEBUSY_PROXY_AUDIT_KEY"
 TOKEN_KEY_ENV = "FREEBUSY_PROXY_TOKEN_KEY"  # noqa: S105 (a variable name)
+# FREEBUSY_PROXY_<SECTION>__<KEY> overrides [section] key of the file (proxy/config/load.py).
+OVERRIDE_PREFIX = "FREEBUSY_PROXY_"
+OVERRIDE_SEPARATOR = "__"
 CONNECTION_KINDS = ("individual", "enterprise")
 FBTYPES = ("BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE")
 # Fields that are never read from a file, only from the environment.
@@ -30,6 +33,8 @@ HttpsUrl = Annotated[str, Meta(pattern="^https://")]
 Positive = Annotated[float, Meta(gt=0)]
 AtLeastOne = Annotated[int, Meta(ge=1)]
 ParserLimit = Annotated[int, Meta(ge=1024, le=65536)]
+# A TCP port, as the file and `serve --port` both take it (0: any free port).
+Port = Annotated[int, Meta(ge=0, le=65535)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +42,7 @@ class ServerSettings:
     """Where the proxy listens and how much a request may carry."""
 
     host: Text = "127.0.0.1"
-    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    port: Port = 8080
     client_max_size: Annotated[int, Meta(ge=1024)] = 64 * 1024
     # aiohttp's parser limits: request line (with query string), one header, header count.
     max_line_size: ParserLimit = 8190

@@ -55,6 +55,15 @@ def granted_scopes(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset(n[len(_GRAPH_PREFIX) :] if n.startswith(_GRAPH_PREFIX) else n for n in names)
 
 
+def listed_permissions(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """A connection's permissions as the consent asked for them, offline_access included.
+
+    Access tokens never list offline_access; the refresh token is its evidence, and no
+    connection is stored without one (onboarding refuses ``no_refresh_token``).
+    """
+    return tuple(sorted({*scopes, "offline_access"}, key=str.casefold))
+
+
 def excess_scopes(granted: frozenset[str]) -> frozenset[str]:
     """Return what was granted beyond the Free/Busy set (case-insensitive, as Entra ID is)."""
     allowed = {s.casefold() for s in FREE_BUSY_SCOPES}

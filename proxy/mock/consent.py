@@ -176,6 +176,15 @@ class ConsentBook:
         self.devices[device.device_code] = device
         return device
 
+    def pending_device(self, user_code: str) -> DeviceCode | None:
+        """Return the unexpired, undecided device sign-in with this user code, or None."""
+        wanted = user_code.strip().upper()
+        now = time.monotonic()
+        for device in self.devices.values():
+            if device.user_code == wanted and device.state == "pending" and device.expires_at > now:
+                return device
+        return None
+
     def decide_device(self, user_code: str, *, user: str | None) -> bool:
         """Approve the device sign-in ``user_code`` as ``user``, or decline it (user None)."""
         for device in self.devices.values():

@@ -456,7 +456,7 @@ async def devicecode(request: web.Request) -> web.Response:
         lifetime_s=settings.device_code_lifetime_s,
         interval_s=settings.device_poll_interval_s,
     )
-    verification_uri = f"https://{request.host}/devicelogin"
+    verification_uri = f"{identity.browser_base_url(request)}/devicelogin"
     return json_response(
         {
             "device_code": device.device_code,

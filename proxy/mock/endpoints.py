@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy.mock import control, delegated, graph_api, identity
+from proxy.mock import control, delegated, devicelogin, graph_api, identity
 from proxy.mock.responses import graph_error
 from proxy.mock.state import MockGraph
 from proxy.mock.typedefs import GRAPH_KEY
@@ -43,6 +43,8 @@ def create_mock_app(graph: MockGraph) -> web.Application:
     app.router.add_route("GET", "/{tenant}/oauth2/v2.0/authorize", delegated.authorize)
     app.router.add_route("POST", "/{tenant}/oauth2/v2.0/authorize", delegated.authorize)
     app.router.add_post("/{tenant}/oauth2/v2.0/devicecode", delegated.devicecode)
+    app.router.add_get("/devicelogin", devicelogin.device_login_page)
+    app.router.add_post("/devicelogin", devicelogin.device_login)
     app.router.add_get("/v1.0/organization", delegated.organization)
     app.router.add_post("/v1.0/users/{id}/calendar/getSchedule", graph_api.get_schedule_for_user)
     app.router.add_post("/v1.0/me/calendar/getSchedule", graph_api.get_schedule_for_me)

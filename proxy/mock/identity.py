@@ -120,6 +120,12 @@ def _base_url(request: web.Request) -> str:
     return f"https://{request.host}"
 
 
+def browser_base_url(request: web.Request) -> str:
+    """Where a person's browser reaches the mock: ``browser_url``, else as this client did."""
+    configured = request.app[GRAPH_KEY].settings.browser_url
+    return configured.rstrip("/") if configured else _base_url(request)
+
+
 async def openid_configuration(request: web.Request) -> web.Response:
     """GET /{tenant}/v2.0/.well-known/openid-configuration: the endpoints msal discovers."""
     graph = request.app[GRAPH_KEY]
@@ -133,6 +139,8 @@ async def openid_configuration(request: web.Request) -> web.Response:
     base = _base_url(request)
     path_tenant = tenant.tenant_id or tenant.segment
     endpoints = f"{base}/{path_tenant}/oauth2/v2.0"
+    # The pages a browser is sent to; the proxy itself calls the others.
+    pages = f"{browser_base_url(request)}/{path_tenant}/oauth2/v2.0"
     return json_response(
         {
             "token_endpoint": f"{endpoints}/token",
@@ -150,11 +158,11 @@ async def openid_configuration(request: web.Request) -> web.Response:
             "issuer": f"{base}/{tenant.tenant_id or '{tenantid}'}/v2.0",
             "request_uri_parameter_supported": False,
             "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
-            "authorization_endpoint": f"{endpoints}/authorize",
+            "authorization_endpoint": f"{pages}/authorize",
             "device_authorization_endpoint": f"{endpoints}/devicecode",
             "http_logout_supported": True,
             "frontchannel_logout_supported": True,
-            "end_session_endpoint": f"{endpoints}/logout",
+            "end_session_endpoint": f"{pages}/logout",
             "claims_supported": [
                 "sub",
                 "iss",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,10 @@ def _url(host: str, port: int) -> str:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
+# Listening on every interface; clients on this machine reach the mock through loopback.
+_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+
+
 async def start_mock(
     *,
     settings: MockSettings | None = None,
@@ -124,7 +129,7 @@ async def start_mock(
         await runner.cleanup()
         raise
     return RunningMock(
-        url=_url(host, bound_port),
+        url=_url(_LOOPBACK.get(host, host), bound_port),
         ca_file=ca_file,
         graph=graph,
         runner=runner,
@@ -132,24 +137,33 @@ async def start_mock(
     )
 
 
-async def _serve(*, host: str, port: int, cert_dir: Path, settings: MockSettings) -> None:
+async def _serve(
+    *,
+    host: str,
+    port: int,
+    cert_dir: Path,
+    settings: MockSettings,
+    on_ready: Callable[[RunningMock], None] | None,
+) -> None:
     running = await start_mock(settings=settings, host=host, port=port, cert_dir=cert_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        reachable = running.url
-        if host in ("0.0.0.0", "::"):  # noqa: S104 - only to print a URL one can open
-            reachable = _url("localhost", int(running.url.rsplit(":", 1)[1]))
-        print(f"Mock Microsoft Graph listening on {running.url}", flush=True)
-        print(f"  Graph base URL:  {reachable}/v1.0", flush=True)
-        print(f"  Authority:       {reachable}  (tenant appended by the client)", flush=True)
+        bound = int(running.url.rsplit(":", 1)[1])
+        print(f"Mock Microsoft Graph listening on {_url(host, bound)}", flush=True)
+        print(f"  Graph base URL:  {running.graph_base_url}", flush=True)
+        print(f"  Authority:       {running.authority}  (tenant appended)", flush=True)
+        if settings.browser_url:
+            print(f"  Browsers use:    {settings.browser_url}", flush=True)
         print(f"  CA certificate:  {running.ca_file}", flush=True)
         print(f"  Tenant id:       {settings.tenant_id}", flush=True)
         print(f"  Client id:       {settings.client_id}", flush=True)
         print(f"  Organisation:    {settings.org_size} mailboxes, seed {settings.seed}", flush=True)
         print(f"{CLIENT_SECRET_ENV_VAR}={settings.client_secret}", flush=True)
+        if on_ready is not None:
+            on_ready(running)
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -157,6 +171,18 @@ async def _serve(*, host: str, port: int, cert_dir: Path, settings: MockSettings
         await running.close()
 
 
-def serve_forever(*, host: str, port: int, cert_dir: Path, settings: MockSettings) -> None:
-    """Run the mock in the foreground until SIGINT or SIGTERM, printing how to reach it."""
-    asyncio.run(_serve(host=host, port=port, cert_dir=cert_dir, settings=settings))
+def serve_forever(
+    *,
+    host: str,
+    port: int,
+    cert_dir: Path,
+    settings: MockSettings,
+    on_ready: Callable[[RunningMock], None] | None = None,
+) -> None:
+    """Run the mock in the foreground until SIGINT or SIGTERM, printing how to reach it.
+
+    ``on_ready`` is called once the mock listens, after its own lines are printed.
+    """
+    asyncio.run(
+        _serve(host=host, port=port, cert_dir=cert_dir, settings=settings, on_ready=on_ready)
+    )

@@ -45,6 +45,10 @@ class MockSettings:
     issues them; the mock does not refuse them itself, so the client's own checks must."""
     device_code_lifetime_s: int = 900
     device_poll_interval_s: int = 5
+    browser_url: str | None = None
+    """``https://host:port`` where a browser reaches the mock, when that differs from where
+    clients reach it (docker compose: the proxy says ``mock-graph:8443``, the host's browser
+    ``localhost:8443``). The sign-in and device-login pages are announced there."""
 
     def __post_init__(self) -> None:
         if self.org_size < 1:
@@ -53,3 +57,5 @@ class MockSettings:
             raise ValueError("mailbox limits must be positive")
         if any(tenant == self.tenant_id for _, tenant in self.outside_accounts):
             raise ValueError("outside accounts must live in another tenant")
+        if self.browser_url is not None and not self.browser_url.startswith("https://"):
+            raise ValueError("browser_url must be an https:// URL")

@@ -1,4 +1,4 @@
-"""Command line: serve, mock-graph, check-config, new-key, new-feed."""
+"""Command line: serve, mock-graph, check-config, new-key, new-token-key, connect, new-feed."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from proxy import __version__
 from proxy.access.consumers import new_key
 from proxy.config.load import load_settings
-from proxy.config.schema import CONFIG_ENV
+from proxy.config.schema import CONFIG_ENV, TOKEN_KEY_ENV, Port
 from proxy.core.errors import ConfigError
 from proxy.observability.logs import configure_logging
-from proxy.run.serving import serve_until_signalled
+from proxy.run.serving import BindFailure, listen_problem, serve_until_signalled
 from proxy.web.app import init_app, runner_kwargs
 
 log = logging.getLogger("proxy")
@@ -31,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(_config_problems(exc), file=sys.stderr)
         return 2
+    except BindFailure as failure:
+        print(failure, file=sys.stderr)
+        return 2
 
 
 def _config_problems(exc: ConfigError) -> str:
@@ -42,65 +51,173 @@ def _config_problems(exc: ConfigError) -> str:
     return "\n".join(lines)
 
 
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        hidden = default is None or default is False or default is argparse.SUPPRESS
+        shown = not hidden and action.option_strings
+        if shown and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _version() -> str:
+    """The installed package's version (the source's when run from a checkout)."""
+    try:
+        return metadata.version("freebusy-proxy")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return __version__
+
+
+def _port(text: str) -> int:
+    """A TCP port, checked exactly as ``[server] port`` is in the config file."""
+    try:
+        return msgspec.convert(text, Port, strict=False)
+    except msgspec.ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)") from None
+
+
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1, or the parser's one-line refusal."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+_LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _command(
+    commands: Any, name: str, summary: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is both its entry in the list and its --help."""
+    command: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+        formatter_class=_Help,
+    )  # fmt: skip
+    command.set_defaults(run=run)
+    return command
+
+
+def _log_level(command: argparse.ArgumentParser) -> None:
+    """Give ``command`` a --log-level that takes the level names in any letter case."""
+    command.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=_LOG_LEVELS,
+        help="how much to log, in any letter case",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freebusy-proxy",
         description="Minimized free/busy from Microsoft Graph for scheduling apps.",
+        epilog="Run 'freebusy-proxy COMMAND --help' for a command's options. Documentation: "
+        "README.md and docs/ in the repository.",
+        formatter_class=_Help,
     )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"freebusy-proxy {_version()}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
-    serve = commands.add_parser(
-        "serve", help="run the proxy (with no config: the demo against the built-in mock)"
+    serve = _command(
+        commands,
+        "serve",
+        "run the proxy (with no config: a demo in front of the built-in mock Graph)",
+        _serve,
     )
-    serve.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
-    serve.add_argument("--host", help="override server.host")
-    serve.add_argument("--port", type=int, help="override server.port")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV}); none: the demo"
+    )
+    serve.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, help="port to listen on, 0 for any free one (default: [server] "
+        "port, 8080)",
+    )  # fmt: skip
+    _log_level(serve)
     serve.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
         help="processes sharing the port (each with its own cache); needs --config",
     )
-    serve.set_defaults(run=_serve)
+    serve.add_argument(
+        "--mock-port",
+        type=_port,
+        default=0,
+        help="the demo's mock Graph port, 0 for any free one (publish it to sign in from a "
+        "container's host)",
+    )
 
-    mock = commands.add_parser("mock-graph", help="run the mock Graph and identity platform")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8443)
+    mock = _command(
+        commands,
+        "mock-graph",
+        "run the mock Graph and identity platform, and write a proxy config for it",
+        _mock_graph,
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
     mock.add_argument(
-        "--cert-dir", type=Path, default=Path("mock-certs"), help="where the CA PEM is written"
+        "--port", type=_port, default=8443, help="port to listen on, 0 for any free one"
     )
     mock.add_argument(
-        "--org-size", type=int, default=40, help="people and rooms in contoso.example"
+        "--cert-dir",
+        type=Path,
+        default=Path("mock-certs"),
+        help="where the CA PEM and the proxy config (proxy.toml) are written",
     )
-    mock.add_argument("--seed", type=int, default=1)
-    mock.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    mock.set_defaults(run=_mock_graph)
-
-    check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("file", type=Path)
-    check.set_defaults(run=_check_config)
-
-    key = commands.add_parser("new-key", help="print a fresh consumer API key and its SHA-256")
-    key.set_defaults(run=_new_key)
-
-    token_key = commands.add_parser(
-        "new-token-key", help="print a fresh FREEBUSY_PROXY_TOKEN_KEY (encrypts stored tokens)"
+    mock.add_argument(
+        "--proxy-port", type=_port, default=8080, help="the port the written proxy config sets"
     )
-    token_key.set_defaults(run=_new_token_key)
+    mock.add_argument(
+        "--browser-url",
+        help="https://host:port where browsers reach the mock, when not where the proxy does",
+    )
+    mock.add_argument(
+        "--org-size", type=_positive_int, default=40, help="people and rooms in contoso.example"
+    )
+    mock.add_argument("--seed", type=int, default=1, help="seed of the generated calendars")
+    _log_level(mock)
 
-    connect = commands.add_parser(
-        "connect", help="connect delegated Free/Busy access without a browser (device code)"
+    check = _command(
+        commands,
+        "check-config",
+        "check a config file and the environment exactly as serve would, and exit",
+        _check_config,
     )
-    connect.add_argument("kind", choices=["individual", "enterprise"])
-    connect.add_argument(
-        "--device-code", action="store_true", required=True, help="use msal's device-code flow"
+    check.add_argument("file", type=Path, help="the TOML config file")
+
+    _command(commands, "new-key", "print a fresh consumer API key and its SHA-256", _new_key)
+    _command(
+        commands,
+        "new-token-key",
+        f"print a fresh {TOKEN_KEY_ENV} (encrypts stored tokens)",
+        _new_token_key,
     )
+
+    connect = _command(
+        commands,
+        "connect",
+        "connect delegated Free/Busy access from a terminal: sign in with a code on any device",
+        _connect,
+    )
+    connect.add_argument("kind", choices=["individual", "enterprise"], help="which connection")
     connect.add_argument("--config", type=Path, help=f"TOML config file (or ${CONFIG_ENV})")
-    connect.set_defaults(run=_connect)
+    # The device-code flow is what this command does; the flag stays for existing scripts.
+    connect.add_argument("--device-code", action="store_true", help=argparse.SUPPRESS)
 
-    feed = commands.add_parser(
-        "new-feed", help="print a fresh .ics feed token for one address, its SHA-256 and URL"
+    feed = _command(
+        commands,
+        "new-feed",
+        "print a fresh .ics feed token for one address, its SHA-256 and URL",
+        _new_feed,
     )
     feed.add_argument("address", help="the one address the token may read")
     feed.add_argument("--consumer", required=True, help="the [[consumers]] name it reads as")
@@ -108,15 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     feed.add_argument(
         "--base-url", default="http://127.0.0.1:8080", help="where consumers reach the proxy"
     )
-    feed.set_defaults(run=_new_feed)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -138,7 +247,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         # --port 0 asks for a free port here too: only no --port at all means 8080.
         return run_demo(
-            host=args.host or "127.0.0.1", port=8080 if args.port is None else args.port
+            host=args.host or "127.0.0.1",
+            port=8080 if args.port is None else args.port,
+            mock_port=args.mock_port,
         )
     settings = load_settings(config, environ=os.environ, host=args.host)
     # Now that the secrets are known, redact their literal values too.
@@ -154,14 +265,45 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _mock_graph(args: argparse.Namespace) -> int:
-    from proxy.mock import MockSettings, serve_forever
+    from proxy.mock import MOCK_CLIENT_SECRET, MockSettings, RunningMock, serve_forever
+    from proxy.run.mock_config import MockIdentity, instructions, write_proxy_config
 
-    serve_forever(
-        host=args.host,
-        port=args.port,
-        cert_dir=args.cert_dir,
-        settings=MockSettings(org_size=args.org_size, seed=args.seed),
-    )
+    try:
+        settings = MockSettings(
+            org_size=args.org_size, seed=args.seed, browser_url=args.browser_url
+        )
+    except ValueError as exc:
+        raise ConfigError(f"mock-graph: {exc}") from None
+
+    def configure_the_proxy(running: RunningMock) -> None:
+        organisation = running.graph.organisation
+        mock = MockIdentity(
+            tenant_id=settings.tenant_id,
+            client_id=settings.client_id,
+            client_secret=MOCK_CLIENT_SECRET,
+            authority=running.authority,
+            graph_base_url=running.graph_base_url,
+            ca_file=running.ca_file.resolve(),
+            domain=organisation.domain,
+            people=tuple(organisation.addresses()[:3]),
+        )
+        setup = write_proxy_config(mock, directory=args.cert_dir, port=args.proxy_port)
+        print(instructions(setup, mock, now=datetime.now(UTC)), flush=True)
+
+    try:
+        serve_forever(
+            host=args.host,
+            port=args.port,
+            cert_dir=args.cert_dir,
+            settings=settings,
+            on_ready=configure_the_proxy,
+        )
+    except OSError as exc:
+        if exc.filename is not None:  # the certificate directory, not the socket
+            raise ConfigError(f"--cert-dir: cannot write {exc.filename} ({exc.strerror})") from None
+        raise BindFailure(listen_problem(exc, args.host, args.port)) from None
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

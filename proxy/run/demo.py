@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import shlex
 import signal
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,7 +22,6 @@ from proxy.config.schema import (
     ServerSettings,
     Settings,
 )
-from proxy.core.timefmt import format_utc
 from proxy.mock import (
     MOCK_CLIENT_ID,
     MOCK_CLIENT_SECRET,
@@ -33,7 +31,13 @@ from proxy.mock import (
     RunningMock,
     start_mock,
 )
+from proxy.run.mock_config import availability_curl
+from proxy.run.serving import BindFailure, listen_problem, start_site
 from proxy.web.app import init_app, runner_kwargs
+
+# Listening on every interface: the links printed use loopback, which works on this machine
+# and, with the ports published, from a container's host.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}  # noqa: S104
 
 
 def demo_settings(
@@ -81,18 +85,6 @@ def demo_settings(
     )
 
 
-def demo_curl(*, base: str, key: str, addresses: list[str], now: datetime) -> str:
-    """A copy-paste curl line for tomorrow's availability of a few mock people."""
-    day = (now.astimezone(UTC) + timedelta(days=1)).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    url = (
-        f"{base}/v1/availability?schedules={','.join(addresses)}"
-        f"&start={format_utc(day)}&end={format_utc(day + timedelta(days=1))}"
-    )
-    return f"curl -s -H {shlex.quote('Authorization: Bearer ' + key)} {shlex.quote(url)}"
-
-
 def demo_view_link(*, base: str, key: str, addresses: list[str]) -> str:
     """The week view with the demo key and a few people filled in, for the demo only.
 
@@ -102,16 +94,24 @@ def demo_view_link(*, base: str, key: str, addresses: list[str]) -> str:
     return f"{base}/view#{urlencode({'key': key, 'schedules': ','.join(addresses)}, safe='@,')}"
 
 
-def run_demo(*, host: str, port: int) -> int:
+def run_demo(*, host: str, port: int, mock_port: int = 0) -> int:
     """Run mock and proxy in one process until interrupted."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_demo(host=host, port=port))
+        asyncio.run(_demo(host=host, port=port, mock_port=mock_port))
     return 0
 
 
-async def _demo(*, host: str, port: int) -> None:
+async def _demo(*, host: str, port: int, mock_port: int) -> None:
     with tempfile.TemporaryDirectory(prefix="freebusy-proxy-demo-") as cert_dir:
-        mock = await start_mock(settings=MockSettings(), cert_dir=Path(cert_dir))
+        try:
+            # Beside the proxy, so a browser that reaches the proxy reaches the sign-in page.
+            mock = await start_mock(
+                settings=MockSettings(), host=host, port=mock_port, cert_dir=Path(cert_dir)
+            )
+        except OSError as exc:
+            what = "the demo's mock Graph" + ("" if mock_port else "; port 0 is any free one")
+            problem = listen_problem(exc, host, mock_port, what=what, option="--mock-port")
+            raise BindFailure(problem) from None
         key, digest = new_key()
         admin_key, admin_digest = new_key()
         settings = demo_settings(
@@ -126,12 +126,10 @@ async def _demo(*, host: str, port: int) -> None:
         runner = web.AppRunner(app, **runner_kwargs(settings.server))
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            # Port 0 asks the OS for a free port; report the one actually bound.
-            bound_port = runner.addresses[0][1]
-            base = f"http://{host}:{bound_port}"
+            bound_port = await start_site(runner, host, port)
+            base = f"http://{_WILDCARDS.get(host, host)}:{bound_port}"
             people = mock.graph.organisation.addresses()[:3]
+            curl = availability_curl(base=base, key=key, addresses=people, now=datetime.now(UTC))
             print(
                 "freebusy-proxy demo: the proxy in front of a mock Microsoft Graph "
                 f"(contoso.example, {len(mock.graph.organisation.addresses())} mailboxes).\n"
@@ -140,10 +138,12 @@ async def _demo(*, host: str, port: int) -> None:
                 f"  demo API key (this run only): {key}\n"
                 f"  admin key (this run only):    {admin_key}\n\n"
                 "Try:\n"
-                f"  {demo_curl(base=base, key=key, addresses=people, now=datetime.now(UTC))}\n\n"
+                f"  {curl}\n\n"
                 "Or in a browser:\n"
                 f"  Week view:  {demo_view_link(base=base, key=key, addresses=people)}\n"
                 f"  Console:    {base}/console  (sign in with the admin key above)\n\n"
+                "The examples in docs/ read these (paste into the other terminal):\n"
+                f"  export PROXY={base} KEY={key} ADMIN_KEY={admin_key}\n\n"
                 "Connect delegated access in a browser (the mock's CA is not trusted by your "
                 "browser: accept its warning once):\n"
                 f"  Individual Connect: {base}/connect/individual\n"

@@ -9,14 +9,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 from typing import Any
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+_HINTS = {
+    errno.EADDRINUSE: (
+        "address already in use: another program listens there; stop it, or choose another "
+        "{option} ({option} 0 picks any free one)"
+    ),
+    errno.EADDRNOTAVAIL: (
+        "address not available: no network interface of this machine has it; use 127.0.0.1, "
+        "0.0.0.0 for every interface, or one of this machine's own addresses"
+    ),
+    errno.EACCES: "permission denied: ports below 1024 need privileges; use {option} 1024 or above",
+}
+
+
+class BindFailure(Exception):
+    """The server could not listen where it was asked to; the message is one line."""
+
+
+def listen_problem(
+    exc: OSError, host: str, port: int, *, what: str = "", option: str = "--port"
+) -> str:
+    """One line saying where listening failed (for ``what``), why, and what to do about it."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if what:
+        where += f" ({what})"
+    if isinstance(exc, socket.gaierror):
+        why = "unknown host: the name does not resolve; use an IP address such as 127.0.0.1"
+    else:
+        hint = _HINTS.get(exc.errno or 0)
+        why = hint.format(option=option) if hint else (exc.strerror or str(exc)).lower()
+    return f"freebusy-proxy: cannot listen on {where}: {why}"
+
+
+async def start_site(
+    runner: web.AppRunner, host: str, port: int, *, reuse_port: bool = False
+) -> int:
+    """Listen on host:port (0: any free port) and return the port bound; BindFailure if not."""
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise BindFailure(listen_problem(exc, host, port)) from None
+    return int(runner.addresses[0][1])
 
 
 def serve_until_signalled(
@@ -45,10 +90,7 @@ async def _serve(
     runner = web.AppRunner(app, **runner_kwargs)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
-        await site.start()
-        # Port 0 asks the OS for a free port; report the one actually bound.
-        bound = runner.addresses[0][1]
+        bound = await start_site(runner, host, port, reuse_port=reuse_port)
         log.info("worker %d serving on http://%s:%d", os.getpid(), host, bound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -8,11 +8,13 @@ are shared out: each worker gets 1/N of graph.mailbox_concurrency and throttle.m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -21,10 +23,12 @@ from proxy.config.load import load_settings
 from proxy.config.schema import Settings
 from proxy.core.errors import ConfigError
 from proxy.observability.logs import configure_logging
-from proxy.run.serving import serve_until_signalled
+from proxy.run.serving import BindFailure, listen_problem, serve_until_signalled
 from proxy.web.app import init_app, runner_kwargs
 
 log = logging.getLogger("proxy")
+# A worker's exit status when it could not listen (as the CLI's for a refused configuration).
+BIND_FAILED = 2
 
 
 def serve_workers(
@@ -36,11 +40,14 @@ def serve_workers(
     bound_port = port if port is not None else settings.server.port
     if bound_port == 0:
         raise ConfigError("server.port: --workers needs a fixed port (0 would differ per worker)")
+    host = host or settings.server.host
+    # Refused here, once, rather than by every worker (and then reported as a crash).
+    asyncio.run(_can_listen(host, bound_port))
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
             target=_worker,
-            args=(config, host or settings.server.host, bound_port, log_level, workers),
+            args=(config, host, bound_port, log_level, workers),
             name=f"freebusy-proxy-worker-{n}",
         )
         for n in range(workers)
@@ -55,22 +62,40 @@ def serve_workers(
                 os.kill(process.pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    refused = False
     try:
         for process in processes:
             process.start()
         log.info("started %d workers on port %d", workers, bound_port)
         multiprocessing.connection.wait([p.sentinel for p in processes])
+        refused = any(p.exitcode == BIND_FAILED for p in processes)
         if not stopping:
             # A worker died on its own: take the rest down rather than run short-handed.
-            log.error("a worker exited unexpectedly; stopping the others")
+            if not refused:  # a bind failure was already said in one line
+                log.error("a worker exited unexpectedly; stopping the others")
             stop(signal.SIGTERM, None)
         for process in processes:
             process.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if refused:
+        return BIND_FAILED
     clean = stopping and all(p.exitcode == 0 for p in processes)
     return 0 if clean else 1
+
+
+async def _can_listen(host: str, port: int) -> None:
+    """Bind host:port as a worker would (without listening); BindFailure if that fails."""
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            asyncio.Protocol, host, port, reuse_port=True, start_serving=False
+        )
+    except OSError as exc:
+        raise BindFailure(listen_problem(exc, host, port)) from None
+    server.close()
+    await server.wait_closed()
 
 
 def share_limits(settings: Settings, workers: int) -> Settings:
@@ -89,10 +114,14 @@ def _worker(config: Path, host: str, port: int, log_level: str, workers: int) ->
     settings = load_settings(config, environ=os.environ, host=host)
     configure_logging(log_level, secrets=settings.secrets())
     app = init_app(share_limits(settings, workers))
-    serve_until_signalled(
-        app,
-        host=host,
-        port=port,
-        runner_kwargs=runner_kwargs(settings.server),
-        reuse_port=True,
-    )
+    try:
+        serve_until_signalled(
+            app,
+            host=host,
+            port=port,
+            runner_kwargs=runner_kwargs(settings.server),
+            reuse_port=True,
+        )
+    except BindFailure as failure:
+        print(failure, file=sys.stderr, flush=True)
+        raise SystemExit(BIND_FAILED) from None

@@ -288,6 +288,59 @@ def _run(args: list[str], environ: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+def test_settings_come_from_the_environment_by_one_naming_rule(tmp_path: Path) -> None:
+    """FREEBUSY_PROXY_<SECTION>__<KEY> overrides the file's key, read as the key's type."""
+    environ = {
+        **ENV,
+        "FREEBUSY_PROXY_SERVER__PORT": "9999",
+        "FREEBUSY_PROXY_SERVER__HOST": "0.0.0.0",  # noqa: S104
+        "FREEBUSY_PROXY_CACHE__TTL_SECONDS": "5",
+        "FREEBUSY_PROXY_AUDIT__AUDIT_ADDRESSES": "true",
+        "FREEBUSY_PROXY_CONNECT__KINDS": "individual, enterprise",
+        "FREEBUSY_PROXY_CONNECT__STORAGE_PATH": "c.db",
+        "FREEBUSY_PROXY_CORS__ALLOW_ORIGINS": "",
+        "freebusy_proxy_limits__max_schedules": "7",
+        TOKEN_KEY_ENV: TOKEN_KEY,
+    }
+    settings = load_settings(write(tmp_path, VALID), environ=environ)
+    assert settings.server.port == 9999  # the file says 9090
+    assert settings.server.host == "0.0.0.0"  # noqa: S104
+    assert settings.cache.ttl_seconds == 5.0
+    assert settings.audit.audit_addresses is True
+    assert settings.connect.kinds == ("individual", "enterprise")
+    assert settings.connect.storage_path == tmp_path / "c.db"  # beside the file, as in it
+    assert settings.cors.allow_origins == ()
+    assert settings.limits.max_schedules == 7
+
+
+def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
+    """A bad variable is named with the key it sets; secrets and consumers are not taken."""
+    environ = {
+        **ENV,
+        "FREEBUSY_PROXY_SERVER__PORT": "99999",
+        "FREEBUSY_PROXY_SERVER__PROT": "1",
+        "FREEBUSY_PROXY_NOPE__X": "1",
+        "FREEBUSY_PROXY_CACHE__TTL_SECONDS": "soon",
+        "FREEBUSY_PROXY_CONNECT__KINDS": "everyone",
+        "FREEBUSY_PROXY_GRAPH__CLIENT_SECRET": "s",
+        "FREEBUSY_PROXY_CONSUMERS__NAME": "x",
+    }
+    found = problems(tmp_path, VALID, environ)
+    for expected in (
+        "FREEBUSY_PROXY_SERVER__PORT: server.port: must be at most 65535",
+        "FREEBUSY_PROXY_SERVER__PROT: [server] has no key 'prot'",
+        "FREEBUSY_PROXY_NOPE__X: no section [nope]",
+        "FREEBUSY_PROXY_CACHE__TTL_SECONDS: cache.ttl_seconds: must be a number",
+        "FREEBUSY_PROXY_CONNECT__KINDS: connect.kinds[0]: 'everyone' is not one of",
+        f"FREEBUSY_PROXY_GRAPH__CLIENT_SECRET: secrets are read only from {CLIENT_SECRET_ENV}",
+        "FREEBUSY_PROXY_CONSUMERS__NAME: [[consumers]] entries come only from the config file",
+    ):
+        assert any(problem.startswith(expected) for problem in found), (expected, found)
+    # A section enabled from the environment asks for its secrets like one in the file.
+    found = problems(tmp_path, VALID, {**ENV, "FREEBUSY_PROXY_CONNECT__KINDS": "individual"})
+    assert any(TOKEN_KEY_ENV in problem for problem in found)
+
+
 @pytest.mark.parametrize(
     ("extra", "environ"),
     [
@@ -295,6 +348,8 @@ def _run(args: list[str], environ: dict[str, str]) -> subprocess.CompletedProces
         ("", {CLIENT_SECRET_ENV: "s"}),
         ('[connect]\nkinds = ["individual"]\n', ENV),
         ("[cache]\nmax_entries = 0\n", ENV),
+        ("", {**ENV, "FREEBUSY_PROXY_SERVER__PORT": "65536"}),
+        ("", {**ENV, "FREEBUSY_PROXY_CONNECT__KINDS": "enterprise"}),
     ],
 )
 def test_check_config_fails_exactly_when_serve_would(

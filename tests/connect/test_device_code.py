@@ -1,4 +1,4 @@
-"""`freebusy-proxy connect enterprise --device-code` against the mock, then a colleague's query."""
+"""`freebusy-proxy connect enterprise` (device code) against the mock, then a colleague's query."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ async def test_device_code_connects_an_enterprise(
         "proxy",
         "connect",
         "enterprise",
-        "--device-code",
         "--config",
         str(config),
         env={

@@ -104,3 +104,50 @@ async def test_demo_serves_minimized_availability(tmp_path: Path, port_8080_busy
             _, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert "CANARY" not in stderr.decode()
+
+
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (what a container's demo listens on)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_demo_on_every_interface_prints_links_that_work(tmp_path: Path) -> None:
+    """`serve --host 0.0.0.0 --mock-port P` (the image's default): the links name loopback,
+    and the sign-in the connect flow redirects to is the mock on P, beside the proxy."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FREEBUSY_PROXY_")}
+    mock_port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "serve", "--host", EVERY_INTERFACE, "--port", "0",
+        "--mock-port", str(mock_port),
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        banner: list[str] = []
+        async with asyncio.timeout(60):
+            while not any("Connections:" in line for line in banner):
+                line = await process.stdout.readline()
+                assert line, "the demo exited before printing its links"
+                banner.append(line.decode())
+        text = "".join(banner)
+        assert EVERY_INTERFACE not in text
+        proxy_url = next(line for line in banner if line.strip().startswith("proxy:")).split()[-1]
+        assert urlsplit(proxy_url).hostname == "127.0.0.1"
+        assert f"mock Graph: https://127.0.0.1:{mock_port}" in text
+        start = next(line for line in banner if "Individual Connect:" in line).split()[-1]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(start, allow_redirects=False) as resp,
+        ):
+            assert resp.status == 302
+            assert resp.headers["Location"].startswith(f"https://127.0.0.1:{mock_port}/")
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]

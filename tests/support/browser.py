@@ -1,5 +1,6 @@
-"""Driving Debian's Chromium through Playwright: one launch for every browser test, traffic
-recording for leak scans, and screenshots written where FREEBUSY_SCREENSHOTS says."""
+"""Driving a Chromium through Playwright: found on PATH or named by FREEBUSY_PROXY_CHROMIUM,
+one launch for every browser test, traffic recording for leak scans, and screenshots written
+where FREEBUSY_SCREENSHOTS says."""
 
 from __future__ import annotations
 
@@ -7,22 +8,46 @@ import asyncio
 import base64
 import hashlib
 import os
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.async_api import Browser, Error, Page, Request, Response, async_playwright
 
 from tests.support.paths import ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Checked in this order; the first one set wins. Then the names, on PATH.
+CHROMIUM_VARIABLES = ("FREEBUSY_PROXY_CHROMIUM", "CHROMIUM")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 SCREENSHOTS_ENV = "FREEBUSY_SCREENSHOTS"
 # Under build/, which git ignores.
 DEFAULT_SCREENSHOTS = ROOT / "build" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
+
+
+def chromium_executable() -> Path:
+    """The Chromium to drive; fails (never skips) saying exactly what is missing."""
+    for variable in CHROMIUM_VARIABLES:
+        named = os.environ.get(variable)
+        if named:
+            path = Path(shutil.which(named) or named)
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                pytest.fail(f"{variable}={named} is not an executable file")
+            return path
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    pytest.fail(
+        f"no Chromium found: none of {', '.join(CHROMIUM_NAMES)} is on PATH and neither "
+        f"{' nor '.join(CHROMIUM_VARIABLES)} is set. Install one (Debian/Ubuntu: apt-get install "
+        f"chromium) or set {CHROMIUM_VARIABLES[0]} to its executable."
+    )
 
 
 def spki_sha256(pem: bytes) -> str:
@@ -34,9 +59,8 @@ def spki_sha256(pem: bytes) -> str:
 
 @asynccontextmanager
 async def chromium(*, trusting: bytes | None = None) -> AsyncIterator[Browser]:
-    """A headless Debian Chromium, trusting exactly the server key in ``trusting`` (PEM)."""
-    # Fails rather than skips: CI installs Debian's chromium (.ci/run).
-    assert os.access(CHROMIUM, os.X_OK), "install Debian's chromium (apt-get install chromium)"
+    """A headless Chromium, trusting exactly the server key in ``trusting`` (PEM)."""
+    executable = chromium_executable()
     args = [
         "--headless",
         "--no-sandbox",
@@ -50,7 +74,7 @@ async def chromium(*, trusting: bytes | None = None) -> AsyncIterator[Browser]:
         # Trust exactly that server key, nothing else (no blanket ignoring).
         args.append(f"--ignore-certificate-errors-spki-list={spki_sha256(trusting)}")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = await playwright.chromium.launch(executable_path=str(executable), args=args)
         try:
             yield browser
         finally:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from proxy.connect.scopes import listed_permissions
 from proxy.core.connections import Connection
 from proxy.web.console import frame
 
@@ -164,7 +165,7 @@ def connected(connection: Connection) -> web.Response:
         if connection.kind == "individual"
         else "free/busy of everyone in " + ", ".join(connection.domains)
     )
-    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in connection.scopes)
+    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in listed_permissions(connection.scopes))
     return page(
         "Connected",
         f'<div class="card flow"><p class="kicker">{html.escape(flow)}</p>'
@@ -177,7 +178,8 @@ def connected(connection: Connection) -> web.Response:
         f"<dt>Connection</dt><dd>{html.escape(connection.kind.capitalize())} Connect: "
         f"{html.escape(what)}</dd>"
         f"<dt>Permissions granted</dt><dd><ul>{scopes}</ul></dd>"
-        "</dl>"
+        "</dl><p>offline_access is listed because Microsoft issued a refresh token, which is "
+        "what it grants; access tokens never list it.</p>"
         f"{_NEXT}</div>",
     )
 

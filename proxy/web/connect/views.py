@@ -16,7 +16,7 @@ from aiohttp import web
 from proxy.access.admin import require_admin
 from proxy.connect.msal_apps import error_code
 from proxy.connect.onboarding import complete
-from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes
+from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, listed_permissions
 from proxy.core.connections import Kind
 from proxy.core.errors import BadRequest, Code, ProblemError, RateLimited, Refusal
 from proxy.observability.audit_record import note_outcome
@@ -206,7 +206,7 @@ async def list_connections(request: web.Request) -> web.Response:
             "tenant_id": c.tenant_id,
             "tenant_name": c.tenant_name,
             "domains": list(c.domains),
-            "scopes": list(c.scopes),
+            "scopes": list(listed_permissions(c.scopes)),
             "excess_scopes": sorted(excess_scopes(frozenset(c.scopes))),
             "status": c.status,
             "created": c.created,
