@@ -83,17 +83,25 @@ def load_settings(path: Path, *, environ: Mapping[str, str], host: str | None = 
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if host is not None and isinstance(document.get("server", {}), Mapping):
-        document = {**document, "server": {**document.get("server", {}), "host": host}}
-    return parse_settings(document, environ=environ, base_dir=path.parent)
+    return parse_settings(document, environ=environ, base_dir=path.parent, host=host)
 
 
 def parse_settings(
-    document: Mapping[str, Any], *, environ: Mapping[str, str], base_dir: Path
+    document: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str],
+    base_dir: Path,
+    host: str | None = None,
 ) -> Settings:
-    """Validate a parsed TOML document into Settings; ConfigError lists every problem."""
+    """Validate a parsed TOML document into Settings; ConfigError lists every problem.
+
+    ``host``: where ``serve --host`` makes the proxy listen (over the file and the
+    environment), judged as if the file said it.
+    """
     problems: list[str] = []
     document = _with_overrides(document, environ, problems)
+    if host is not None and isinstance(document.get("server", {}), Mapping):
+        document = {**document, "server": {**document.get("server", {}), "host": host}}
     for key in document:
         if key not in _SECTIONS and key not in _ARRAYS:
             problems.append(f"{key}: unknown key")

@@ -53,6 +53,7 @@ OAUTH_ERRORS = frozenset(
         "authorization_declined",
         "bad_verification_code",
         "invalid_resource",
+        "invalid_tenant",
     }
 )
 
