@@ -12,6 +12,7 @@ import aiohttp
 import msal
 import requests
 
+from proxy.access.rate import TokenBuckets
 from proxy.config.schema import Settings
 from proxy.connect.flows import PendingFlows
 from proxy.connect.msal_apps import build_app
@@ -19,6 +20,9 @@ from proxy.connect.registry import Connections
 from proxy.connect.store import ConnectionStore, fernet_from_key
 from proxy.core.clock import Clock, WallClock
 from proxy.sources.tls import requests_session
+
+# Client addresses whose sign-in starts are counted (the least recent go first).
+_CLIENTS_TRACKED = 4096
 
 
 @dataclass(kw_only=True)
@@ -29,6 +33,8 @@ class ConnectRuntime:
     flows: PendingFlows
     session: aiohttp.ClientSession
     http: requests.Session
+    starts: TokenBuckets
+    """Sign-ins started, per client address."""
     _starter: Any = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -71,6 +77,7 @@ async def open_connect(
             flows=PendingFlows(timeout_s=settings.connect.flow_timeout_seconds, clock=clock),
             session=session,
             http=http,
+            starts=TokenBuckets(clock, max_keys=_CLIENTS_TRACKED),
         )
     finally:
         await asyncio.to_thread(http.close)
