@@ -29,6 +29,9 @@ from proxy.core.policy import Policy
 
 # Bytes of keys and bodies kept at most; the oldest entries go first.
 MAX_BYTES = 16 * 1024 * 1024
+# Answers standing for more mailbox-days are not kept: checking that every day behind one is
+# fresh would itself be a long loop, and scheduling apps repeat small questions.
+MAX_DAYS = 2_000
 
 MemoKey = tuple[str, str, bytes]
 """(consumer name, what was asked: the HTTP method of /v1/availability or SLOTS, the request
@@ -113,6 +116,9 @@ class ResponseMemo:
         if now - self._purged_at >= self._cache.ttl_s:
             # Nothing is held longer than the days it was built from.
             self._purge(now)
+        days = len(query.unique) * _days(fetch_window)
+        if days > MAX_DAYS:
+            return
         fresh_until = self._cache.fresh_until(query.schedules, fetch_window)
         if fresh_until is None or fresh_until < now:
             return
@@ -122,7 +128,7 @@ class ResponseMemo:
             policy=policy,
             fresh_until=fresh_until,
             generation=self._cache.generation,
-            days=len({a.casefold() for a in query.schedules}) * _days(fetch_window),
+            days=days,
             size=len(body) + len(key[2]) + 256,
         )
         if entry.size > self._max_bytes:

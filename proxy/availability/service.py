@@ -10,6 +10,7 @@ again, so a duty added here holds for both.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Literal, NamedTuple
 
@@ -21,7 +22,8 @@ from proxy.core.clock import WallClock
 from proxy.core.connections import Connection
 from proxy.core.errors import Code, Forbidden, ProblemError, RateLimited
 from proxy.core.free_time import Participant, SlotAnswer, SlotQuestion, find_slots
-from proxy.core.model import ErrorCode, Query, ScheduleResult
+from proxy.core.model import ErrorCode, Query, ScheduleResult, Window
+from proxy.core.pacing import Pacer
 from proxy.core.policy import (
     Bounds,
     Policy,
@@ -29,6 +31,8 @@ from proxy.core.policy import (
     blocking_spans,
     check_request,
     fetch_window,
+    graph_calls,
+    request_cost,
 )
 from proxy.observability.audit_record import note_request
 from proxy.observability.metrics import Metrics
@@ -60,18 +64,33 @@ class Availability:
         # Per consumer (by name): its limits under the global ones, computed once.
         self._bounds: dict[str, _Bounds] = {}
 
-    async def lookup(self, consumer: Consumer, query: Query) -> Mapping[str, ScheduleResult]:
+    async def lookup(
+        self,
+        consumer: Consumer,
+        query: Query,
+        *,
+        view_minutes: int | None = None,
+        bucket: str | None = None,
+    ) -> Mapping[str, ScheduleResult]:
         """Results for every requested address, keyed by its case-folded form.
 
         Raises RateLimited, Forbidden or BadRequest before any upstream call when the
-        question may not be asked (a slots-only key may ask nothing that shows items).
+        question may not be asked (a slots-only key may ask nothing that shows items;
+        ``view_minutes``: the interval of an availabilityView the answer will carry, part of
+        its cost; ``bucket``: the rate bucket to charge, when not the consumer's own).
         Duplicates (in any letter case) are fetched once, and every result is shaped by the
         consumer's privacy policy.
         """
-        self._admit(consumer, query, "items")
+        window = self._admit(consumer, query, "items", view_minutes=view_minutes, bucket=bucket)
         policy = consumer.policy
-        results = await self._chain.get_schedules(query.unique, fetch_window(policy, query.window))
-        return {key: apply_policy(result, policy, query.window) for key, result in results.items()}
+        results = await self._chain.get_schedules(query.unique, window)
+        shaped: dict[str, ScheduleResult] = {}
+        pacer = Pacer()
+        for key, result in results.items():
+            shaped[key] = apply_policy(result, policy, query.window)
+            if pacer.due(len(result.items) + 1):
+                await asyncio.sleep(0)
+        return shaped
 
     async def slots(self, consumer: Consumer, question: SlotQuestion) -> SlotAnswer:
         """When the participants could meet, from the same chain, admitted as lookup() admits.
@@ -80,12 +99,10 @@ class Availability:
         ``granularity_minutes``, over the window widened by the buffers. A participant whose
         schedule cannot be read is busy throughout and listed among the errors.
         """
-        self._admit(consumer, question.query, "slots")
-        policy = consumer.policy
         reach = question.search.reach
-        results = await self._chain.get_schedules(
-            question.query.unique, fetch_window(policy, reach)
-        )
+        window = self._admit(consumer, question.query, "slots", span=reach)
+        policy = consumer.policy
+        results = await self._chain.get_schedules(question.query.unique, window)
         participants: list[Participant] = []
         errors: list[tuple[str, ErrorCode]] = []
         stale = False
@@ -164,11 +181,22 @@ class Availability:
         cached = {key[0] for key, _ in self._chain.entries()}
         self.forget([a for a in cached if a.rpartition("@")[2] in connection.domains])
 
-    def _admit(self, consumer: Consumer, query: Query, question: Question) -> None:
-        """Record the question and count how it was admitted (by consumer name, for /metrics)."""
+    def _admit(
+        self,
+        consumer: Consumer,
+        query: Query,
+        question: Question,
+        *,
+        span: Window | None = None,
+        view_minutes: int | None = None,
+        bucket: str | None = None,
+    ) -> Window:
+        """Record the question and count how it was admitted (by consumer name, for /metrics);
+        return the window to fetch (``span``, or the query's, widened by the policy)."""
         note_request(query.schedules, query.window)
+        window = fetch_window(consumer.policy, span or query.window)
         try:
-            self._check(consumer, query, question)
+            self._check(consumer, query, question, window, view_minutes, bucket)
         except RateLimited:
             self._counts.inc((consumer.name, "rate_limited"))
             raise
@@ -176,11 +204,31 @@ class Availability:
             self._counts.inc((consumer.name, "refused"))
             raise
         self._counts.inc((consumer.name, "admitted"))
+        return window
 
-    def _check(self, consumer: Consumer, query: Query, question: Question) -> None:
-        """Spend a token of the rate; raise unless the consumer may ask this question."""
+    def _check(
+        self,
+        consumer: Consumer,
+        query: Query,
+        question: Question,
+        window: Window,
+        view_minutes: int | None,
+        bucket: str | None,
+    ) -> None:
+        """Charge the rate what the question could cost Graph; raise unless the consumer may
+        ask it."""
         policy = consumer.policy
-        self._rate.take(consumer.name, policy.rate_per_minute)
+        try:
+            self._rate.take(
+                bucket or consumer.name, policy.rate_per_minute, cost=graph_calls(query, window)
+            )
+        except RateLimited as limited:
+            whose = "feed" if bucket else "API key"
+            raise RateLimited(
+                f"at most {policy.rate_per_minute} requests per minute for this {whose} "
+                "(one per 20 addresses per 61 days asked)",
+                retry_after=limited.retry_after,
+            ) from None
         if question == "items" and policy.detail == "slots":
             raise Forbidden(
                 "this API key may only ask when a group is free: POST /v1/slots",
@@ -195,9 +243,15 @@ class Availability:
                     policy,
                     max_window_days=self._limits.max_window_days,
                     max_schedules=self._limits.max_schedules,
+                    max_cost=self._limits.max_request_cost,
                 ),
             )
-        check_request(bounds.bounds, query, now=self._wall_clock.now())
+        check_request(
+            bounds.bounds,
+            query,
+            now=self._wall_clock.now(),
+            cost=request_cost(query, window, view_minutes=view_minutes),
+        )
 
 
 class _Bounds(NamedTuple):

@@ -14,6 +14,7 @@ keep their own variables; ``[[consumers]]`` and ``[[feeds]]`` come only from the
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 import tomllib
 import typing
@@ -72,8 +73,11 @@ _POLICY_KEYS = frozenset(f.name for f in fields(Policy))
 _ALLOW_PATTERN = re.compile(r"^(\*|[^@\s*]+)@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
-def load_settings(path: Path, *, environ: Mapping[str, str]) -> Settings:
-    """Read a config file and complete it from ``environ``; ConfigError lists every problem."""
+def load_settings(path: Path, *, environ: Mapping[str, str], host: str | None = None) -> Settings:
+    """Read a config file and complete it from ``environ``; ConfigError lists every problem.
+
+    ``host``: where ``serve --host`` makes the proxy listen, judged as if the file said it.
+    """
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
@@ -81,15 +85,25 @@ def load_settings(path: Path, *, environ: Mapping[str, str]) -> Settings:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_settings(document, environ=environ, base_dir=path.parent)
+    return parse_settings(document, environ=environ, base_dir=path.parent, host=host)
 
 
 def parse_settings(
-    document: Mapping[str, Any], *, environ: Mapping[str, str], base_dir: Path
+    document: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str],
+    base_dir: Path,
+    host: str | None = None,
 ) -> Settings:
-    """Validate a parsed TOML document into Settings; ConfigError lists every problem."""
+    """Validate a parsed TOML document into Settings; ConfigError lists every problem.
+
+    ``host``: where ``serve --host`` makes the proxy listen (over the file and the
+    environment), judged as if the file said it.
+    """
     problems: list[str] = []
     document = _with_overrides(document, environ, problems)
+    if host is not None and isinstance(document.get("server", {}), Mapping):
+        document = {**document, "server": {**document.get("server", {}), "host": host}}
     for key in document:
         if key not in _SECTIONS and key not in _ARRAYS:
             problems.append(f"{key}: unknown key")
@@ -325,6 +339,12 @@ def _rules(settings: Settings) -> list[str]:
     connect = settings.connect
     if connect.storage_url is not None:
         problems.extend(_storage_url_problems(connect.storage_url))
+    if connect.kinds and connect.redirect_uri is None and not is_loopback(settings.server.host):
+        # Built from the Host header, the redirect URI would be whatever a client claims.
+        problems.append(
+            "connect.redirect_uri: required unless server.host is a loopback address "
+            f"(the proxy listens on {settings.server.host!r})"
+        )
     if not connect.kinds and not connect.application_permissions:
         problems.append(
             "connect.application_permissions: with no connection kinds enabled, nothing could "
@@ -360,6 +380,16 @@ def _storage_url_problems(url: str) -> list[str]:
             f"logged); set {DATABASE_PASSWORD_ENV} instead"
         ]
     return []
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or an address to listen on) is this machine's loopback only."""
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _feed_rules(settings: Settings) -> list[str]:

@@ -50,6 +50,10 @@ class ServerSettings:
     max_line_size: ParserLimit = 8190
     max_field_size: ParserLimit = 8190
     max_headers: Annotated[int, Meta(ge=16, le=256)] = 64
+    # A connection must finish a request's headers this long after it opened (or after its
+    # previous answer), and a request's body this long after its headers; then it is cut.
+    header_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    body_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +79,9 @@ class LimitSettings:
 
     max_schedules: AtLeastOne = 100
     max_window_days: AtLeastOne = 180
+    # What one request may cost, in mailbox-days; the default lets any request within
+    # max_schedules and max_window_days through (a 180-day window touches up to 181 UTC days).
+    max_request_cost: AtLeastOne = 18_100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +132,8 @@ class ConnectSettings:
     strict_scopes: bool = True
     application_permissions: bool = True
     flow_timeout_seconds: Positive = 600.0
+    # Sign-ins one client address may start per minute.
+    sign_ins_per_minute: Annotated[int, Meta(ge=1, le=10_000)] = 10
     admin_key_sha256: Sha256 | None = field(default=None, repr=False)
     # Never in a file: filled from FREEBUSY_PROXY_TOKEN_KEY (comma-separated during a rotation).
     token_key: str | None = field(default=None, repr=False)
@@ -139,6 +148,8 @@ class CacheSettings:
     # 0: no caching.
     ttl_seconds: Annotated[float, Meta(ge=0)] = 60.0
     max_entries: AtLeastOne = 50_000
+    # Mailboxes Graph said it does not know, remembered for ttl_seconds apart from the days.
+    max_unknown_mailboxes: AtLeastOne = 10_000
     # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
     stale_max_age_seconds: Annotated[float, Meta(ge=0)] = 0.0
     # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.

@@ -9,7 +9,7 @@ import msal
 import requests
 
 from proxy.config.schema import GraphSettings
-from proxy.sources.credentials import MICROSOFT_HOSTS
+from proxy.sources.credentials import MICROSOFT_HOSTS, oauth_error
 
 # msal's answers that mean a person has to sign in (and consent) again.
 CONSENT_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
@@ -39,6 +39,6 @@ def build_app(
 
 
 def error_code(result: Any) -> str:
-    """Return msal's OAuth error code if it is a plain identifier, else a code of ours."""
-    error = result.get("error") if isinstance(result, dict) else None
-    return error if isinstance(error, str) and error.isidentifier() else "token_error"
+    """Return msal's OAuth error code if it is one we know, else a code of ours (the platform's
+    "error" may be any text, and it reaches logs)."""
+    return oauth_error(result)

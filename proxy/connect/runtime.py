@@ -13,6 +13,7 @@ import aiohttp
 import msal
 import requests
 
+from proxy.access.rate import TokenBuckets
 from proxy.config.schema import Settings
 from proxy.connect.backends import open_store
 from proxy.connect.flows import PendingFlows
@@ -20,6 +21,9 @@ from proxy.connect.msal_apps import build_app
 from proxy.connect.registry import Connections
 from proxy.core.clock import Clock, WallClock
 from proxy.sources.tls import requests_session
+
+# Client addresses whose sign-in starts are counted (the least recent go first).
+_CLIENTS_TRACKED = 4096
 
 
 @dataclass(kw_only=True)
@@ -30,6 +34,8 @@ class ConnectRuntime:
     flows: PendingFlows
     session: aiohttp.ClientSession
     http: requests.Session
+    starts: TokenBuckets
+    """Sign-ins started, per client address."""
     _starter: Any = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -81,6 +87,7 @@ async def open_connect(
             flows=PendingFlows(timeout_s=settings.connect.flow_timeout_seconds, clock=clock),
             session=session,
             http=http,
+            starts=TokenBuckets(clock, max_keys=_CLIENTS_TRACKED),
         )
     finally:
         if watcher is not None:

@@ -49,6 +49,8 @@ class Code(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     URI_TOO_LONG = "uri_too_long"
     HEADERS_TOO_LARGE = "headers_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
+    REQUEST_TOO_COSTLY = "request_too_costly"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     HTTP_ERROR = "http_error"
     RATE_LIMITED = "rate_limited"
@@ -68,6 +70,7 @@ _CODE_BY_STATUS: Mapping[int, Code] = MappingProxyType(
         400: Code.INVALID_REQUEST,
         404: Code.NOT_FOUND,
         405: Code.METHOD_NOT_ALLOWED,
+        408: Code.REQUEST_TIMEOUT,
         413: Code.REQUEST_TOO_LARGE,
         414: Code.URI_TOO_LONG,
         415: Code.UNSUPPORTED_MEDIA_TYPE,
@@ -149,10 +152,36 @@ class RateLimited(ProblemError):
 
 
 class UpstreamFailure(ProblemError):
-    """Graph (or the identity platform) failed for the whole request."""
+    """Graph (or the identity platform) failed for the whole request.
+
+    ``retry_after``: seconds until asking again may succeed (throttling, an open breaker),
+    sent as Retry-After. ``graph_failing``: whether this says Graph itself is failing (5xx,
+    timeouts, dropped connections) rather than answering that it will not do this (a 4xx
+    about the mailbox asked as): only the former is a circuit breaker's business.
+    """
 
     status = 502
     code = Code.UPSTREAM_ERROR
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: Code | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        graph_failing: bool = True,
+    ) -> None:
+        super().__init__(detail, code=code, status=status)
+        self.retry_after = retry_after
+        self.graph_failing = graph_failing
+
+    def extra_headers(self) -> dict[str, str]:
+        """Retry-After in whole seconds when known, rounded up."""
+        headers = super().extra_headers()
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
 
 
 class TokenError(ProxyError):

@@ -6,6 +6,7 @@ policy-neutral; the availability service applies a consumer's policy to every re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -22,6 +23,12 @@ Detail = Literal["status", "busy", "slots"]
 LOOKBACK_TOLERANCE = timedelta(minutes=5)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_BUSY_STATUSES = frozenset({Status.BUSY, Status.OOF, Status.TENTATIVE, Status.UNKNOWN})
+# What one getSchedule call takes: 20 schedules, a window shorter than 62 days.
+GRAPH_SCHEDULES_PER_CALL = 20
+GRAPH_DAYS_PER_CALL = 61
+# An availabilityView day at Graph's default 30-minute interval: the unit a view is costed in.
+VIEW_DIGITS_PER_DAY = 48
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +59,7 @@ class Bounds:
 
     max_entries: int
     max_distinct: int
+    max_cost: int
     window_days: int
     lookback_days: int
     lookahead_days: int
@@ -61,12 +69,15 @@ class Bounds:
     lookahead: timedelta
 
     @classmethod
-    def of(cls, policy: Policy, *, max_window_days: int, max_schedules: int) -> Bounds:
+    def of(
+        cls, policy: Policy, *, max_window_days: int, max_schedules: int, max_cost: int
+    ) -> Bounds:
         """The bounds of ``policy``; a consumer's own limits can only be stricter."""
         days = min(max_window_days, policy.max_window_days or max_window_days)
         return cls(
             max_entries=max_schedules,
             max_distinct=min(max_schedules, policy.max_schedules or max_schedules),
+            max_cost=max_cost,
             window_days=days,
             lookback_days=policy.max_lookback_days,
             lookahead_days=policy.max_lookahead_days,
@@ -76,11 +87,38 @@ class Bounds:
         )
 
 
-def check_request(bounds: Bounds, query: Query, *, now: datetime) -> None:
+def utc_days(window: Window) -> int:
+    """The UTC days a window touches (what the cache holds and assembles for it)."""
+    return (window.end - _TICK).toordinal() - window.start.toordinal() + 1
+
+
+def request_cost(query: Query, fetched: Window, *, view_minutes: int | None = None) -> int:
+    """What answering ``query`` costs, in mailbox-days, with ``fetched`` its fetch window.
+
+    Each distinct address times the UTC days fetched: what is fetched, held, assembled and
+    shaped (duplicates are computed once). An availabilityView (the Graph drop-in's
+    ``view_minutes``) is a string rendered into every entry, duplicates included: such a
+    request costs at least its entries times the view's length in days of 48 digits.
+    """
+    cost = len(query.unique) * utc_days(fetched)
+    if view_minutes is not None:
+        digits = math.ceil(query.window.duration / timedelta(minutes=view_minutes))
+        cost = max(cost, len(query.schedules) * math.ceil(digits / VIEW_DIGITS_PER_DAY))
+    return cost
+
+
+def graph_calls(query: Query, fetched: Window) -> int:
+    """The getSchedule calls answering ``query`` could need (nothing cached): the unit a
+    consumer's rate is charged in."""
+    chunks = math.ceil(len(query.unique) / GRAPH_SCHEDULES_PER_CALL)
+    return chunks * math.ceil(utc_days(fetched) / GRAPH_DAYS_PER_CALL)
+
+
+def check_request(bounds: Bounds, query: Query, *, now: datetime, cost: int = 0) -> None:
     """Raise BadRequest unless the question fits the consumer's (and the global) limits.
 
     The global count is of entries as sent (each is answered); the consumer's of distinct
-    addresses (each is fetched).
+    addresses (each is fetched). ``cost``: what request_cost() says answering it costs.
     """
     if len(query.schedules) > bounds.max_entries or len(query.unique) > bounds.max_distinct:
         raise BadRequest(
@@ -102,6 +140,12 @@ def check_request(bounds: Bounds, query: Query, *, now: datetime) -> None:
         raise BadRequest(
             f"this API key may look at most {bounds.lookahead_days} days ahead",
             code=Code.WINDOW_TOO_LATE,
+        )
+    if cost > bounds.max_cost:
+        raise BadRequest(
+            f"this request would cost {cost} mailbox-days; at most {bounds.max_cost} may be "
+            "asked at once (fewer addresses, a shorter window or a coarser view)",
+            code=Code.REQUEST_TOO_COSTLY,
         )
 
 

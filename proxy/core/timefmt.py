@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 # RFC 3339 §5.6 date-time; an offset is mandatory so no instant is ever guessed.
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$", re.ASCII
 )
 
 
@@ -20,7 +20,7 @@ def parse_rfc3339(text: str) -> datetime:
     head, sep, frac_and_offset = normalized.partition(".")
     if sep:
         # Python keeps microseconds; nanosecond digits beyond that are truncated, not rounded.
-        digits = re.match(r"\d+", frac_and_offset)
+        digits = re.match(r"[0-9]+", frac_and_offset)
         assert digits is not None
         normalized = f"{head}.{digits.group()[:6]:0<6}{frac_and_offset[digits.end() :]}"
     try:

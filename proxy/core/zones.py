@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, tzinfo
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache, lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 # Windows zone ids seen in Graph payloads, mapped as CLDR's windowsZones.xml maps territory 001.
 WINDOWS_TO_IANA: dict[str, str] = {
@@ -46,6 +46,15 @@ WINDOWS_TO_IANA: dict[str, str] = {
 }
 
 _FOLDED_WINDOWS = {name.casefold(): iana for name, iana in WINDOWS_TO_IANA.items()}
+# Files of the zone database that are not zones: "localtime" (and often "posixrules") is the
+# host's own zone, and "Factory" a placeholder. Answering in them would reveal the host's zone.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def known_zone_names() -> frozenset[str]:
+    """The IANA zone names we accept: the zone database's, without the host's own."""
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 @lru_cache(maxsize=512)
@@ -56,6 +65,10 @@ def resolve_zone(name: str) -> tzinfo | None:
     if name.casefold() in ("utc", "etc/utc", "z", "tzone://microsoft/utc"):
         return UTC
     iana = _FOLDED_WINDOWS.get(name.casefold(), name)
+    if iana not in known_zone_names():
+        # Only names of the table: no file path under the zone directory ("posix/...",
+        # "right/..."), nothing that names the host's zone.
+        return None
     try:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError, OSError):

@@ -24,6 +24,11 @@ REDACTED = "[redacted]"
 HTTP_LOGGER = "proxy.http"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # A whole Authorization header, whatever its scheme ("Token", "Digest", "Negotiate", …).
+    (
+        re.compile(r"(?i)\b((?:proxy-)?authorization\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\r\n\"'}\\]+"),
+        rf"\1{REDACTED}",
+    ),
     # Authorization header values, in any quoting.
     (re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[^\s,;\"'\\)]+"), rf"\1 {REDACTED}"),
     # JWTs (access and id tokens): base64url JSON header always starts "eyJ".
@@ -42,14 +47,26 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-class Redactor:
-    """Replaces secrets in text: known patterns plus registered literal values."""
+# What aiohttp's HTTP parser quotes of a request it refuses: the start of the offending line or
+# header value, as a bytes literal. The header's name is not quoted with it, so a value of any
+# Authorization scheme ("Token ...", "Digest ...") cannot be told apart: every excerpt goes.
+_PARSER_EXCERPT = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"', re.S)
 
-    def __init__(self, literals: Iterable[str] = ()) -> None:
+
+class Redactor:
+    """Replaces secrets in text: known patterns plus registered literal values.
+
+    ``excerpts``: also replace every bytes literal, as aiohttp's parser quotes request bytes.
+    """
+
+    def __init__(self, literals: Iterable[str] = (), *, excerpts: bool = False) -> None:
         self._literals = tuple(sorted({s for s in literals if len(s) >= 8}, key=len, reverse=True))
+        self._excerpts = excerpts
 
     def __call__(self, text: str) -> str:
         """Return ``text`` with every secret replaced by ``[redacted]``."""
+        if self._excerpts:
+            text = _PARSER_EXCERPT.sub(f"b'{REDACTED}'", text)
         for literal in self._literals:
             text = text.replace(literal, REDACTED)
         for pattern, replacement in _PATTERNS:
@@ -112,10 +129,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def http_logger() -> logging.Logger:
-    """The logger aiohttp's server protocol reports bad requests to, redacted at the source."""
+    """The logger aiohttp's server protocol reports bad requests to, redacted at the source:
+    the request bytes its parser quotes are dropped whole."""
     logger = logging.getLogger(HTTP_LOGGER)
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(RedactingFilter())
+        logger.addFilter(RedactingFilter(Redactor(excerpts=True)))
     return logger
 
 

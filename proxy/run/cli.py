@@ -254,7 +254,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=8080 if args.port is None else args.port,
             mock_port=args.mock_port,
         )
-    settings = load_settings(config, environ=os.environ)
+    settings = load_settings(config, environ=os.environ, host=args.host)
     # Now that the secrets are known, redact their literal values too.
     configure_logging(args.log_level, secrets=settings.secrets())
     app = init_app(settings)

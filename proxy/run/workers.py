@@ -35,7 +35,8 @@ def serve_workers(
     *, config: Path, host: str | None, port: int | None, workers: int, log_level: str
 ) -> int:
     """Run ``workers`` proxy processes on one port until signalled; 0 on a clean stop."""
-    settings = load_settings(config, environ=os.environ)  # fail here, once, on a bad file
+    # Fail here, once, on a bad file (judged with the --host it will serve on).
+    settings = load_settings(config, environ=os.environ, host=host)
     bound_port = port if port is not None else settings.server.port
     if bound_port == 0:
         raise ConfigError("server.port: --workers needs a fixed port (0 would differ per worker)")
@@ -110,7 +111,7 @@ def share_limits(settings: Settings, workers: int) -> Settings:
 
 def _worker(config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     """One worker process: load the config and serve on the shared port."""
-    settings = load_settings(config, environ=os.environ)
+    settings = load_settings(config, environ=os.environ, host=host)
     configure_logging(log_level, secrets=settings.secrets())
     app = init_app(share_limits(settings, workers))
     try:

@@ -15,18 +15,18 @@ from enum import StrEnum
 
 from proxy.core.clock import Clock
 from proxy.core.errors import Code, UpstreamFailure
-from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.core.model import ScheduleResult, Window
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# Per-schedule codes that say Graph is failing. Throttling is not among them: Graph throttles
-# per mailbox (and our own budget refuses per mailbox), so one busy mailbox must not cut
-# every other mailbox off; Retry-After and the budget handle it.
-CALL_FAILURES = frozenset(
-    {ErrorCode.UPSTREAM_ERROR, ErrorCode.UPSTREAM_TIMEOUT, ErrorCode.UPSTREAM_UNAVAILABLE}
-)
+# The failure class the breaker counts: whole fetches that failed because Graph did (5xx,
+# timeouts, dropped connections). Not counted: per-schedule errors inside an answer (a room
+# Graph refuses says nothing about the rest), throttling (per mailbox; Retry-After and the
+# budget handle it), a 4xx about the mailbox asked as, and token errors (the identity
+# platform's, retried with their own backoff by the token provider).
+GRAPH_FAILURES = frozenset({Code.UPSTREAM_ERROR, Code.UPSTREAM_TIMEOUT, Code.UPSTREAM_UNAVAILABLE})
 
 
 class BreakerState(StrEnum):
@@ -85,6 +85,10 @@ class CircuitBreaker:
         """A call told nothing about Graph's health (throttled, abandoned): free the probe."""
         self._probing = False
 
+    def retry_after(self) -> float:
+        """Seconds until an open breaker lets a probe through."""
+        return max(0.0, self._opened_at + self._cool_down_s - self._clock())
+
     def record_failure(self) -> None:
         """A call failed: count it, and open the breaker at the threshold or after a probe."""
         self._failures += 1
@@ -122,14 +126,15 @@ class BreakerScheduleSource:
             raise UpstreamFailure(
                 "Microsoft Graph keeps failing; not asking it for a while",
                 code=Code.UPSTREAM_UNAVAILABLE,
+                retry_after=self.breaker.retry_after(),
             )
         try:
             results = await self._source.get_schedules(addresses, window)
         except UpstreamFailure as exc:
-            if exc.code is Code.THROTTLED:
-                self.breaker.record_neutral()
-            else:
+            if exc.code in GRAPH_FAILURES and exc.graph_failing:
                 self.breaker.record_failure()
+            else:
+                self.breaker.record_neutral()
             raise
         except Exception:
             self.breaker.record_failure()
@@ -137,11 +142,6 @@ class BreakerScheduleSource:
         except BaseException:
             self.breaker.record_neutral()
             raise
-        errors = {result.error for result in results.values()}
-        if errors and errors <= CALL_FAILURES:
-            self.breaker.record_failure()
-        elif errors <= CALL_FAILURES | {ErrorCode.THROTTLED}:
-            self.breaker.record_neutral()
-        else:
-            self.breaker.record_success()
+        # Graph answered: whatever it says per schedule, it is up.
+        self.breaker.record_success()
         return results

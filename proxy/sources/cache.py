@@ -10,10 +10,16 @@ Items that meet at a UTC midnight with the same status are joined when a window 
 both days, so an event cut into per-day pieces comes back whole. The answer depends only on
 the calendar, never on which requests happened to fill the cache.
 
-Errors: ``not_found`` is cached like data (an unknown address stays unknown for a TTL and a
-client repeating a typo must not cost a Graph call each time); transient failures
-(throttled, upstream_*) are never cached, so the next request asks again (the breaker
-behind the cache keeps that from hammering a failing Graph).
+Errors: ``not_found`` is remembered per mailbox for a TTL (a client repeating a typo must not
+cost a Graph call each time), apart from the days and bounded on its own, so unknown
+addresses never push anyone's data out; transient failures (throttled, upstream_*) are never
+cached, so the next request asks again (the breaker behind the cache keeps that from hammering
+a failing Graph).
+
+Days fetched by a sweep (more than SWEEP_DAYS mailbox-days at once: many mailboxes, many
+months) are admitted to a probation segment (half of ``max_entries``) and move to the main
+one when asked for again: a one-off sweep displaces only other one-off days, never the days
+people keep asking about. Other fetches' days go to the main segment.
 """
 
 from __future__ import annotations
@@ -24,15 +30,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache
 
 from proxy.core.clock import Clock
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.pacing import Pacer
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
 DAY = timedelta(days=1)
+# A fetch of more mailbox-days than this is a sweep; the days it fetched are on probation
+# (half of max_entries) until asked for again.
+SWEEP_DAYS = 1_000
+PROBATION_SHARE = 2
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT_UTC = time(tzinfo=UTC)
 # Label values of freebusy_cache_lookups.
@@ -68,6 +79,7 @@ class CachedScheduleSource:
         *,
         ttl_s: float,
         max_entries: int,
+        max_unknown: int = 10_000,
         stale_max_age_s: float = 0.0,
         min_fetch_days: int = 1,
         clock: Clock,
@@ -82,13 +94,22 @@ class CachedScheduleSource:
         # Size-bounded LRU; ages are checked on every read against fetched_at (TTLCache's
         # bookkeeping cost more than the rest of a cached request), and entries too old to
         # be served even stale are purged at least once per max-age.
-        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=max_entries)
+        probation = max(1, max_entries // PROBATION_SHARE)
+        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(
+            maxsize=max(1, max_entries - probation)
+        )
+        self._probation: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=probation)
+        # Mailboxes Graph does not know -> when it said so.
+        self._unknown: LRUCache[str, float] = LRUCache(maxsize=max_unknown)
         self._max_age_s = ttl_s + stale_max_age_s
         self._purged_at = clock()
+        self._purging: asyncio.Task[None] | None = None
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
-        self._metrics.cache_entries.set_function(lambda: len(self._entries))
+        self._metrics.cache_entries.set_function(
+            lambda: len(self._entries) + len(self._probation) + len(self._unknown)
+        )
         self._lookups = self._metrics.cache_lookups
 
     async def get_schedules(
@@ -102,11 +123,24 @@ class CachedScheduleSource:
         hits: dict[CacheKey, CachedDay] = {}
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
+        ttl = self._ttl_s
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(len(days)):
+                # A long question: others get a turn (what is found so far stays valid).
+                await asyncio.sleep(0)
+                now = self._clock()
+            said = self._unknown.get(mailbox)
+            if said is not None and now - said <= ttl:
+                for day in days:
+                    hits[(mailbox, day)] = _UNKNOWN
+                continue
             for day in days:
                 key = (mailbox, day)
                 entry = self._entries.get(key)
-                if entry is not None and now - entry.fetched_at <= self._ttl_s:
+                if entry is None:
+                    entry = self._promoted(key)
+                if entry is not None and now - entry.fetched_at <= ttl:
                     hits[key] = entry
                 elif (task := self._in_flight.get(key)) is not None:
                     waits[key] = task
@@ -123,7 +157,7 @@ class CachedScheduleSource:
         for task in set(waits.values()):
             # Shielded: this request giving up must not cancel a fetch others wait for.
             outcomes[task] = await asyncio.shield(task)
-        return self._answer(mailboxes, days, window, hits, waits, outcomes)
+        return await self._answer(mailboxes, days, window, hits, waits, outcomes)
 
     @property
     def generation(self) -> int:
@@ -144,7 +178,7 @@ class CachedScheduleSource:
         oldest: float | None = None
         for mailbox in dict.fromkeys(address.casefold() for address in addresses):
             for day in days:
-                entry = self._entries.get((mailbox, day))
+                entry = self._entries.get((mailbox, day)) or self._probation.get((mailbox, day))
                 if entry is None or entry.error is not None:
                     return None
                 if oldest is None or entry.fetched_at < oldest:
@@ -162,14 +196,36 @@ class CachedScheduleSource:
         """Drop everything cached for these addresses; fetches in flight will not store."""
         folded = {address.casefold() for address in addresses}
         self._generation += 1
-        doomed = [key for key in list(self._entries.keys()) if key[0] in folded]
-        for key in doomed:
-            self._entries.pop(key, None)
-        return len(doomed)
+        doomed = 0
+        for segment in (self._entries, self._probation):
+            for key in [key for key in list(segment.keys()) if key[0] in folded]:
+                segment.pop(key, None)
+                doomed += 1
+        for mailbox in folded:
+            self._unknown.pop(mailbox, None)
+        return doomed
 
     def entries(self) -> list[tuple[CacheKey, CachedDay]]:
-        """A snapshot of the cache's content (for tests, benchmarks and audits)."""
-        return list(self._entries.items())
+        """A snapshot of the days held (for tests, benchmarks and audits)."""
+        return [*self._entries.items(), *self._probation.items()]
+
+    def unknown(self) -> list[str]:
+        """A snapshot of the mailboxes remembered as unknown to Graph."""
+        return list(self._unknown.keys())
+
+    def _promoted(self, key: CacheKey) -> CachedDay | None:
+        """A day from probation, moved to the main segment: it was asked for again."""
+        entry = self._probation.pop(key, None)
+        if entry is not None:
+            self._entries[key] = entry
+        return entry
+
+    def _store(self, key: CacheKey, entry: CachedDay, *, sweep: bool) -> None:
+        """Keep a fetched day: on probation if a sweep fetched it and it is not held already."""
+        if sweep and key not in self._entries:
+            self._probation[key] = entry
+        else:
+            self._entries[key] = entry
 
     def _start_fetches(
         self, missing: dict[str, list[int]]
@@ -211,7 +267,11 @@ class CachedScheduleSource:
             return _Fetched(days={}, failure=exc)
         fetched_at = self._clock()
         days: dict[CacheKey, CachedDay | ErrorCode] = {}
+        unknown: list[str] = []
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(last - first + 1):
+                await asyncio.sleep(0)
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
                 per_day = _split_by_day(result.items, first, last)
@@ -220,31 +280,50 @@ class CachedScheduleSource:
                         items=per_day.get(day, ()), fetched_at=fetched_at
                     )
             elif result.error is ErrorCode.NOT_FOUND:
-                entry = CachedDay(error=ErrorCode.NOT_FOUND, fetched_at=fetched_at)
+                unknown.append(mailbox)
                 for day in range(first, last + 1):
-                    days[(mailbox, day)] = entry
+                    days[(mailbox, day)] = _UNKNOWN
             else:
                 for day in range(first, last + 1):
                     days[(mailbox, day)] = result.error
         # A forget() while this fetch was in flight means the data may no longer be held.
         if generation == self._generation and self._ttl_s > 0:
+            for mailbox in unknown:
+                self._unknown[mailbox] = fetched_at
+            sweep = len(days) > SWEEP_DAYS
             for key, value in days.items():
-                if isinstance(value, CachedDay):
-                    self._entries[key] = value
+                if isinstance(value, CachedDay) and value is not _UNKNOWN:
+                    self._store(key, value, sweep=sweep)
         return _Fetched(days=days)
 
     def _purge_if_due(self, now: float) -> None:
-        if now - self._purged_at >= max(self._max_age_s, 1.0):
+        if now - self._purged_at >= max(self._max_age_s, 1.0) and self._purging is None:
             # Nothing is kept longer than it may be served, even when nothing new arrives.
-            self._purge(now)
+            # In a task of its own, paced: a full cache is a long loop.
+            self._purged_at = now
+            self._purging = asyncio.get_running_loop().create_task(self._purge(now))
+            self._purging.add_done_callback(self._purged)
 
-    def _purge(self, now: float) -> None:
+    def _purged(self, task: asyncio.Task[None]) -> None:
+        self._purging = None
+
+    async def _purge(self, now: float) -> None:
         """Drop every entry too old to be served even stale."""
-        self._purged_at = now
-        for key in [k for k, e in self._entries.items() if now - e.fetched_at > self._max_age_s]:
-            del self._entries[key]
+        pacer = Pacer()
+        for segment in (self._entries, self._probation):
+            for key in list(segment):
+                if pacer.due(1):
+                    await asyncio.sleep(0)
+                # Cache.__getitem__: a look that leaves the LRU order as it was.
+                entry = Cache.__getitem__(segment, key) if key in segment else None
+                if entry is not None and now - entry.fetched_at > self._max_age_s:
+                    del segment[key]
+        for mailbox in list(self._unknown):
+            said = Cache.__getitem__(self._unknown, mailbox) if mailbox in self._unknown else None
+            if said is not None and now - said > self._ttl_s:
+                del self._unknown[mailbox]
 
-    def _answer(
+    async def _answer(
         self,
         mailboxes: list[str],
         days: range,
@@ -257,7 +336,10 @@ class CachedScheduleSource:
         now = self._clock()
         results: dict[str, ScheduleResult] = {}
         failures: list[UpstreamFailure] = []
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(len(days)):
+                await asyncio.sleep(0)
             pieces: list[tuple[BusyItem, ...]] = []
             stale = False
             error: ErrorCode | None = None
@@ -299,10 +381,14 @@ class CachedScheduleSource:
         """A data entry past its freshness but within stale_max_age, if serve-stale is on."""
         if self._stale_s <= 0:
             return None
-        entry = self._entries.get(key)
+        entry = self._entries.get(key) or self._probation.get(key)
         if entry is None or entry.error is not None:
             return None
         return entry if now - entry.fetched_at <= self._max_age_s else None
+
+
+# What an unknown mailbox answers for every day (never stored per day).
+_UNKNOWN = CachedDay(error=ErrorCode.NOT_FOUND)
 
 
 def _code(failure: UpstreamFailure | None) -> ErrorCode:
@@ -346,6 +432,7 @@ def _split_by_day(
             else:
                 piece = BusyItem(max(item.start, start), min(item.end, end), item.status)
             per_day.setdefault(day, []).append(piece)
+    # Equal pieces stay: each continues its own item across midnight (see _join_at_midnight).
     return {day: tuple(sorted(pieces)) for day, pieces in per_day.items()}
 
 
@@ -358,8 +445,13 @@ def _assemble(
         if not day_items or (
             window.start <= day_items[0].start and max(i.end for i in day_items) <= window.end
         ):
-            # The common cached case: one day, nothing to clip, already in order.
-            return day_items
+            # The common cached case: one day, nothing to clip, already in order (pieces
+            # of items that differ only beyond the day are one item here).
+            return (
+                day_items
+                if len(set(day_items)) == len(day_items)
+                else tuple(sorted(set(day_items)))
+            )
         merged: list[BusyItem] = list(day_items)
     else:
         merged = _join_at_midnight(pieces, first)

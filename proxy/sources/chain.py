@@ -10,9 +10,7 @@ applies each consumer's policy to what comes out of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -47,13 +45,11 @@ def build_chain(
     connections: ConnectionDirectory | None,
     clock: Clock,
     metrics: Metrics,
-    details: Callable[[], dict[str, Any]] | None = None,
 ) -> Chain:
     """Build the chain in front of Graph for these settings.
 
     ``app_tokens``: application credentials, or None when only delegated connections may be
     used; ``connections``: the delegated connections, or None when connecting is off.
-    ``details``: informational sections for the readiness report.
     """
     graph = settings.graph
     retry = RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds)
@@ -101,12 +97,11 @@ def build_chain(
         batched,
         ttl_s=settings.cache.ttl_seconds,
         max_entries=settings.cache.max_entries,
+        max_unknown=settings.cache.max_unknown_mailboxes,
         stale_max_age_s=settings.cache.stale_max_age_seconds,
         min_fetch_days=settings.cache.min_fetch_days,
         clock=clock,
         metrics=metrics,
     )
-    readiness = Readiness(
-        tokens=app_tokens, session=session, base_url=graph.base_url, clock=clock, details=details
-    )
+    readiness = Readiness(tokens=app_tokens, session=session, base_url=graph.base_url, clock=clock)
     return Chain(cache=cache, breaker=breaker, gate=gate, readiness=readiness)

@@ -30,8 +30,12 @@ MAX_SCHEDULES_PER_CALL = 20
 MAX_SPAN_PER_CALL = timedelta(days=61)
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _RETRYABLE = frozenset({429, 503, 504})
+# getSchedule calls one chunk may make while Graph keeps 404ing the mailbox in the URL.
+_URL_ATTEMPTS = 3
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
+# When our own per-mailbox budget refuses a call: its counting slot is a minute long.
+BUDGET_RETRY_AFTER_S = 60.0
 _WHOLE_FAILURE_PRIORITY = (
     ErrorCode.THROTTLED,
     ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -57,9 +61,15 @@ _MAILBOX_NOT_FOUND = _MailboxNotFound()
 
 @dataclass(frozen=True, slots=True)
 class _CallFailed:
-    """A whole getSchedule call failed; ``code`` is what each of its schedules reports."""
+    """A whole getSchedule call failed; ``code`` is what each of its schedules reports.
+
+    ``retry_after``: when asking again may succeed (throttled calls). ``answered``: Graph
+    answered, with a 4xx about this call: it is up, and the breaker must not hear otherwise.
+    """
 
     code: ErrorCode
+    retry_after: float | None = None
+    answered: bool = False
 
 
 def split_addresses(addresses: Sequence[str]) -> list[list[str]]:
@@ -114,6 +124,8 @@ class GraphScheduleSource:
         self._retry = retry
         self._gate = gate
         self._clock = clock
+        # A mailbox Graph answered for as the one in the URL (so known to exist).
+        self._known: str | None = None
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -136,44 +148,59 @@ class GraphScheduleSource:
             raise UpstreamFailure(
                 "could not get an access token for Microsoft Graph", code=Code.UPSTREAM_AUTH
             ) from exc
-        if all(isinstance(outcome, _CallFailed) for outcome in outcomes):
-            codes = {outcome.code for outcome in outcomes if isinstance(outcome, _CallFailed)}
-            if codes == {ErrorCode.UPSTREAM_TIMEOUT}:
-                raise UpstreamFailure(
-                    "Microsoft Graph did not answer in time", code=Code.UPSTREAM_TIMEOUT, status=504
-                )
-            # Timeouts are reported as such only when nothing else went wrong.
-            code = next(c for c in _WHOLE_FAILURE_PRIORITY if c in codes)
-            raise UpstreamFailure(
-                "Microsoft Graph failed for the whole request", code=Code(code.value)
-            )
+        failed = [outcome for outcome in outcomes if isinstance(outcome, _CallFailed)]
+        if len(failed) == len(outcomes):
+            raise _whole_failure(failed)
         return _merge(jobs, outcomes)
 
     async def _fetch_chunk(
         self, chunk: list[str], part: Window, window: Window, deadline: float
     ) -> dict[str, ScheduleResult] | _CallFailed:
-        """One getSchedule for ≤20 addresses; an unknown URL mailbox is dropped and retried."""
-        outcome = await self._call(chunk, part, window, deadline)
-        if not isinstance(outcome, _MailboxNotFound):
-            return outcome
-        missing = {chunk[0].casefold(): ScheduleResult.failed(ErrorCode.NOT_FOUND)}
-        if len(chunk) == 1:
-            return missing
-        rest = await self._fetch_chunk(chunk[1:], part, window, deadline)
-        return rest if isinstance(rest, _CallFailed) else missing | rest
+        """One getSchedule for ≤20 addresses, asked as the first of them.
+
+        When Graph does not know the mailbox in the URL (404), the rest of the chunk is asked
+        again as a mailbox that answered before: Graph then reports any other unknown address
+        inside its answer, so a chunk of unknown addresses costs two calls, not one each.
+        Without such a mailbox the next address is tried, at most _URL_ATTEMPTS calls in all.
+        """
+        rest = list(chunk)
+        missing: dict[str, ScheduleResult] = {}
+        mailbox = rest[0]
+        for _ in range(_URL_ATTEMPTS):
+            outcome = await self._call(rest, part, window, deadline, mailbox=mailbox)
+            if not isinstance(outcome, _MailboxNotFound):
+                if isinstance(outcome, _CallFailed):
+                    return outcome
+                self._known = mailbox
+                return missing | outcome
+            folded = mailbox.casefold()
+            if any(address.casefold() == folded for address in rest):
+                missing[folded] = ScheduleResult.failed(ErrorCode.NOT_FOUND)
+                rest = [address for address in rest if address.casefold() != folded]
+            if self._known is not None and self._known.casefold() == folded:
+                self._known = None  # it answered once; it does not any more
+            if not rest:
+                return missing
+            known = self._known
+            mailbox = known if known is not None and known.casefold() not in missing else rest[0]
+        # Graph kept refusing the mailbox asked as: the rest stay unanswered, not unknown.
+        return missing | {
+            a.casefold(): ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR) for a in rest
+        }
 
     async def _call(
-        self, chunk: list[str], part: Window, window: Window, deadline: float
+        self, chunk: list[str], part: Window, window: Window, deadline: float, *, mailbox: str
     ) -> dict[str, ScheduleResult] | _CallFailed | _MailboxNotFound:
-        """POST getSchedule with bounded retries inside the deadline."""
-        # Graph throttles per mailbox in the URL; asking as the first requested mailbox
-        # spreads load across mailboxes instead of funnelling it through one service account.
-        mailbox = self._me or chunk[0]
+        """POST getSchedule, as ``mailbox``, with bounded retries inside the deadline."""
+        # Graph throttles per mailbox in the URL; asking as a requested mailbox spreads load
+        # across mailboxes instead of funnelling it through one service account.
+        mailbox = self._me or mailbox
         url = f"{self._base_url}/users/{quote(mailbox, safe='@')}/calendar/getSchedule"
         if self._me is not None:
             url = f"{self._base_url}/me/calendar/getSchedule"
         body = _request_body(chunk, part)
         failure = ErrorCode.UPSTREAM_ERROR
+        throttled_for: float | None = None
         for attempt in range(self._retry.max_retries + 1):
             remaining = deadline - self._clock()
             if remaining <= 0:
@@ -183,7 +210,7 @@ class GraphScheduleSource:
             async with self._gate.hold(mailbox.casefold()) as admitted:
                 if admitted is False:
                     # Our own per-mailbox budget is spent: Graph would only answer 429.
-                    return _CallFailed(ErrorCode.THROTTLED)
+                    return _CallFailed(ErrorCode.THROTTLED, retry_after=BUDGET_RETRY_AFTER_S)
                 try:
                     # asyncio.timeout, not wait_for: no extra task per call on the cold path.
                     async with asyncio.timeout(deadline - self._clock()):
@@ -207,17 +234,20 @@ class GraphScheduleSource:
                     if status == 404 and self._me is None:
                         return _MAILBOX_NOT_FOUND
                     if status not in _RETRYABLE:
-                        return _CallFailed(ErrorCode.UPSTREAM_ERROR)
+                        return _CallFailed(ErrorCode.UPSTREAM_ERROR, answered=status < 500)
                     failure = (
                         ErrorCode.THROTTLED if status == 429 else ErrorCode.UPSTREAM_UNAVAILABLE
                     )
                     wait = retry_after if retry_after is not None else _backoff(attempt)
+                    throttled_for = wait
             if attempt == self._retry.max_retries:
                 break
             if self._clock() + wait >= deadline:
                 # Waiting as asked would overrun the deadline: report now rather than hang.
                 break
             await asyncio.sleep(wait)
+        if failure is ErrorCode.THROTTLED:
+            return _CallFailed(failure, retry_after=throttled_for)
         return _CallFailed(failure)
 
     async def _post(
@@ -241,6 +271,28 @@ class GraphScheduleSource:
                 if len(raw) > MAX_RESPONSE_BYTES:
                     raise ValueError("response too large")
             return resp.status, retry_after, json.loads(raw)
+
+
+def _whole_failure(failed: list[_CallFailed]) -> UpstreamFailure:
+    """What a request whose every call failed reports; throttling says when to come back."""
+    codes = {outcome.code for outcome in failed}
+    graph_failing = not all(outcome.answered for outcome in failed)
+    if codes == {ErrorCode.UPSTREAM_TIMEOUT}:
+        return UpstreamFailure(
+            "Microsoft Graph did not answer in time", code=Code.UPSTREAM_TIMEOUT, status=504
+        )
+    # Timeouts are reported as such only when nothing else went wrong.
+    code = next(c for c in _WHOLE_FAILURE_PRIORITY if c in codes)
+    retry_after = None
+    if code is ErrorCode.THROTTLED:
+        waits = [o.retry_after for o in failed if o.retry_after is not None]
+        retry_after = max(waits) if waits else _BACKOFF_CAP_S
+    return UpstreamFailure(
+        "Microsoft Graph failed for the whole request",
+        code=Code(code.value),
+        retry_after=retry_after,
+        graph_failing=graph_failing,
+    )
 
 
 def _request_body(chunk: list[str], part: Window) -> dict[str, Any]:

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from proxy.web.envelope import UNMATCHED, Anywhere
+from proxy.web.envelope import ROUTE_TEMPLATE, UNMATCHED
 
 
 def route_template(request: BaseRequest) -> str:
-    """The template of the route that answered ``request``, or "unmatched"."""
-    if not isinstance(request, web.Request):
-        return UNMATCHED  # refused by the HTTP parser before any routing
-    resource = request.match_info.route.resource
-    if resource is None or isinstance(resource, Anywhere):
-        return UNMATCHED
-    return resource.canonical
+    """The template of the route that answered ``request``, or "unmatched".
+
+    The envelope notes it on the request; a request the HTTP parser refused never reached a
+    route (it has no match info at all) and is "unmatched".
+    """
+    template: str = request.get(ROUTE_TEMPLATE, UNMATCHED)
+    return template
 
 
 class AccessLogger(AbstractAccessLogger):

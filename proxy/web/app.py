@@ -7,6 +7,7 @@ one cleanup context, and closed in reverse.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from functools import partial
@@ -21,9 +22,9 @@ from proxy.access.rate import TokenBuckets
 from proxy.availability.memo import ResponseMemo
 from proxy.availability.service import Availability
 from proxy.config.schema import ServerSettings, Settings
-from proxy.connect.registry import Connections
 from proxy.connect.runtime import open_connect
 from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
+from proxy.core.zones import known_zone_names
 from proxy.observability.audit import AuditTrail
 from proxy.observability.logs import http_logger
 from proxy.observability.metrics import Metrics
@@ -76,6 +77,8 @@ async def _audit_trail(trail: AuditTrail, app: web.Application) -> AsyncIterator
 async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:
     """Open what requests need, each once: session, credentials, connections, chain, service."""
     settings, metrics = app[SETTINGS], app[METRICS]
+    # Read the zone table now, off the loop, rather than in the first request naming a zone.
+    await asyncio.to_thread(known_zone_names)
     async with AsyncExitStack() as resources:
         session = await resources.enter_async_context(_graph_session(settings, metrics))
         app_tokens = None
@@ -104,7 +107,6 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             connections=connections,
             clock=clock,
             metrics=metrics,
-            details=None if connections is None else partial(_connection_details, connections),
         )
         app[CHAIN] = chain
         availability = Availability(
@@ -119,11 +121,6 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
         if connections is not None:
             connections.on_removed.append(availability.forget_connection)
         yield
-
-
-def _connection_details(connections: Connections) -> dict[str, Any]:
-    """The readiness report's informational section about delegated connections."""
-    return {"connections": connections.summary()}
 
 
 def _graph_session(settings: Settings, metrics: Metrics) -> aiohttp.ClientSession:
@@ -147,9 +144,17 @@ def runner_kwargs(server: ServerSettings) -> dict[str, Any]:
     aiohttp enforces the parser limits while parsing, before any of our code runs: an
     over-long request line (query string included), header or header count is answered by
     aiohttp itself with a plain-text 400. Its log line about it goes to a redacted logger.
+
+    aiohttp's keep-alive timer runs from a connection's start (and from each answer) until a
+    whole request has arrived, so it is the header timeout: a client dribbling its headers
+    (or idling between requests) is cut off once it runs out. After an answer sent before the
+    body was read (an error, a 408), what is left of the body is read and dropped for at most
+    the body timeout (aiohttp's default: 10 s), so the client still gets the answer.
     """
     return {
         "access_log_class": AccessLogger,
+        "keepalive_timeout": server.header_timeout_seconds,
+        "lingering_time": min(10.0, server.body_timeout_seconds),
         "max_line_size": server.max_line_size,
         "max_field_size": server.max_field_size,
         "max_headers": server.max_headers,

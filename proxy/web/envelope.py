@@ -48,6 +48,12 @@ ErrorShape = Callable[[web.Request, ProblemError], web.StreamResponse]
 
 # The metric label and audit route of requests no route serves: one value, whatever the path.
 UNMATCHED = "unmatched"
+# The template of the route a request matched, for the access log (which runs after the
+# handler, and also for requests the HTTP parser refused before any routing).
+ROUTE_TEMPLATE = web.RequestKey("route_template", str)
+# What the metrics and the audit trail record for a request whose client hung up before its
+# answer (nginx's "client closed request"): not an error of ours, and nothing is sent.
+CLIENT_CLOSED = 499
 
 
 def problem_shape(request: web.Request, error: ProblemError) -> web.StreamResponse:
@@ -134,6 +140,7 @@ class Envelope:
                 if not facts:
                     facts.append(_RouteFacts.of(request, method))
                 template, audit_route, audited = facts[0]
+                request[ROUTE_TEMPLATE] = template
                 answer = None
                 if preflights is not None and cors is not None and is_preflight(request):
                     # The fallback: a preflight for a path that is served is answered here.
@@ -163,8 +170,8 @@ class Envelope:
                     expose(request, cors, exc.headers)
                 raise
             except asyncio.CancelledError:
-                # The client went away: still one line.
-                outcome = "cancelled"
+                # The client went away (aiohttp cancels the handler): still one line.
+                status, outcome = CLIENT_CLOSED, "cancelled"
                 raise
             finally:
                 if record is not None:
@@ -191,19 +198,35 @@ async def _answer(
         response = await handler(request)
     except ProblemError as exc:
         error = exc
+    except ConnectionError:
+        if not _client_gone(request):
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return shape(request, _INTERNAL), Code.INTERNAL_ERROR
+        # The client hung up mid-body or before its answer: nothing is broken, nothing can be
+        # sent, and a traceback per abandoned connection would drown the log.
+        return web.Response(status=CLIENT_CLOSED), "cancelled"
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # a redirect: the envelope sends it as it is
         error = http_problem(request.method, exc)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        error = ProblemError("internal error", code=Code.INTERNAL_ERROR, status=500)
+        error = _INTERNAL
     else:
         if response.status < 400:
             return response, "ok"
         # A page that is itself the answer to a failure (the connect flows) says why.
         return response, (record.outcome if record is not None and record.outcome else "failed")
     return shape(request, error), error.code
+
+
+_INTERNAL = ProblemError("internal error", code=Code.INTERNAL_ERROR, status=500)
+
+
+def _client_gone(request: web.Request) -> bool:
+    """True when the request's connection is closed or closing (the client hung up)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 class _RouteFacts(NamedTuple):

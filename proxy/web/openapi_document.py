@@ -54,7 +54,10 @@ def _errors(schema: str, media: str, statuses: dict[int, str]) -> dict[str, Any]
 
 
 _COMMON_ERRORS = {
-    400: "Invalid request; the message says what is wrong.",
+    400: (
+        "Invalid request; the message says what is wrong (request_too_costly: over "
+        "limits.max_request_cost)."
+    ),
     401: "No API key, or not a valid one.",
     403: (
         "The key may not query one of the addresses (schedule_not_allowed), or may only ask "
@@ -62,6 +65,7 @@ _COMMON_ERRORS = {
     ),
     404: "No such path.",
     405: "Method not allowed here.",
+    408: "The request body did not arrive within server.body_timeout_seconds.",
     413: "Request body too large.",
     415: "The body is not application/json.",
     429: "Over the API key's rate_per_minute; Retry-After says when to try again.",
@@ -164,10 +168,27 @@ def _schemas() -> dict[str, Any]:
         },
         "Readiness": {
             "type": "object",
+            "description": (
+                "Anyone reads the checks as fixed words and connection counts; with the admin "
+                "key, also why a check failed (a code from a fixed list) and which connections "
+                "need attention."
+            ),
             "required": ["status", "checks"],
             "properties": {
                 "status": {"enum": ["ready", "not_ready"]},
-                "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                "checks": {
+                    "type": "object",
+                    "additionalProperties": {"enum": ["ok", "failed", "unreachable"]},
+                },
+                "problems": {"type": "object", "additionalProperties": {"type": "string"}},
+                "connections": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                },
+                "attention": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
             },
         },
         **_admin_schemas(),
@@ -740,7 +761,7 @@ def _availability_operations() -> dict[str, Any]:
             **_body(_ref("AvailabilityResponse")),
         }
     }
-    get_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (413, 415)}
+    get_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (408, 413, 415)}
     return {
         "get": {
             "operationId": "getAvailability",
@@ -820,7 +841,7 @@ def build_document() -> dict[str, Any]:
         **_COMMON_ERRORS,
         429: "Over the API key's rate_per_minute, or Graph kept throttling.",
     }
-    problem_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (413, 415)}
+    problem_errors = {k: v for k, v in _COMMON_ERRORS.items() if k not in (408, 413, 415)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -922,10 +943,20 @@ def build_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "readyz",
                     "summary": "Readiness: a token can be had and Graph answers",
+                    "description": (
+                        "No key needed. With the admin key (Authorization: Bearer, "
+                        "[connect] admin_key_sha256) the answer also holds problems and "
+                        "attention."
+                    ),
                     "security": [],
                     "responses": {
                         "200": {"description": "Ready.", **_body(_ref("Readiness"))},
                         "503": {"description": "Not ready.", **_body(_ref("Readiness"))},
+                        **_errors(
+                            "Problem",
+                            _PROBLEM,
+                            {401: "An Authorization header that is not the admin key."},
+                        ),
                     },
                 }
             },

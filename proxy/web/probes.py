@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from proxy.web.keys import CHAIN, METRICS
+from proxy.access.admin import require_admin
+from proxy.connect.scopes import excess_scopes
+from proxy.core.connections import Connection
+from proxy.web.keys import CHAIN, CONNECT, METRICS, SETTINGS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -14,16 +19,46 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: a token can be had and Graph answers; 503 otherwise."""
+    """Readiness: a token can be had and Graph answers; 503 otherwise.
+
+    Anyone sees the checks as fixed words and connection counts. With the admin key (an
+    ``Authorization`` header that is not the admin key is a 401) the answer also says why a
+    check failed, as a code from a fixed list, and which connections need attention.
+    """
+    admin = "Authorization" in request.headers
+    if admin:
+        require_admin(
+            request.headers.get("Authorization"), request.app[SETTINGS].connect.admin_key_sha256
+        )
     report = await request.app[CHAIN].readiness.report()
-    return web.json_response(
-        {
-            "status": "ready" if report.ready else "not_ready",
-            "checks": report.checks,
-            **report.details,
-        },
-        status=200 if report.ready else 503,
-    )
+    body: dict[str, Any] = {
+        "status": "ready" if report.ready else "not_ready",
+        "checks": report.checks,
+    }
+    if admin and report.problems:
+        body["problems"] = report.problems
+    connect = request.app.get(CONNECT)
+    if connect is not None:
+        attention = _attention(connect.connections.all())
+        body["connections"] = {
+            "connected": sum(c.status == "connected" for c in connect.connections.all()),
+            **{status: len(ids) for status, ids in attention.items()},
+        }
+        if admin:
+            body["attention"] = attention
+    return web.json_response(body, status=200 if report.ready else 503)
+
+
+def _attention(connections: list[Connection]) -> dict[str, list[str]]:
+    """Ids of connections that need consent again, or hold more than the Free/Busy scopes."""
+    found: dict[str, list[str]] = {"needs_consent": [], "over_privileged": []}
+    for connection in connections:
+        if connection.status == "needs_consent":
+            found["needs_consent"].append(connection.id)
+        # Reported whether refused (strict_scopes) or only flagged.
+        if connection.status == "over_privileged" or excess_scopes(frozenset(connection.scopes)):
+            found["over_privileged"].append(connection.id)
+    return found
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from proxy.config.schema import ConsumerSettings
 from proxy.core.clock import ManualClock
 from proxy.core.policy import Policy
 from proxy.mock import MOCK_DOMAIN, RunningMock
+from tests.support.feeds import FEED_TOKEN, ICS, with_feed
 from tests.support.proxies import ONE_ADDRESS, ProxyFactory, auth, proxy_settings
 
 QUERY = {"schedules": [ONE_ADDRESS], "start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}
@@ -133,3 +134,29 @@ async def test_every_dialect_answers_429_with_retry_after(
             assert resp.status == 429, text
             assert resp.headers["Retry-After"] == "60"
             assert resp.content_type == "application/json"
+
+
+async def test_a_feed_has_a_bucket_of_its_own(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """The reproduction: a feed URL fetched again and again used up its consumer's bucket and
+    locked the app's own key out. Now the feed spends a bucket of its own (at the consumer's
+    rate): once it is empty the feed gets 429, and the key is still served."""
+    settings = with_feed(mock_graph)
+    slow = replace(
+        settings.consumers[0], policy=replace(settings.consumers[0].policy, rate_per_minute=5)
+    )
+    client = await make_proxy(
+        mock_graph, settings=replace(settings, consumers=(slow, *settings.consumers[1:]))
+    )
+    feed = {"token": FEED_TOKEN, "start": QUERY["start"], "end": QUERY["end"]}
+    for _ in range(5):
+        async with client.get(ICS, params=feed) as resp:
+            assert resp.status == 200
+    async with client.get(ICS, params=feed) as resp:
+        assert resp.status == 429
+        assert resp.headers["Retry-After"] == "12"
+        assert "feed" in (await resp.json())["detail"]
+    for _ in range(5):
+        async with client.post("/v1/availability", json=QUERY, headers=auth()) as resp:
+            assert resp.status == 200

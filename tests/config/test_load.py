@@ -342,6 +342,8 @@ def test_settings_come_from_the_environment_by_one_naming_rule(tmp_path: Path) -
         "FREEBUSY_PROXY_AUDIT__AUDIT_ADDRESSES": "true",
         "FREEBUSY_PROXY_CONNECT__KINDS": "individual, enterprise",
         "FREEBUSY_PROXY_CONNECT__STORAGE_PATH": "c.db",
+        # Listening everywhere with connect on needs it (the Host header would choose it).
+        "FREEBUSY_PROXY_CONNECT__REDIRECT_URI": "https://freebusy.example/connect/callback",
         "FREEBUSY_PROXY_CORS__ALLOW_ORIGINS": "",
         "freebusy_proxy_limits__max_schedules": "7",
         TOKEN_KEY_ENV: TOKEN_KEY,

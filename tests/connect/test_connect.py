@@ -128,7 +128,12 @@ async def test_revoked_grant_needs_consent(
     assert connection["status"] == "needs_consent"
     async with proxy.get("/readyz") as resp:
         ready = await resp.json()
-    assert ready["connections"]["needs_consent"] == [connection["id"]]
+    # Anyone sees counts; only the admin key sees which connection.
+    assert ready["connections"]["needs_consent"] == 1
+    assert connection["id"] not in json.dumps(ready)
+    async with proxy.get("/readyz", headers=admin()) as resp:
+        ready = await resp.json()
+    assert ready["attention"]["needs_consent"] == [connection["id"]]
     # Still answered without a crash on the next request.
     assert (await availability(proxy, ADELE))[ADELE]["error"] == {"code": "needs_consent"}
     # Connecting again restores the same connection.
@@ -258,9 +263,10 @@ async def test_over_privileged_grant_refused_under_strict_scopes(
     assert (await sign_in(lenient, mock, "individual", user=ADELE))[0] == 200
     (connection,) = await listing(lenient)
     assert connection["excess_scopes"] == ["Calendars.Read", "Mail.Read"]
-    async with lenient.get("/readyz") as resp:
+    async with lenient.get("/readyz", headers=admin()) as resp:
         ready = await resp.json()
-    assert ready["connections"]["over_privileged"] == [connection["id"]]
+    assert ready["connections"]["over_privileged"] == 1
+    assert ready["attention"]["over_privileged"] == [connection["id"]]
 
 
 async def test_grant_widened_later_stops_the_connection(

@@ -286,7 +286,7 @@ def test_request_limits(
     """Each consumer limit refuses with its own code; a consumer can only be stricter."""
 
     def check() -> None:
-        bounds = Bounds.of(policy, max_window_days=30, max_schedules=10)
+        bounds = Bounds.of(policy, max_window_days=30, max_schedules=10, max_cost=10**9)
         check_request(bounds, Query(schedules=tuple(schedules), window=win), now=NOW)
 
     if code is None:

@@ -82,4 +82,4 @@ async def test_identity_platform_5xx_is_502_not_500(
     async with proxy.get("/readyz") as resp:
         ready = await resp.json()
     assert resp.status == 503
-    assert ready["checks"]["token"] == "identity_platform_error"
+    assert ready["checks"]["token"] == "failed"

@@ -57,6 +57,18 @@ async def sign_in(
 
     ``tamper`` may rewrite the fields posted back to /connect/callback.
     """
+    answer = await platform_answer(proxy, mock, kind, user=user, decision=decision)
+    if tamper is not None:
+        answer = tamper(answer)
+    async with proxy.post("/connect/callback", data=answer) as done:
+        return done.status, await done.text()
+
+
+async def platform_answer(
+    proxy: TestClient[Any, Any], mock: RunningMock, kind: str, *, user: str, decision: str
+) -> dict[str, str]:
+    """Start a sign-in with ``proxy``'s client (its cookie jar is the browser's) and answer the
+    mock's consent page; return the fields the platform posts back to /connect/callback."""
     import aiohttp
 
     async with proxy.get(f"/connect/{kind}", allow_redirects=False) as start:
@@ -70,11 +82,7 @@ async def sign_in(
         form = {**fields, "user": user, "decision": decision}
         async with browser.post(authorize.split("?")[0], data=form) as back:
             assert back.status == 200
-            answer = {k: _unescape(v) for k, v in _HIDDEN.findall(await back.text())}
-    if tamper is not None:
-        answer = tamper(answer)
-    async with proxy.post("/connect/callback", data=answer) as done:
-        return done.status, await done.text()
+            return {k: _unescape(v) for k, v in _HIDDEN.findall(await back.text())}
 
 
 def admin(key: str = ADMIN_KEY) -> dict[str, str]:

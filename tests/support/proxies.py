@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.access.consumers import new_key
@@ -80,6 +82,23 @@ async def start_proxy(
     await server.start_server(**runner_kwargs(settings.server))
     client: TestClient[Any, Any] = await aiohttp_client(server)
     return client
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, *, wall_clock: WallClock | None = None
+) -> AsyncIterator[tuple[int, web.Application]]:
+    """The proxy exactly as `serve` runs it (an AppRunner: a handler is not cancelled when its
+    client leaves, unlike under TestServer) on a free port; yields the port and the app."""
+    app = init_app(settings, wall_clock=wall_clock or FixedWallClock(TEST_NOW))
+    runner = web.AppRunner(app, **runner_kwargs(settings.server))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield runner.addresses[0][1], app
+    finally:
+        await runner.cleanup()
 
 
 def auth(key: str = KEY_ALL) -> dict[str, str]:

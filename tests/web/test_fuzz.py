@@ -1,8 +1,11 @@
 """The request fuzzer: thousands of malformed requests on a real socket.
 
-Zero 5xx, zero leaks, every answer of ours a problem document, and bounded memory. The proxy
-and the mock Graph run in a background thread's event loop so hypothesis can drive plain
-blocking sockets (every request is raw bytes, so framing and encoding can be hostile too).
+Zero 5xx, zero leaks, every answer of ours a problem document (or, on /connect, one of its
+pages), and bounded memory. The proxy and the mock Graph run in a background thread's event
+loop so hypothesis can drive plain blocking sockets (every request is raw bytes, so framing
+and encoding can be hostile too: raw and non-ASCII bytes in the Host, Authorization and
+other headers). Every route is served: the JSON API, the Graph drop-in, Google freeBusy, the
+.ics feed (by key and by feed token), /connect and /admin.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.access.consumers import new_key
-from proxy.config.schema import AuditSettings, ConsumerSettings
+from proxy.access.feeds import new_feed_token
+from proxy.config.schema import AuditSettings, ConnectSettings, ConsumerSettings, FeedSettings
 from proxy.core.clock import FixedWallClock
 from proxy.core.policy import Policy
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, MockSettings, start_mock
 from proxy.web.app import init_app, runner_kwargs
+from tests.support.connect import ADMIN_KEY, ADMIN_KEY_SHA, TOKEN_KEY
 from tests.support.leaks import assert_no_leak
 from tests.support.proxies import AUDIT_KEY, KEY_ALL, KEY_ONE, ONE_ADDRESS, TEST_NOW, proxy_settings
 
@@ -42,6 +47,7 @@ MEMORY_PEAK_BOUND = 64 * 1024 * 1024
 # Growth of live memory between two equal batches: a leak per request would show here.
 MEMORY_GROWTH_BOUND = 1024 * 1024
 KEY_POLICY, KEY_POLICY_SHA = new_key()
+FEED, FEED_SHA = new_feed_token()
 KEY_SLOTS, KEY_SLOTS_SHA = new_key()
 # Strings no answer may carry even when a request echoes itself back (aiohttp's parser
 # errors quote the offending line to the sender, so the sender's own key is allowed there).
@@ -86,7 +92,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             ),
         )
         settings = replace(
-            base, consumers=consumers, audit=AuditSettings(hmac_key=AUDIT_KEY, file=audit)
+            base,
+            consumers=consumers,
+            audit=AuditSettings(hmac_key=AUDIT_KEY, file=audit),
+            # Every route served: the connect flows and the admin API too.
+            connect=ConnectSettings(
+                kinds=("individual", "enterprise"),
+                storage_path=tmp / "connections.sqlite3",
+                token_key=TOKEN_KEY,
+                admin_key_sha256=ADMIN_KEY_SHA,
+            ),
+            feeds=(
+                FeedSettings(
+                    name="adele", token_sha256=FEED_SHA, address=ONE_ADDRESS, consumer="all"
+                ),
+            ),
         )
         runner = web.AppRunner(
             init_app(settings, wall_clock=FixedWallClock(TEST_NOW)),
@@ -138,9 +158,16 @@ def send(port: int, data: bytes) -> Answer:
     return Answer(status=int(status_line.split()[1]), headers=headers, body=body)
 
 
-def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+def request(
+    method: bytes,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    host: bytes = b"127.0.0.1",
+) -> bytes:
     """An HTTP/1.1 request; framing (Content-Length, Connection: close) is always honest."""
-    lines = [method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host, b"Connection: close"]
     lines += [name + b": " + value for name, value in headers]
     if body or method in (b"POST", b"PUT", b"PATCH"):
         lines.append(b"Content-Length: %d" % len(body))
@@ -150,6 +177,8 @@ def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], bo
 # Dialect sub-apps answer errors in their own (JSON) shape instead of problem+json.
 DIALECT_PREFIXES = (b"/v1.0/", b"/calendar/v3/")
 PAGE_PATHS = (b"/", b"/console", b"/view")
+# The connect flows answer a browser: their failures are pages of their own.
+PAGE_PREFIX = b"/connect"
 
 
 def check(answer: Answer, *, method: bytes, path: bytes = b"") -> None:
@@ -167,6 +196,10 @@ def check(answer: Answer, *, method: bytes, path: bytes = b"") -> None:
             if method == b"GET" and path.split(b"?")[0] in PAGE_PATHS:
                 # A page a browser reads answers its errors as a page.
                 assert answer.headers["content-type"].startswith("text/html")
+            elif path.startswith(PAGE_PREFIX) and answer.headers["content-type"].startswith(
+                "text/html"
+            ):
+                assert b'<h1 id="outcome">' in answer.body
             elif path.startswith(DIALECT_PREFIXES):
                 assert answer.headers["content-type"].startswith("application/json")
                 json.loads(answer.body)
@@ -301,6 +334,17 @@ bodies = st.one_of(
         ]
     ),
 )
+# What the identity platform posts back to /connect/callback, and what it never would.
+forms = st.one_of(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["state", "code", "error", "session_state", "client_info", "x"]),
+            junk_text,
+        ),
+        max_size=5,
+    ).map(lambda pairs: "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs).encode()),
+    st.sampled_from([b"state=\xff\xfe&code=\xc3", b"state=%ff%fe", b"state=a&state=b", b"&&=&"]),
+)
 authorizations = st.one_of(
     st.sampled_from(
         [
@@ -313,6 +357,28 @@ authorizations = st.one_of(
             b"Bearer",
             b"Bearer " + b"k" * 600,
             b"Bearer fbp_\xff\xfe",
+            f"Bearer {ADMIN_KEY}".encode(),
+            "Bearer é".encode(),
+            b"Bearer \xe9\xe9",
+            b"Token " + b"t" * 9000,
+            b"\x80\x81\xfe\xff",
+        ]
+    ),
+    safe_bytes,
+)
+hosts = st.one_of(
+    st.just(b"127.0.0.1"),
+    st.sampled_from(
+        [
+            b"localhost:8080",
+            b"evil.example",
+            b"\xe9vil.example",
+            "évil.example".encode(),
+            b"127.0.0.1.evil.example",
+            b"[::1]:1",
+            b"",
+            b"\x00",
+            b"a" * 300,
         ]
     ),
     safe_bytes,
@@ -341,6 +407,15 @@ paths = st.one_of(
             b"/v1/schedules/%ff%00/freebusy.ics",
             b"/openapi.json",
             b"/metrics",
+            b"/readyz",
+            b"/connect",
+            b"/connect/individual",
+            b"/connect/enterprise",
+            b"/connect/nobody",
+            b"/connect/callback",
+            b"/admin/connections",
+            b"/admin/connections/00000000-0000-0000-0000-000000000000",
+            b"/admin/connections/%ff%00",
         ]
     ),
     st.text(max_size=40).map(lambda t: b"/" + quote(t).encode()),
@@ -350,8 +425,10 @@ query_values = st.one_of(
 )
 queries = st.lists(
     st.tuples(
-        st.sampled_from(["schedules", "start", "end", "Schedules", "x", "", "token"]),
-        query_values,
+        st.sampled_from(
+            ["schedules", "start", "end", "Schedules", "x", "", "token", "state", "code", "error"]
+        ),
+        st.one_of(query_values, st.just(FEED)),
     ),
     max_size=5,
 ).map(lambda pairs: "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs).encode())
@@ -368,6 +445,10 @@ extra_headers = st.lists(
                 b"Access-Control-Request-Method",
                 b"Accept-Encoding",
                 b"Content-Encoding",
+                b"Prefer",
+                b"If-None-Match",
+                b"client-request-id",
+                b"X-F\xc3\xbc\xc3\x9f",
             ]
         ),
         st.one_of(
@@ -380,6 +461,12 @@ extra_headers = st.lists(
                     b"gzip",
                     b"https://scheduler.example",
                     b"POST",
+                    b"application/x-www-form-urlencoded",
+                    b'outlook.timezone="localtime"',
+                    b'outlook.timezone="Pacific Standard Time"',
+                    b"freebusy_signin=" + b"a" * 43,
+                    b"freebusy_signin=\xff\xfe; x=\x80",
+                    b"\xe9\xe9\xe9",
                 ]
             ),
             safe_bytes,
@@ -405,7 +492,8 @@ FUZZ_SETTINGS = settings(
     query=queries,
     authorization=st.one_of(st.none(), authorizations),
     headers=extra_headers,
-    body=st.one_of(st.just(b""), bodies),
+    body=st.one_of(st.just(b""), bodies, forms),
+    host=hosts,
 )
 def test_fuzzed_requests(
     live: Live,
@@ -415,13 +503,14 @@ def test_fuzzed_requests(
     authorization: bytes | None,
     headers: list[tuple[bytes, bytes]],
     body: bytes,
+    host: bytes,
 ) -> None:
-    """Any method, path, query, headers and body: never a 5xx, never a leak."""
+    """Any method, path, query, Host, headers and body: never a 5xx, never a leak."""
     all_headers = list(headers)
     if authorization is not None:
         all_headers.append((b"Authorization", authorization))
     target = path + (b"?" + query if query else b"")
-    answer = send(live.port, request(method, target, all_headers, body))
+    answer = send(live.port, request(method, target, all_headers, body, host=host))
     check(answer, method=method, path=path)
 
 
@@ -445,6 +534,48 @@ def test_fuzzed_json_bodies_with_valid_keys(live: Live, body: bytes, key: str, p
     headers = [(b"Authorization", f"Bearer {key}".encode()), (b"Content-Type", b"application/json")]
     answer = send(live.port, request(b"POST", path, headers, body))
     check(answer, method=b"POST", path=path)
+
+
+@FUZZ_SETTINGS
+@given(
+    route=st.sampled_from(
+        [
+            (b"GET", b"/v1/schedules/adele.vance@contoso.example/freebusy.ics", None),
+            (b"GET", b"/v1/schedules/adele.vance@contoso.example/freebusy.ics", KEY_ALL),
+            (b"GET", b"/v1/schedules/ADELE.VANCE@contoso.example/freebusy.ics", KEY_POLICY),
+            (b"GET", b"/admin/connections", ADMIN_KEY),
+            (b"DELETE", b"/admin/connections/some-id", ADMIN_KEY),
+            (b"GET", b"/readyz", ADMIN_KEY),
+            (b"POST", b"/connect/callback", None),
+            (b"GET", b"/connect/callback", None),
+        ]
+    ),
+    query=queries,
+    headers=extra_headers,
+    body=st.one_of(st.just(b""), forms),
+    feed_token=st.booleans(),
+)
+def test_fuzzed_feed_admin_and_connect_requests_with_valid_credentials(
+    live: Live,
+    route: tuple[bytes, bytes, str | None],
+    query: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    feed_token: bool,
+) -> None:
+    """The feed (by key or by its token), the admin API and the callback, reached with valid
+    credentials and hostile parameters: no 5xx, no leak."""
+    method, path, key = route
+    all_headers = list(headers)
+    if key is not None:
+        all_headers.append((b"Authorization", f"Bearer {key}".encode()))
+    if feed_token and path.endswith(b".ics"):
+        query = b"token=" + FEED.encode() + (b"&" + query if query else b"")
+    if method == b"POST":
+        all_headers.append((b"Content-Type", b"application/x-www-form-urlencoded"))
+    target = path + (b"?" + query if query else b"")
+    answer = send(live.port, request(method, target, all_headers, body))
+    check(answer, method=method, path=path)
 
 
 def test_still_serving_and_audit_trail_clean_after_fuzzing(live: Live) -> None:

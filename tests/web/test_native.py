@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from proxy.config.schema import ConnectSettings
 from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
+from tests.support.connect import ADMIN_KEY_SHA, admin
 from tests.support.leaks import assert_no_leak
 from tests.support.mock_graph import MockFactory
-from tests.support.proxies import KEY_ONE, ONE_ADDRESS, ProxyFactory, auth
+from tests.support.proxies import KEY_ONE, ONE_ADDRESS, ProxyFactory, auth, proxy_settings
 
 DAY = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}
 ALLOWED_ITEM_KEYS = {"status", "start", "end"}
@@ -438,10 +441,20 @@ async def test_health_and_readiness(proxy: TestClient[Any, Any]) -> None:
 async def test_not_ready_when_token_refused(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
-    """A wrong secret makes /readyz 503 naming the OAuth error code only."""
-    client = await make_proxy(mock_graph, client_secret="wrong-secret")
+    """A wrong secret makes /readyz 503; only the admin key reads the OAuth error code."""
+    settings = replace(
+        proxy_settings(mock_graph, client_secret="wrong-secret"),
+        connect=ConnectSettings(admin_key_sha256=ADMIN_KEY_SHA),
+    )
+    client = await make_proxy(mock_graph, settings=settings)
     async with client.get("/readyz") as resp:
         assert resp.status == 503
         body = await resp.json()
-        assert body["checks"]["token"] == "invalid_client"
+        assert body == {"status": "not_ready", "checks": {"token": "failed", "graph": "ok"}}
+    async with client.get("/readyz", headers=admin()) as resp:
+        assert resp.status == 503
+        body = await resp.json()
+        assert body["problems"] == {"token": "invalid_client"}
         assert "AADSTS" not in json.dumps(body)
+    async with client.get("/readyz", headers=auth()) as resp:
+        assert resp.status == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -73,6 +74,16 @@ FAILURES: dict[str, tuple[int, str, str]] = {
         "Microsoft's identity platform did not complete the sign-in. Nothing was connected.",
     ),
     "disabled": (404, "Not available", "This kind of connection is not enabled here."),
+    "too_many_sign_ins": (
+        429,
+        "Too many sign-ins",
+        "Too many sign-ins were started from this address. Please wait a minute and start again.",
+    ),
+    "too_many_in_progress": (
+        503,
+        "Too many sign-ins in progress",
+        "Too many sign-ins are in progress right now. Please try again in a few minutes.",
+    ),
 }
 
 
@@ -104,10 +115,11 @@ def page(title: str, body: str, *, status: int = 200) -> web.Response:
     return frame.page(title, body, status=status, current="/connect")
 
 
-def failure(reason: str) -> web.Response:
-    """Return the page for a failed sign-in: what happened, in our words, and what to do next."""
+def failure(reason: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    """Return the page for a failed sign-in: what happened, in our words, and what to do next
+    (``headers``: e.g. Retry-After)."""
     status, title, text = FAILURES.get(reason, FAILURES["sign_in_failed"])
-    return page(
+    response = page(
         title,
         '<div class="card flow"><p class="kicker">Sign-in ended: nothing was connected</p>'
         f'<h1 id="outcome">{html.escape(title)}</h1>'
@@ -115,6 +127,33 @@ def failure(reason: str) -> web.Response:
         '<p class="next"><a class="button primary" href="/connect">Start again</a>'
         '<a class="button" href="/">Back to the start page</a></p></div>',
         status=status,
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def bounce(fields: Mapping[str, str]) -> web.Response:
+    """A page that posts the identity platform's answer again, from this origin.
+
+    The platform's POST back is cross-site, so the browser leaves out the SameSite=Lax cookie
+    that binds the sign-in to it; the same fields posted from our own page carry it. The
+    page's own script (bounce.js) submits the form; without scripts, its button does. The
+    authorization code is only in the page's body (no-store), never in a URL.
+    """
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+        for name, value in fields.items()
+    )
+    return frame.page(
+        "Finishing the sign-in",
+        '<div class="card flow"><p class="kicker">Connect</p>'
+        '<h1 id="outcome">Finishing the sign-in</h1>'
+        '<form id="bounce" method="post" action="/connect/callback">'
+        f'{inputs}<input type="hidden" name="bounced" value="1">'
+        '<p class="next"><button class="button primary" type="submit">Continue</button></p>'
+        "</form></div>",
+        scripts=("bounce.js",),
+        current="/connect",
     )
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import secrets
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -14,19 +18,39 @@ from proxy.connect.msal_apps import error_code
 from proxy.connect.onboarding import complete
 from proxy.connect.scopes import REQUESTED_SCOPES, excess_scopes, listed_permissions
 from proxy.core.connections import Kind
-from proxy.core.errors import Code, ProblemError, Refusal
+from proxy.core.errors import BadRequest, Code, ProblemError, RateLimited, Refusal
 from proxy.observability.audit_record import note_outcome
 from proxy.sources.credentials import PLATFORM_ERRORS
+from proxy.web.bodies import read_body
 from proxy.web.connect import pages
 from proxy.web.envelope import Envelope
 from proxy.web.keys import CONNECT, SETTINGS
 
 log = logging.getLogger(__name__)
 
+# The cookie that ties a sign-in to the browser that started it (see proxy/connect/flows.py).
+BINDING_COOKIE = "freebusy_signin"
+_BINDING = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
+# Without [connect] redirect_uri the proxy listens on loopback (the configuration insists), and
+# the redirect URI is built only from a loopback Host: never from whatever name a client sends.
+_LOOPBACK_HOST = re.compile(r"^(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?\Z", re.ASCII)
+# What the identity platform posts back, and our own marker of a re-post (pages.bounce).
+_CALLBACK_FIELDS = 16
+BOUNCED = "bounced"
+
 
 def _redirect_uri(request: web.Request) -> str:
+    """The configured redirect URI, or one for the loopback Host the browser used."""
     configured = request.app[SETTINGS].connect.redirect_uri
-    return configured or f"{request.scheme}://{request.host}/connect/callback"
+    if configured:
+        return configured
+    host = request.headers.get("Host", "")
+    if not _LOOPBACK_HOST.match(host):
+        raise BadRequest(
+            "sign-ins through this address need [connect] redirect_uri in the configuration",
+            code=Code.INVALID_REQUEST,
+        )
+    return f"http://{host}/connect/callback"
 
 
 async def index(request: web.Request) -> web.Response:
@@ -37,9 +61,20 @@ async def index(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.StreamResponse:
     """GET /connect/individual|enterprise: start msal's auth-code flow with PKCE, redirect."""
     kind = request.match_info["kind"]
-    if kind not in request.app[SETTINGS].connect.kinds:
+    settings = request.app[SETTINGS].connect
+    if kind not in settings.kinds:
         return _failure("disabled")
+    redirect_uri = _redirect_uri(request)
     runtime = request.app[CONNECT]
+    client = request.remote or ""
+    try:
+        runtime.starts.take(
+            client,
+            settings.sign_ins_per_minute,
+            detail=f"at most {settings.sign_ins_per_minute} sign-ins per minute from one address",
+        )
+    except RateLimited as limited:
+        return _failure("too_many_sign_ins", headers=limited.extra_headers())
     try:
         app = await runtime.starter()
     except PLATFORM_ERRORS:
@@ -48,26 +83,46 @@ async def start(request: web.Request) -> web.StreamResponse:
         return _failure("sign_in_failed")
     flow: dict[str, Any] = app.initiate_auth_code_flow(
         list(REQUESTED_SCOPES),
-        redirect_uri=_redirect_uri(request),
+        redirect_uri=redirect_uri,
         # The code comes back in a POST body, not in a URL that browsers and proxies log.
         response_mode="form_post",
         prompt="select_account",
     )
     connect_kind: Kind = "individual" if kind == "individual" else "enterprise"
-    runtime.flows.put(connect_kind, flow)
-    raise web.HTTPFound(flow["auth_uri"], headers={"Cache-Control": "no-store"})
+    binding = request.cookies.get(BINDING_COOKIE, "")
+    if not _BINDING.match(binding):
+        binding = secrets.token_urlsafe(32)
+    if not runtime.flows.put(connect_kind, flow, client=client, browser=binding):
+        log.warning("sign-in refused: too many sign-ins are in progress")
+        return _failure("too_many_in_progress", headers={"Retry-After": "60"})
+    redirect = web.HTTPFound(flow["auth_uri"], headers={"Cache-Control": "no-store"})
+    redirect.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        path="/connect",
+        max_age=int(settings.flow_timeout_seconds) + 60,
+        httponly=True,
+        # Lax: not sent on the identity platform's cross-site POST back (pages.bounce re-posts
+        # it from our own page), and never on a cross-site request a third party makes up.
+        samesite="Lax",
+        secure=redirect_uri.startswith("https://"),
+    )
+    raise redirect
 
 
 async def callback(request: web.Request) -> web.Response:
     """GET/POST /connect/callback: finish the flow and show what was connected, or why not."""
     runtime = request.app[CONNECT]
-    if request.method == "POST":
-        posted = await request.post()
-        answer = {k: v for k, v in posted.items() if isinstance(v, str)}
-    else:
-        answer = dict(request.query)
-    found, pending = runtime.flows.take(answer.get("state"))
+    answer = await _callback_fields(request)
+    binding = request.cookies.get(BINDING_COOKIE)
+    bounced = answer.pop(BOUNCED, None) is not None
+    if binding is None and request.method == "POST" and not bounced:
+        # A cross-site POST carries no SameSite=Lax cookie: post it again from our own page.
+        return pages.bounce(answer)
+    found, pending = runtime.flows.take(answer.get("state"), browser=binding)
     if pending is None:
+        if found == "other_browser":
+            log.info("a sign-in answer came back to a browser that did not start it")
         return _failure("expired" if found == "expired" else "state_mismatch")
     if "error" in answer:
         reason = "declined" if answer["error"] == "access_denied" else "sign_in_failed"
@@ -103,6 +158,34 @@ async def callback(request: web.Request) -> web.Response:
         log.info("%s sign-in refused: %s", pending.kind, refusal.reason)
         return _failure(refusal.reason)
     return pages.connected(connection)
+
+
+async def _callback_fields(request: web.Request) -> dict[str, str]:
+    """The identity platform's answer: form fields (POST) or query parameters (GET), each once.
+
+    Anything else (bytes that are not ASCII, a field given twice, too many fields) is a 400
+    page: nothing a real identity platform sends.
+    """
+    if request.method == "POST":
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise _not_an_answer()
+        try:
+            text = (await read_body(request)).decode("ascii")
+            pairs = parse_qsl(
+                text, keep_blank_values=True, max_num_fields=_CALLBACK_FIELDS, errors="strict"
+            )
+        except ValueError:  # UnicodeDecodeError included
+            raise _not_an_answer() from None
+    else:
+        pairs = list(request.query.items())
+    fields = dict(pairs)
+    if len(fields) != len(pairs) or len(fields) > _CALLBACK_FIELDS:
+        raise _not_an_answer()
+    return fields
+
+
+def _not_an_answer() -> BadRequest:
+    return BadRequest("this is not an answer of the identity platform", code=Code.INVALID_REQUEST)
 
 
 def _require_admin(request: web.Request) -> None:
@@ -153,7 +236,7 @@ def setup_connect_routes(router: web.UrlDispatcher, envelope: Envelope) -> None:
     envelope.add(router, "DELETE", "/admin/connections/{id}", delete_connection)
 
 
-def _failure(reason: str) -> web.Response:
+def _failure(reason: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
     """The page for a sign-in that ended without a connection; the audit line says why."""
     note_outcome(reason)
-    return pages.failure(reason)
+    return pages.failure(reason, headers=headers)

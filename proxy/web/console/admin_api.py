@@ -37,6 +37,8 @@ async def readiness(request: web.Request) -> web.Response:
     report = await chain.readiness.report()
     checks: list[dict[str, Any]] = [
         {"name": name, "ok": state == "ok", "state": state, "gates_readiness": True}
+        # Why it failed, as a code from a fixed list (never the platform's own words).
+        | ({"problem": report.problems[name]} if name in report.problems else {})
         for name, state in report.checks.items()
     ]
     breaker = chain.breaker.state

@@ -15,7 +15,14 @@ from proxy.core.intervals import busy_periods
 from proxy.core.model import ErrorCode, Query, ScheduleResult, Status
 from proxy.core.timefmt import format_utc
 from proxy.core.zones import resolve_zone
-from proxy.web.dialects.common import BEARER_CHALLENGE, read_json_object
+from proxy.web.dialects.common import (
+    BEARER_CHALLENGE,
+    Parts,
+    compact,
+    join,
+    join_paced,
+    read_json_object,
+)
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.envelope import Envelope
 from proxy.web.keys import AVAILABILITY, CONSUMERS
@@ -102,26 +109,50 @@ def render_freebusy(
     zone: tzinfo | None,
 ) -> bytes:
     """Google's calendar#freeBusy: merged busy periods per calendar id, or its errors."""
-    calendars: dict[str, Any] = {}
+    return join(freebusy_parts(query, results, busy_statuses=busy_statuses, zone=zone))
+
+
+def freebusy_parts(
+    query: Query,
+    results: Mapping[str, ScheduleResult],
+    *,
+    busy_statuses: Collection[Status],
+    zone: tzinfo | None,
+) -> Parts:
+    """render_freebusy() piece by piece; each distinct address is rendered once, and an id
+    asked twice in the same spelling is one member of ``calendars``."""
+    yield b'{"kind":"calendar#freeBusy","timeMin":' + compact(format_utc(query.window.start)), 0
+    yield b',"timeMax":' + compact(format_utc(query.window.end)) + b',"calendars":{', 0
+    rendered: dict[str, bytes] = {}
+    written: set[str] = set()
     for address in query.schedules:
-        result = results[address.casefold()]
-        if result.error is not None:
-            reason = _REASONS.get(result.error, "backendError")
-            calendars[address] = {"errors": [{"domain": "global", "reason": reason}], "busy": []}
+        if address in written:
             continue
-        calendars[address] = {
-            "busy": [
-                {"start": _format(start, zone), "end": _format(end, zone)}
-                for start, end in busy_periods(result.items, busy_statuses)
-            ]
-        }
-    document = {
-        "kind": "calendar#freeBusy",
-        "timeMin": format_utc(query.window.start),
-        "timeMax": format_utc(query.window.end),
-        "calendars": calendars,
+        key = address.casefold()
+        body = rendered.get(key)
+        units = 0
+        if body is None:
+            result = results[key]
+            body = rendered[key] = compact(_calendar(result, busy_statuses, zone))
+            units = len(result.items) + 1
+        yield (b"," if written else b"") + compact(address) + b":" + body, units
+        written.add(address)
+    yield b"}}", 0
+
+
+def _calendar(
+    result: ScheduleResult, busy_statuses: Collection[Status], zone: tzinfo | None
+) -> dict[str, Any]:
+    """One calendar of the answer: its busy periods, or its error."""
+    if result.error is not None:
+        reason = _REASONS.get(result.error, "backendError")
+        return {"errors": [{"domain": "global", "reason": reason}], "busy": []}
+    return {
+        "busy": [
+            {"start": _format(start, zone), "end": _format(end, zone)}
+            for start, end in busy_periods(result.items, busy_statuses)
+        ]
     }
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _format(instant: datetime, zone: tzinfo | None) -> str:
@@ -140,7 +171,8 @@ async def freebusy(request: web.Request) -> web.Response:
         raise BadRequest("only alt=json is supported", code=Code.INVALID_REQUEST)
     query, zone = parse_freebusy(await read_json_object(request))
     results = await request.config_dict[AVAILABILITY].lookup(consumer, query)
-    body = render_freebusy(query, results, busy_statuses=consumer.policy.busy_statuses, zone=zone)
+    statuses = consumer.policy.busy_statuses
+    body = await join_paced(freebusy_parts(query, results, busy_statuses=statuses, zone=zone))
     return web.Response(
         body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
     )

@@ -24,7 +24,15 @@ from proxy.core.minimize import parse_graph_datetime
 from proxy.core.model import BusyItem, ErrorCode, Query, ScheduleResult, Status, Window
 from proxy.core.timefmt import format_graph_local, format_utc
 from proxy.core.zones import resolve_zone
-from proxy.web.dialects.common import BEARER_CHALLENGE, read_json_object
+from proxy.web.dialects.common import (
+    BEARER_CHALLENGE,
+    Parts,
+    compact,
+    join,
+    join_paced,
+    read_json_object,
+    tail,
+)
 from proxy.web.dialects.query import schedules_of, window_of
 from proxy.web.envelope import Envelope
 from proxy.web.keys import AVAILABILITY, CONSUMERS, WALL_CLOCK
@@ -47,6 +55,7 @@ _DIGIT = {
     Status.UNKNOWN: 2,
     Status.OOF: 3,
 }
+_DIGIT_BYTES = {digit: str(digit).encode() for digit in range(4)}
 # Per-schedule errors: Graph's own responseCode for an unknown address, our codes otherwise.
 _RESPONSE_CODE = {ErrorCode.NOT_FOUND: "5009"}
 _MESSAGES = {
@@ -74,6 +83,7 @@ _GRAPH_CODES = {
 }
 _FIELDS = ("schedules", "starttime", "endtime", "availabilityviewinterval")
 _PREFER_ZONE = re.compile(r'(?:^|[,;\s])outlook\.timezone\s*=\s*(?:"([^"]*)"|([^,;\s]+))', re.I)
+_INTERVAL_TEXT = re.compile(r"^\s*[0-9]{1,5}\s*$", re.ASCII)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -120,8 +130,9 @@ def _date_time_time_zone(value: Any, name: str) -> datetime:
 
 
 def _interval(value: Any) -> int:
-    # One of Graph's own examples sends the interval as a string.
-    if isinstance(value, str) and value.strip().isdigit():
+    # One of Graph's own examples sends the interval as a string: ASCII digits, a few of them
+    # (str.isdigit() also accepts "²" and Arabic-Indic digits, and int() of 4,301 digits raises).
+    if isinstance(value, str) and _INTERVAL_TEXT.match(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest("availabilityViewInterval must be an integer", code=Code.INVALID_REQUEST)
@@ -149,13 +160,15 @@ def availability_view(items: Iterable[BusyItem], window: Window, interval: int) 
     """One digit per interval from the window's start: the strongest status overlapping it."""
     step = timedelta(minutes=interval)
     slots = math.ceil(window.duration / step)
-    digits = [0] * slots
-    for item in items:
-        first = int((item.start - window.start) // step)
-        last = math.ceil((item.end - window.start) / step)
-        for slot in range(max(first, 0), min(last, slots)):
-            digits[slot] = max(digits[slot], _DIGIT[item.status])
-    return "".join(map(str, digits))
+    view = bytearray(b"0" * slots)
+    # Weakest first, each item's slots written whole: a stronger status overwrites a weaker.
+    for item in sorted(items, key=lambda item: _DIGIT[item.status]):
+        digit = _DIGIT[item.status]
+        first = max(int((item.start - window.start) // step), 0)
+        last = min(math.ceil((item.end - window.start) / step), slots)
+        if digit and first < last:
+            view[first:last] = _DIGIT_BYTES[digit] * (last - first)
+    return view.decode()
 
 
 def render_schedule(
@@ -166,36 +179,58 @@ def render_schedule(
     zone: tuple[str, tzinfo] | None,
 ) -> bytes:
     """Graph's getSchedule response, built field by field: status/start/end only."""
-    value: list[dict[str, Any]] = []
-    for address in query.schedules:
-        result = results[address.casefold()]
-        if result.error is not None:
-            value.append(
-                {
-                    "scheduleId": address,
-                    "error": {
-                        "responseCode": _RESPONSE_CODE.get(result.error, result.error.value),
-                        "message": _MESSAGES.get(result.error, _GENERIC_MESSAGE),
-                    },
-                }
-            )
-            continue
-        value.append(
-            {
-                "scheduleId": address,
-                "availabilityView": availability_view(result.items, query.window, interval),
-                "scheduleItems": [
-                    {
-                        "status": item.status.value,
-                        "start": _date_time(item.start, zone),
-                        "end": _date_time(item.end, zone),
-                    }
-                    for item in result.items
-                ],
-            }
+    return join(schedule_parts(query, results, interval=interval, zone=zone))
+
+
+def schedule_parts(
+    query: Query,
+    results: Mapping[str, ScheduleResult],
+    *,
+    interval: int,
+    zone: tuple[str, tzinfo] | None,
+) -> Parts:
+    """render_schedule() piece by piece; each distinct address (its view and items) is
+    rendered once, its duplicates reuse the bytes."""
+    yield b'{"@odata.context":' + compact(ODATA_CONTEXT) + b',"value":[', 0
+    rendered: dict[str, bytes] = {}
+    view_days = math.ceil(query.window.duration / timedelta(minutes=interval) / 48)
+    for n, address in enumerate(query.schedules):
+        key = address.casefold()
+        body = rendered.get(key)
+        units = 0
+        if body is None:
+            result = results[key]
+            body = rendered[key] = tail(_schedule_information(result, query.window, interval, zone))
+            units = len(result.items) + view_days
+        yield (
+            (b',{"scheduleId":' if n else b'{"scheduleId":') + compact(address) + b"," + body,
+            units,
         )
-    document = {"@odata.context": ODATA_CONTEXT, "value": value}
-    return json.dumps(document, separators=(",", ":")).encode()
+    yield b"]}", 0
+
+
+def _schedule_information(
+    result: ScheduleResult, window: Window, interval: int, zone: tuple[str, tzinfo] | None
+) -> dict[str, Any]:
+    """One scheduleInformation after its scheduleId, field by field."""
+    if result.error is not None:
+        return {
+            "error": {
+                "responseCode": _RESPONSE_CODE.get(result.error, result.error.value),
+                "message": _MESSAGES.get(result.error, _GENERIC_MESSAGE),
+            }
+        }
+    return {
+        "availabilityView": availability_view(result.items, window, interval),
+        "scheduleItems": [
+            {
+                "status": item.status,
+                "start": _date_time(item.start, zone),
+                "end": _date_time(item.end, zone),
+            }
+            for item in result.items
+        ],
+    }
 
 
 def _date_time(instant: datetime, zone: tuple[str, tzinfo] | None) -> dict[str, str]:
@@ -216,8 +251,8 @@ async def get_schedule(request: web.Request) -> web.Response:
         )
     query, interval = parse_get_schedule(raw)
     zone = preferred_zone(request.headers.get("Prefer"))
-    results = await request.config_dict[AVAILABILITY].lookup(consumer, query)
-    body = render_schedule(query, results, interval=interval, zone=zone)
+    results = await request.config_dict[AVAILABILITY].lookup(consumer, query, view_minutes=interval)
+    body = await join_paced(schedule_parts(query, results, interval=interval, zone=zone))
     headers = {"Cache-Control": "no-store"}
     if zone is not None:
         headers["Preference-Applied"] = f'outlook.timezone="{zone[0]}"'

@@ -17,6 +17,7 @@ from proxy.core.intervals import busy_periods
 from proxy.core.model import ErrorCode, Query, ScheduleResult, Status, Window
 from proxy.core.policy import clamp_to_lookback
 from proxy.core.timefmt import format_utc
+from proxy.sources.graph import BUDGET_RETRY_AFTER_S
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS, FEEDS, SETTINGS, WALL_CLOCK
 
@@ -115,11 +116,11 @@ async def freebusy_ics(request: web.Request) -> web.Response:
             raise BadRequest(f"unknown parameter: {name}", code=Code.UNKNOWN_FIELD)
         if len(params.getall(name)) > 1:
             raise BadRequest(f"{name} is given more than once", code=Code.INVALID_REQUEST)
-    consumer = _authenticate(request, address)
+    consumer, bucket = _authenticate(request, address)
     settings = request.app[SETTINGS]
     now = request.app[WALL_CLOCK].now()
     query = _query(address, params.get("start"), params.get("end"), settings, consumer, now=now)
-    results = await request.app[AVAILABILITY].lookup(consumer, query)
+    results = await request.app[AVAILABILITY].lookup(consumer, query, bucket=bucket)
     result = results[address.casefold()]
     if result.error is not None:
         raise _feed_error(result.error)
@@ -137,15 +138,18 @@ async def freebusy_ics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=ICAL_CONTENT_TYPE, charset="utf-8", headers=headers)
 
 
-def _authenticate(request: web.Request, address: str) -> Consumer:
+def _authenticate(request: web.Request, address: str) -> tuple[Consumer, str | None]:
+    """The consumer asking, and the rate bucket to charge: a feed's own, or None (the key's)."""
     token = request.query.get("token")
     if token is None:
-        return request.app[CONSUMERS].authenticate(request.headers.get("Authorization"))
+        return request.app[CONSUMERS].authenticate(request.headers.get("Authorization")), None
     if "Authorization" in request.headers:
         raise BadRequest(
             "send either a feed token or an API key, not both", code=Code.INVALID_REQUEST
         )
-    return request.app[FEEDS].authenticate(token, address).consumer
+    feed = request.app[FEEDS].authenticate(token, address)
+    # Its own bucket: a calendar app polling the feed cannot spend the app's key.
+    return feed.consumer, f"feed\x00{feed.name}"
 
 
 def _query(
@@ -176,6 +180,14 @@ def _feed_error(code: ErrorCode) -> ProblemError:
     if code is ErrorCode.UPSTREAM_TIMEOUT:
         return ProblemError(
             "Microsoft Graph did not answer in time", code=Code(code.value), status=504
+        )
+    if code is ErrorCode.THROTTLED:
+        # The exact wait is not kept per schedule; our per-mailbox budget counts in minutes.
+        return ProblemError(
+            "Microsoft Graph throttled this address",
+            code=Code.THROTTLED,
+            status=502,
+            headers={"Retry-After": str(int(BUDGET_RETRY_AFTER_S))},
         )
     detail = {
         ErrorCode.NOT_CONNECTED: "no connection covers this address",

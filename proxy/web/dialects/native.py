@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,8 @@ from proxy.availability.memo import MemoKey
 from proxy.core.errors import BadRequest, Code
 from proxy.core.model import Query, ScheduleResult
 from proxy.core.timefmt import format_utc
-from proxy.web.dialects.common import read_json_object
+from proxy.web.bodies import read_body
+from proxy.web.dialects.common import Parts, compact, join, join_paced, read_json_object, tail
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS
 
@@ -31,30 +31,39 @@ def parse_query(raw: Mapping[str, Any]) -> Query:
 
 def render_availability(query: Query, results: Mapping[str, ScheduleResult]) -> bytes:
     """The JSON API body: an entry per requested address, in request order, field by field."""
-    schedules = []
-    for address in query.schedules:
-        result = results[address.casefold()]
-        schedules.append(
-            {
-                "schedule": address,
-                "items": [
-                    {
-                        "status": item.status.value,
-                        "start": format_utc(item.start),
-                        "end": format_utc(item.end),
-                    }
-                    for item in result.items
-                ],
-                "error": None if result.error is None else {"code": result.error.value},
-                "stale": result.stale,
-            }
-        )
-    document = {
-        "start": format_utc(query.window.start),
-        "end": format_utc(query.window.end),
-        "schedules": schedules,
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
+    return join(availability_parts(query, results))
+
+
+def availability_parts(query: Query, results: Mapping[str, ScheduleResult]) -> Parts:
+    """render_availability() piece by piece; each distinct address is rendered once."""
+    window = query.window
+    yield b'{"start":' + compact(format_utc(window.start)), 0
+    yield b',"end":' + compact(format_utc(window.end)) + b',"schedules":[', 0
+    rendered: dict[str, bytes] = {}
+    for n, address in enumerate(query.schedules):
+        key = address.casefold()
+        body = rendered.get(key)
+        units = 0
+        if body is None:
+            result = results[key]
+            body = rendered[key] = tail(
+                {
+                    "items": [
+                        {
+                            "status": item.status,
+                            "start": format_utc(item.start),
+                            "end": format_utc(item.end),
+                        }
+                        for item in result.items
+                    ],
+                    "error": None if result.error is None else {"code": result.error},
+                    "stale": result.stale,
+                }
+            )
+            units = len(result.items) + 1
+        opening = b',{"schedule":' if n else b'{"schedule":'
+        yield opening + compact(address) + b"," + body, units
+    yield b"]}", 0
 
 
 async def availability(request: web.Request) -> web.Response:
@@ -69,7 +78,7 @@ async def availability(request: web.Request) -> web.Response:
             return _json_response(body)
     query = parse_query(await _read_request(request))
     results = await service.lookup(consumer, query)
-    body = render_availability(query, results)
+    body = await join_paced(availability_parts(query, results))
     if key is not None:
         service.remember(consumer, key, query, results, body)
     return _json_response(body)
@@ -96,7 +105,7 @@ async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
         and request.content_type != "application/json"
     ):
         return None
-    return (consumer, "POST", await request.read())
+    return (consumer, "POST", await read_body(request))
 
 
 async def _read_request(request: web.Request) -> Mapping[str, Any]:

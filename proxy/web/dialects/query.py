@@ -15,10 +15,11 @@ from proxy.core.errors import BadRequest, Code
 from proxy.core.model import Window
 from proxy.core.timefmt import parse_rfc3339
 
-# Deliberately plain: a mailbox address as Exchange accepts it, ASCII, no quoting or comments.
+# Deliberately plain: a mailbox address as Exchange accepts it, ASCII, no quoting or comments
+# (\Z, not $: a trailing newline is not part of an address).
 _ADDRESS = re.compile(
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z"
 )
 MAX_ADDRESS_LENGTH = 254
 

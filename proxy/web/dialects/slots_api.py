@@ -36,6 +36,7 @@ from proxy.core.free_time import (
 )
 from proxy.core.timefmt import format_utc
 from proxy.core.zones import resolve_zone
+from proxy.web.bodies import read_body
 from proxy.web.dialects.common import read_json_object
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS
@@ -269,4 +270,4 @@ async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
         and request.content_type != "application/json"
     ):
         return None
-    return (consumer, SLOTS, await request.read())
+    return (consumer, SLOTS, await read_body(request))

@@ -81,7 +81,13 @@ async def test_connect_pages_share_the_frame(
         'href="/connect/enterprise"',
     ):
         assert words in text
+    # Without the sign-in's cookie the answer is first posted again from the proxy's own
+    # page (in the same frame); posted again, an unknown state is a result page.
     async with client.post("/connect/callback", data={"state": "unknown"}) as resp:
+        bounce = await resp.text()
+        assert_strict_page(dict(resp.headers), bounce)
+    assert 'name="bounced"' in bounce
+    async with client.post("/connect/callback", data={"state": "unknown", "bounced": "1"}) as resp:
         failure = await resp.text()
         assert_strict_page(dict(resp.headers), failure)
     assert 'href="/connect">Start again</a>' in failure
