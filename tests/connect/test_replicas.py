@@ -104,7 +104,8 @@ async def replicas(config: Path, count: int) -> AsyncIterator[list[Replica]]:
     ]
     logs: list[list[str]] = [[] for _ in processes]
     drains: list[asyncio.Task[None]] = []
-    async with aiohttp.ClientSession() as session:
+    # unsafe: keep cookies from an IP-address host, as a browser does (the sign-in state cookie).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         try:
             started = []
             for process, log in zip(processes, logs, strict=True):
