@@ -32,7 +32,7 @@ DEPLOYMENT = ROOT / "docs" / "deployment.md"
 EXAMPLE = ROOT / "config" / "example.toml"
 README = ROOT / "README.md"
 # Fields the proxy never reads from a file (parse_settings rejects them there).
-ENV_ONLY_FIELDS = {"client_secret", "token_key", "hmac_key"}
+ENV_ONLY_FIELDS = {"client_secret", "token_key", "hmac_key", "database_password"}
 _COMMENTED_KEY = re.compile(r"^#\s?([A-Za-z_][A-Za-z0-9_]*\s*=.*)$")
 
 
