@@ -168,3 +168,14 @@ def test_a_store_file_that_cannot_be_opened_is_one_line(
     assert main(["db", "migrate", "--config", str(path)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("freebusy-proxy: configuration error: connect.storage_path:"), line
+
+
+def test_export_into_a_missing_folder_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output in a folder that does not exist: exit 2, one line naming the file."""
+    path = config(tmp_path, "c", f'storage_path = "{tmp_path / "c.db"}"')
+    output = tmp_path / "missing" / "connections.json"
+    assert main(["connections", "export", "--config", str(path), "--output", str(output)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(f"{output}: cannot create (No such file or directory)"), line
