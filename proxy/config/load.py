@@ -347,6 +347,13 @@ def _rules(settings: Settings) -> list[str]:
     ca_file = settings.graph.ca_file
     if ca_file is not None and not ca_file.is_file():
         problems.append(f"graph.ca_file: no such file: {ca_file}")
+    audit_file = settings.audit.file
+    if settings.audit.enabled and audit_file is not None:
+        # serve creates the file, not its folder.
+        if audit_file.is_dir():
+            problems.append(f"audit.file: is a folder, not a file: {audit_file}")
+        elif not audit_file.parent.is_dir():
+            problems.append(f"audit.file: no such folder: {audit_file.parent}")
     connect = settings.connect
     if connect.storage_url is not None:
         problems.extend(_storage_url_problems(connect.storage_url))

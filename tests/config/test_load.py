@@ -414,6 +414,8 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         ("[cache]\nmax_entries = 0\n", ENV),
         ("", {**ENV, "FREEBUSY_PROXY_SERVER__PORT": "65536"}),
         ("", {**ENV, "FREEBUSY_PROXY_CONNECT__KINDS": "enterprise"}),
+        ('[audit]\nfile = "missing/audit.jsonl"\n', ENV),
+        ('[audit]\nfile = "."\n', ENV),
     ],
 )
 def test_check_config_fails_exactly_when_serve_would(
