@@ -332,20 +332,3 @@ class Connections:
         if tokens is None:
             tokens = self._tokens[connection.id] = ConnectionTokens(self, connection.id)
         return tokens
-
-    def summary(self) -> dict[str, Any]:
-        """Return counts and the ids of connections that need attention (for /readyz)."""
-        by_status: dict[str, list[str]] = {"needs_consent": [], "over_privileged": []}
-        connections = self.all()
-        for connection in connections:
-            if connection.status == "needs_consent":
-                by_status["needs_consent"].append(connection.id)
-            # Reported whether refused (strict_scopes) or only flagged.
-            if connection.status == "over_privileged" or excess_scopes(
-                frozenset(connection.scopes)
-            ):
-                by_status["over_privileged"].append(connection.id)
-        return {
-            "connected": sum(c.status == "connected" for c in connections),
-            **by_status,
-        }
