@@ -344,6 +344,13 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
 def _rules(settings: Settings) -> list[str]:
     """What ties keys together, beyond each key's own type and range."""
     problems: list[str] = []
+    for entry in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(
+                f"server.trusted_proxies: {entry!r} is not an address or network (10.0.0.0/8)"
+            )
     ca_file = settings.graph.ca_file
     if ca_file is not None and not ca_file.is_file():
         problems.append(f"graph.ca_file: no such file: {ca_file}")

@@ -54,6 +54,8 @@ class ServerSettings:
     # previous answer), and a request's body this long after its headers; then it is cut.
     header_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
     body_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

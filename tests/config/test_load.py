@@ -122,6 +122,12 @@ def test_a_slots_only_consumer_loads_and_no_feed_may_name_it(tmp_path: Path) -> 
         (lambda t: t.replace("port = 9090", "prot = 9090"), "server.prot: unknown key"),
         (lambda t: t.replace("port = 9090", 'port = "9090"'), "server.port: must be an integer"),
         (lambda t: t.replace("port = 9090", "port = 70000"), "server.port: must be at most"),
+        (
+            lambda t: t.replace(
+                "port = 9090", 'port = 9090\ntrusted_proxies = ["10.0.0.0/8", "lb"]'
+            ),
+            "server.trusted_proxies: 'lb' is not an address or network",
+        ),
         (lambda t: t.replace('client_id = "c"', ""), "graph.client_id: required key is missing"),
         (
             lambda t: t.replace('client_id = "c"', 'client_id = "c"\nclient_secret = "x"'),
