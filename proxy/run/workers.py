@@ -3,7 +3,8 @@
 Each worker is a whole proxy with its own Graph session, token cache, availability cache,
 throttle and metrics: the kernel spreads connections across them. Graph's per-mailbox limits
 are shared out: each worker gets 1/N of graph.mailbox_concurrency and throttle.mailbox_budget
-(at least 1 each), so together they stay within what one process would use.
+(at least 1 each), so together they stay within what one process would use. With [cluster]
+set, the workers share the limits (and the cache and rates) through Redis as replicas do.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _worker(config: Path, host: str, port: int, log_level: str, workers: int) ->
     """One worker process: load the config and serve on the shared port."""
     settings = load_settings(config, environ=os.environ, host=host)
     configure_logging(log_level, secrets=settings.secrets())
-    app = init_app(share_limits(settings, workers))
+    shared = settings.cluster.redis_url is not None
+    app = init_app(settings if shared else share_limits(settings, workers))
     try:
         serve_until_signalled(
             app,
