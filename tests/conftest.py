@@ -22,6 +22,7 @@ from proxy.mock import MockSettings, RunningMock, start_mock
 from tests.support.leaks import FORBIDDEN_MARKERS
 from tests.support.mock_graph import MockFactory
 from tests.support.proxies import ProxyFactory, proxy_settings, start_proxy
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +90,17 @@ def make_proxy(aiohttp_client: Any) -> ProxyFactory:
 async def proxy(make_proxy: ProxyFactory, mock_graph: RunningMock) -> TestClient[Any, Any]:
     """The proxy in front of the default mock."""
     return await make_proxy(mock_graph)
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real redis-server (Debian's) on a free port, without persistence."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 # Hypothesis: modest example counts so CI on two cores stays within minutes; no deadline
