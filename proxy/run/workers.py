@@ -110,12 +110,18 @@ def share_limits(settings: Settings, workers: int) -> Settings:
     return replace(settings, graph=graph, throttle=throttle)
 
 
+def worker_settings(settings: Settings, workers: int) -> Settings:
+    """A worker's settings: shared through Redis with [cluster], else split 1/N (share_limits)."""
+    if settings.cluster.redis_url is not None:
+        return settings
+    return share_limits(settings, workers)
+
+
 def _worker(config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     """One worker process: load the config and serve on the shared port."""
     settings = load_settings(config, environ=os.environ, host=host)
     configure_logging(log_level, secrets=settings.secrets())
-    shared = settings.cluster.redis_url is not None
-    app = init_app(settings if shared else share_limits(settings, workers))
+    app = init_app(worker_settings(settings, workers))
     try:
         serve_until_signalled(
             app,

@@ -146,7 +146,9 @@ async def test_redis_stopped_and_restarted_mid_load(
         assert any("sharing through Redis again" in m for m in messages)
 
 
-async def until_cluster(session: aiohttp.ClientSession, replicas: list[Replica], state: str) -> None:
+async def until_cluster(
+    session: aiohttp.ClientSession, replicas: list[Replica], state: str
+) -> None:
     """Until every replica's /readyz says ``state`` for the cluster, ready all along."""
 
     async def states() -> list[str]:

@@ -10,18 +10,25 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from proxy.access.consumers import new_key
-from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, CLUSTER_KEY_ENV
+from proxy.config.schema import (
+    AUDIT_KEY_ENV,
+    CLIENT_SECRET_ENV,
+    CLUSTER_KEY_ENV,
+    ClusterSettings,
+    Settings,
+    ThrottleSettings,
+)
 from proxy.mock import MOCK_CLIENT_SECRET, MOCK_DOMAIN, RunningMock
 from tests.support.leaks import assert_no_leak
 from tests.support.paths import ROOT
-from tests.support.proxies import AUDIT_KEY, KEY_ALL, KEY_ALL_SHA
+from tests.support.proxies import AUDIT_KEY, KEY_ALL, KEY_ALL_SHA, proxy_settings
 
 # What FREEBUSY_PROXY_CLUSTER_KEY holds for every replica under test.
 CLUSTER_KEY = "test-cluster-key-" + "q" * 32
@@ -157,7 +164,9 @@ async def ask_replica(
         return resp.status, json.loads(text)
 
 
-async def metric(session: aiohttp.ClientSession, replica: Replica, name: str, **labels: str) -> float:
+async def metric(
+    session: aiohttp.ClientSession, replica: Replica, name: str, **labels: str
+) -> float:
     """One sample of a replica's /metrics (0 when absent)."""
     async with session.get(replica.base + "/metrics") as resp:
         text = await resp.text()
@@ -167,3 +176,16 @@ async def metric(session: aiohttp.ClientSession, replica: Replica, name: str, **
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def cluster_settings(mock: RunningMock, redis_url: str, **fields: Any) -> Settings:
+    """In-process proxy settings for the mock, sharing through ``redis_url`` ([cluster]
+    fields given by name, [throttle] ones as ``throttle=``)."""
+    throttle = fields.pop("throttle", ThrottleSettings())
+    graph = fields.pop("graph", {})
+    cluster = ClusterSettings(
+        redis_url=redis_url, cluster_key=CLUSTER_KEY, lease_seconds=2.0, **fields
+    )
+    return replace(
+        proxy_settings(mock, timeout_seconds=5.0, **graph), cluster=cluster, throttle=throttle
+    )
