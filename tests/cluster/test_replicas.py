@@ -34,7 +34,7 @@ async def test_replicas_share_days_misses_and_rates(
     config = cluster_config(mock_graph, redis_server.url, tmp_path / "proxy.toml")
     people = mock_graph.graph.organisation.addresses()
     async with running_replicas(config) as replicas, aiohttp.ClientSession() as session:
-        a, b, c = replicas
+        a, b, _ = replicas
         mock_graph.graph.reset()
         status, first = await ask_replica(session, a, people[:2], *DAY)
         assert status == 200

@@ -22,7 +22,7 @@ from tests.support.replicas import (
     metric,
     running_replicas,
 )
-from tests.support.waiting import until
+from tests.support.waiting import until, until_true
 
 FIRST = datetime(2018, 1, 1, tzinfo=UTC)
 # 8-day blocks between FIRST and what the consumers may ask (3660 days either side of now).
@@ -151,7 +151,7 @@ async def until_cluster(
 ) -> None:
     """Until every replica's /readyz says ``state`` for the cluster, ready all along."""
 
-    async def states() -> list[str]:
+    async def reached() -> bool:
         found = []
         for replica in replicas:
             async with session.get(replica.base + "/readyz") as resp:
@@ -159,12 +159,9 @@ async def until_cluster(
                 body = await resp.json()
                 assert body["status"] == "ready"
                 found.append(body["checks"]["cluster"])
-        return found
+        return found == [state] * len(replicas)
 
-    async with asyncio.timeout(30):
-        while await states() != [state] * len(replicas):
-            # /readyz has no event to await: ask again shortly.
-            await asyncio.sleep(0.05)
+    await until_true(reached)
 
 
 async def test_after_redis_fails_no_call_starts_before_leased_ones_are_over(

@@ -17,7 +17,7 @@ from tests.support.connect import ADMIN_KEY_SHA, admin
 from tests.support.proxies import ProxyFactory, ask, cache_of, graph_calls, sample
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.replicas import cluster_settings
-from tests.support.waiting import until
+from tests.support.waiting import until, until_true
 
 DAY = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}
 LATER = {"start": "2026-05-11T00:00:00Z", "end": "2026-05-12T00:00:00Z"}
@@ -34,10 +34,11 @@ async def keys(server: RedisServer, pattern: str) -> list[bytes]:
 
 async def until_keys(server: RedisServer, pattern: str, *, present: bool) -> None:
     """Until a key matching ``pattern`` is in Redis (or none is)."""
-    async with asyncio.timeout(10):
-        while bool(await keys(server, pattern)) != present:
-            # Redis has no event for this: ask again shortly.
-            await asyncio.sleep(0.01)
+
+    async def holds() -> bool:
+        return bool(await keys(server, pattern)) == present
+
+    await until_true(holds)
 
 
 async def two(
