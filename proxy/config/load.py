@@ -31,6 +31,7 @@ from proxy.config.schema import (
     AUDIT_KEY_ENV,
     CLIENT_SECRET_ENV,
     CLUSTER_KEY_ENV,
+    DATABASE_PASSWORD_ENV,
     ENV_ONLY,
     OVERRIDE_PREFIX,
     OVERRIDE_SEPARATOR,
@@ -57,7 +58,8 @@ from proxy.core.policy import Policy
 T = TypeVar("T")
 MIN_AUDIT_KEY_LENGTH = 32
 _SECRET_ENV = {"client_secret": CLIENT_SECRET_ENV, "hmac_key": AUDIT_KEY_ENV,
-               "token_key": TOKEN_KEY_ENV, "cluster_key": CLUSTER_KEY_ENV,
+               "token_key": TOKEN_KEY_ENV, "database_password": DATABASE_PASSWORD_ENV,
+               "cluster_key": CLUSTER_KEY_ENV,
                "redis_password": REDIS_PASSWORD_ENV}  # fmt: skip
 MIN_CLUSTER_KEY_LENGTH = 32
 _SECTIONS: dict[str, type[Any]] = {
@@ -346,6 +348,8 @@ def _rules(settings: Settings) -> list[str]:
     if ca_file is not None and not ca_file.is_file():
         problems.append(f"graph.ca_file: no such file: {ca_file}")
     connect = settings.connect
+    if connect.storage_url is not None:
+        problems.extend(_storage_url_problems(connect.storage_url))
     if connect.kinds and connect.redirect_uri is None and not is_loopback(settings.server.host):
         # Built from the Host header, the redirect URI would be whatever a client claims.
         problems.append(
@@ -403,6 +407,22 @@ def _cluster_rules(settings: Settings) -> list[str]:
         elif not cluster.ca_file.is_file():
             problems.append(f"cluster.ca_file: no such file: {cluster.ca_file}")
     return problems
+
+
+def _storage_url_problems(url: str) -> list[str]:
+    """A PostgreSQL URL names where to connect; the password never sits in it."""
+    where = "connect.storage_url"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return [f"{where}: not a valid URL (postgresql://user@host:5432/database)"]
+    if parts.password is not None:
+        return [
+            f"{where}: the password does not go in the URL (config files get copied and "
+            f"logged); set {DATABASE_PASSWORD_ENV} instead"
+        ]
+    return []
 
 
 def is_loopback(host: str) -> bool:
@@ -463,6 +483,7 @@ def _environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> lis
         problem = token_key_problem(environ.get(TOKEN_KEY_ENV))
         if problem is not None:
             problems.append(problem)
+
     audit = document.get("audit", {})
     audit = audit if isinstance(audit, Mapping) else {}
     if audit.get("enabled", True) is not False and audit.get("audit_addresses") is not True:
@@ -487,17 +508,27 @@ def _environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> lis
     return problems
 
 
-def token_key_problem(key: str | None) -> str | None:
-    """What is wrong with a FREEBUSY_PROXY_TOKEN_KEY value, or None when it is a Fernet key."""
-    if not key:
+def token_keys(value: str | None) -> list[str]:
+    """The keys of a FREEBUSY_PROXY_TOKEN_KEY value: comma-separated, the first one encrypts."""
+    return [key.strip() for key in (value or "").split(",") if key.strip()]
+
+
+def token_key_problem(value: str | None) -> str | None:
+    """What is wrong with a FREEBUSY_PROXY_TOKEN_KEY value, or None when it holds Fernet keys."""
+    keys = token_keys(value)
+    if not keys:
         return (
             f"set {TOKEN_KEY_ENV} (make one with `freebusy-proxy new-token-key`): delegated "
             "connections store their tokens encrypted with it"
         )
-    try:
-        Fernet(key.encode())
-    except (ValueError, TypeError):
-        return f"{TOKEN_KEY_ENV}: not a valid key (32 url-safe base64 bytes)"
+    for index, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            which = "" if len(keys) == 1 else f" key {index} of {len(keys)}"
+            return f"{TOKEN_KEY_ENV}:{which} not a valid key (32 url-safe base64 bytes)"
+    if len(set(keys)) != len(keys):
+        return f"{TOKEN_KEY_ENV}: the same key is listed twice"
     return None
 
 
@@ -507,7 +538,11 @@ def _with_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
         settings,
         graph=replace(settings.graph, client_secret=environ.get(CLIENT_SECRET_ENV) or None),
         audit=replace(settings.audit, hmac_key=environ.get(AUDIT_KEY_ENV) or None),
-        connect=replace(settings.connect, token_key=environ.get(TOKEN_KEY_ENV) or None),
+        connect=replace(
+            settings.connect,
+            token_key=environ.get(TOKEN_KEY_ENV) or None,
+            database_password=environ.get(DATABASE_PASSWORD_ENV) or None,
+        ),
         cluster=replace(
             settings.cluster,
             cluster_key=environ.get(CLUSTER_KEY_ENV) or None,

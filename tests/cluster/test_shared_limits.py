@@ -22,7 +22,7 @@ from tests.support.replicas import (
     metric,
     running_replicas,
 )
-from tests.support.waiting import until, until_true
+from tests.support.waiting import eventually, until
 
 FIRST = datetime(2018, 1, 1, tzinfo=UTC)
 # 8-day blocks between FIRST and what the consumers may ask (3660 days either side of now).
@@ -161,7 +161,7 @@ async def until_cluster(
                 found.append(body["checks"]["cluster"])
         return found == [state] * len(replicas)
 
-    await until_true(reached)
+    await eventually(reached)
 
 
 async def test_after_redis_fails_no_call_starts_before_leased_ones_are_over(

@@ -17,7 +17,7 @@ from tests.support.connect import ADMIN_KEY_SHA, admin
 from tests.support.proxies import ProxyFactory, ask, cache_of, graph_calls, sample
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.replicas import cluster_settings
-from tests.support.waiting import until, until_true
+from tests.support.waiting import eventually, until
 
 DAY = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}
 LATER = {"start": "2026-05-11T00:00:00Z", "end": "2026-05-12T00:00:00Z"}
@@ -38,7 +38,7 @@ async def until_keys(server: RedisServer, pattern: str, *, present: bool) -> Non
     async def holds() -> bool:
         return bool(await keys(server, pattern)) == present
 
-    await until_true(holds)
+    await eventually(holds)
 
 
 async def two(

@@ -12,7 +12,12 @@ import pytest
 
 from proxy.access.consumers import ConsumerRegistry, new_key
 from proxy.config.load import load_settings, parse_settings
-from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, TOKEN_KEY_ENV
+from proxy.config.schema import (
+    AUDIT_KEY_ENV,
+    CLIENT_SECRET_ENV,
+    DATABASE_PASSWORD_ENV,
+    TOKEN_KEY_ENV,
+)
 from proxy.core.errors import ConfigError
 from proxy.core.model import Status
 from proxy.run.cli import main
@@ -242,6 +247,45 @@ def test_connect_needs_a_valid_token_key(tmp_path: Path) -> None:
     assert settings.connect.storage_path == tmp_path / "c.db"
     assert settings.connect.token_key == TOKEN_KEY
     assert settings.connect.strict_scopes is True
+
+
+def test_token_key_may_list_several_keys_during_a_rotation(tmp_path: Path) -> None:
+    """Comma-separated Fernet keys are accepted; a bad or repeated one is named."""
+    text = VALID + '[connect]\nkinds = ["individual"]\n'
+    other = "3C0mWmzUv9q8f8xq3RjR3n6mW4q3G1o7gQ5xJ2kYb8E="
+    settings = load_settings(
+        write(tmp_path, text), environ={**ENV, TOKEN_KEY_ENV: f"{other}, {TOKEN_KEY}"}
+    )
+    assert settings.secrets()[-2:] == [other, TOKEN_KEY]
+    for value, says in (
+        (f"{other},nope", "key 2 of 2"),
+        (f"{TOKEN_KEY},{TOKEN_KEY}", "listed twice"),
+    ):
+        (problem,) = problems(tmp_path, text, {**ENV, TOKEN_KEY_ENV: value})
+        assert says in problem
+        assert TOKEN_KEY not in problem
+
+
+def test_postgresql_store_takes_its_password_from_the_environment(tmp_path: Path) -> None:
+    """storage_url: a postgresql:// URL; a password in it is refused; the variable fills it."""
+    connect = '[connect]\nkinds = ["individual"]\nstorage_url = "{}"\n'
+    environ = {**ENV, TOKEN_KEY_ENV: TOKEN_KEY, DATABASE_PASSWORD_ENV: "db-pass-xyz"}
+    url = "postgresql://freebusy@db.example:5432/freebusy?sslmode=require"
+    settings = load_settings(write(tmp_path, VALID + connect.format(url)), environ=environ)
+    assert settings.connect.storage_url == url
+    assert settings.connect.database_password == "db-pass-xyz"
+    assert "db-pass-xyz" not in repr(settings)
+    assert "db-pass-xyz" in settings.secrets()
+    for bad, says in (
+        ("postgresql://freebusy:hunter2@db.example/freebusy", DATABASE_PASSWORD_ENV),
+        ("mysql://db.example/freebusy", "connect.storage_url"),
+        ("postgresql://db.example:port/freebusy", "not a valid URL"),
+    ):
+        found = problems(tmp_path, VALID + connect.format(bad), environ)
+        assert any(says in p for p in found), found
+        assert not any("hunter2" in p for p in found)
+    file_password = VALID + '[connect]\ndatabase_password = "x"\n'
+    assert any(DATABASE_PASSWORD_ENV in p for p in problems(tmp_path, file_password, environ))
 
 
 def test_connect_section_is_validated(tmp_path: Path) -> None:

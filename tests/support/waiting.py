@@ -17,12 +17,12 @@ async def until(condition: Callable[[], bool]) -> None:
         raise AssertionError("the expected state was never reached") from None
 
 
-async def until_true(condition: Callable[[], Awaitable[bool]]) -> None:
-    """until() for a state read over the network (Redis, another process's /readyz)."""
+async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until the awaited ``condition()`` holds (an HTTP answer, another process's state)."""
     try:
         async with asyncio.timeout(30):
-            # Such states have no event to wait on either.
+            # Another process's state, read over HTTP: nothing here to wait on.
             while not await condition():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError("the expected state was never reached") from None

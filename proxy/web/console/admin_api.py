@@ -135,7 +135,7 @@ async def revoke_connection(request: web.Request) -> web.Response:
     connection = connections.get(request.match_info["id"])
     if connection is None:
         raise ProblemError("no such connection", code=Code.NOT_FOUND, status=404)
+    # Any status but connected erases the tokens in the store, on every replica.
     await connections.set_status(connection, "revoked")
-    await connections.persist(connection, "")
     await request.app[AVAILABILITY].forget_connection(connection)
     return web.Response(status=204)
