@@ -433,12 +433,14 @@ def test_example_config_documents_every_settings_field(tmp_path: Path) -> None:
     assert set(_settings_dataclasses()) == documented, "a settings dataclass is not covered"
     assert CLIENT_SECRET_ENV in text
 
-    # Every documented key, switched on, is valid (the CA file only has to exist).
+    # Every documented key, switched on, is valid (the CA file, and the audit file's folder,
+    # only have to exist).
     fake_ca = tmp_path / "ca.pem"
     fake_ca.write_text("placeholder\n")
     document["graph"]["ca_file"] = str(fake_ca)
     document["cluster"]["ca_file"] = str(fake_ca)
     document["cluster"]["redis_url"] = "rediss://redis:6379/0"
+    document["audit"]["file"] = str(tmp_path / "audit.jsonl")
     parse_settings(
         document,
         environ={**SECRETS_ENV, TOKEN_KEY_ENV: TOKEN_KEY, CLUSTER_KEY_ENV: "c" * 32},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import re
 import tomllib
 import typing
@@ -190,6 +191,9 @@ def _from_environment(text: str, hint: Any, variable: str, where: str, problems:
     except msgspec.ValidationError as exc:
         problems.append(f"{variable}: {_problem(where, exc, hint)}")
         return None
+    if isinstance(converted, float) and not math.isfinite(converted):
+        problems.append(f"{variable}: {where}: must be a finite number")
+        return None
     # What a TOML file would hold, so the file's own check judges it the same way.
     if isinstance(converted, bool | int | float):
         return converted
@@ -231,9 +235,16 @@ def _table(cls: type[T], raw: Any, where: str, problems: list[str]) -> dict[str,
             problems.append(f"{where}.{key}: unknown key")
         else:
             try:
-                values[key] = msgspec.convert(value, hints[key], strict=True, dec_hook=_path)
+                converted = msgspec.convert(value, hints[key], strict=True, dec_hook=_path)
             except msgspec.ValidationError as exc:
                 problems.append(_problem(f"{where}.{key}", exc, hints[key]))
+                continue
+            # TOML's inf (and an override's "inf") passes every lower bound; nothing that
+            # reads a number of seconds or entries can use it.
+            if isinstance(converted, float) and not math.isfinite(converted):
+                problems.append(f"{where}.{key}: must be a finite number")
+                continue
+            values[key] = converted
     for name, spec in settable.items():
         required = spec.default is MISSING and spec.default_factory is MISSING
         if required and name not in raw and name not in ENV_ONLY:
@@ -347,6 +358,13 @@ def _rules(settings: Settings) -> list[str]:
     ca_file = settings.graph.ca_file
     if ca_file is not None and not ca_file.is_file():
         problems.append(f"graph.ca_file: no such file: {ca_file}")
+    audit_file = settings.audit.file
+    if settings.audit.enabled and audit_file is not None:
+        # serve creates the file, not its folder.
+        if audit_file.is_dir():
+            problems.append(f"audit.file: is a folder, not a file: {audit_file}")
+        elif not audit_file.parent.is_dir():
+            problems.append(f"audit.file: no such folder: {audit_file.parent}")
     connect = settings.connect
     if connect.storage_url is not None:
         problems.extend(_storage_url_problems(connect.storage_url))

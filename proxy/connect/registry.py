@@ -34,7 +34,8 @@ from proxy.sources.credentials import PLATFORM_ERRORS, platform_token_error
 log = logging.getLogger(__name__)
 
 ConnectionRemoved = Callable[[Connection], Awaitable[None]]
-"""Called after a connection is deleted, so caches can forget what it fetched."""
+"""Called after a connection is deleted, or found no longer connected in a change made by
+another process, so caches can forget what it fetched."""
 
 # msal treats an access token with less than five minutes left as expired and refreshes it.
 _MSAL_EXPIRY_MARGIN_S = 300.0
@@ -181,7 +182,8 @@ class Connections:
         await self.sync()
 
     async def sync(self) -> None:
-        """Reload when the store changed since the last look; tell on_removed what went."""
+        """Reload when the store changed since the last look; tell on_removed what went or
+        stopped being connected (revoked on another replica: its cached days go here too)."""
         async with self._sync_lock:
             generation = await self.store.generation()
             if generation == self._generation:
@@ -192,9 +194,15 @@ class Connections:
                 await hook(connection)
 
     def _apply(self, snapshot: Snapshot) -> list[Connection]:
-        """Take a snapshot; drop the token providers of rows that changed; return what went."""
+        """Take a snapshot; drop the token providers of rows that changed; return what went,
+        and what was connected and is no longer."""
         fresh = {stored.connection.id: stored for stored in snapshot.connections}
-        removed = [s.connection for i, s in self._connections.items() if i not in fresh]
+        removed = [
+            s.connection
+            for i, s in self._connections.items()
+            if i not in fresh
+            or (s.connection.status == "connected" and fresh[i].connection.status != "connected")
+        ]
         for connection_id, stored in self._connections.items():
             now = fresh.get(connection_id)
             if now is None or now.revision != stored.revision:
@@ -324,20 +332,3 @@ class Connections:
         if tokens is None:
             tokens = self._tokens[connection.id] = ConnectionTokens(self, connection.id)
         return tokens
-
-    def summary(self) -> dict[str, Any]:
-        """Return counts and the ids of connections that need attention (for /readyz)."""
-        by_status: dict[str, list[str]] = {"needs_consent": [], "over_privileged": []}
-        connections = self.all()
-        for connection in connections:
-            if connection.status == "needs_consent":
-                by_status["needs_consent"].append(connection.id)
-            # Reported whether refused (strict_scopes) or only flagged.
-            if connection.status == "over_privileged" or excess_scopes(
-                frozenset(connection.scopes)
-            ):
-                by_status["over_privileged"].append(connection.id)
-        return {
-            "connected": sum(c.status == "connected" for c in connections),
-            **by_status,
-        }

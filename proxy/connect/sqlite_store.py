@@ -34,6 +34,7 @@ from proxy.connect.store import (
     row_values,
 )
 from proxy.core.connections import Connection, ConnectionStatus
+from proxy.core.errors import ConfigError
 
 _BUSY_TIMEOUT_MS = 15_000
 _LOCK_BUCKETS = 256
@@ -150,8 +151,13 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: Path, *, sealer: Sealer) -> SqliteStore:
-        """Open (and create, owner-only) the database file."""
-        return await asyncio.to_thread(cls, path, sealer)
+        """Open (and create, owner-only) the database file; ConfigError when it cannot be."""
+        try:
+            return await asyncio.to_thread(cls, path, sealer)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"connect.storage_path: cannot open {path} ({_reason(exc)})"
+            ) from None
 
     async def close(self) -> None:
         """Close the database."""
@@ -184,8 +190,16 @@ class SqliteStore:
     # --- schema ------------------------------------------------------------------------------
 
     async def migrate(self) -> int:
-        """Apply the migrations not applied yet (one process at a time); return the version."""
-        return await asyncio.to_thread(self._migrate_sync)
+        """Apply the migrations not applied yet (one process at a time); return the version.
+
+        ConfigError when the file is not an SQLite database (the path names another file).
+        """
+        try:
+            return await asyncio.to_thread(self._migrate_sync)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"connect.storage_path: {self._path} is not a connection store ({_reason(exc)})"
+            ) from None
 
     def _migrate_sync(self) -> int:
         with self._transaction() as db:
@@ -404,6 +418,13 @@ class SqliteStore:
                 )
                 done += 1
         return done, unreadable
+
+
+def _reason(exc: OSError | sqlite3.Error) -> str:
+    """Why a file could not be used, in the system's or SQLite's words (no path repeated)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _bump(db: sqlite3.Connection) -> None:

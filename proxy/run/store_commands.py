@@ -114,6 +114,8 @@ def _export(args: argparse.Namespace) -> int:
             fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise ConfigError(f"{output}: exists already; choose another file") from None
+        except OSError as exc:
+            raise ConfigError(f"{output}: cannot create ({exc.strerror})") from None
         with os.fdopen(fd, "wb") as handle:
             handle.write(document)
         count = len(await store.export())

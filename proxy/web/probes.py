@@ -44,7 +44,7 @@ async def readyz(request: web.Request) -> web.Response:
         body["problems"] = report.problems
     connect = request.app.get(CONNECT)
     if connect is not None:
-        attention = _attention(connect.connections.all())
+        attention = needing_attention(connect.connections.all())
         body["connections"] = {
             "connected": sum(c.status == "connected" for c in connect.connections.all()),
             **{status: len(ids) for status, ids in attention.items()},
@@ -54,8 +54,10 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if report.ready else 503)
 
 
-def _attention(connections: list[Connection]) -> dict[str, list[str]]:
-    """Ids of connections that need consent again, or hold more than the Free/Busy scopes."""
+def needing_attention(connections: list[Connection]) -> dict[str, list[str]]:
+    """Ids of connections that need consent again, or hold more than the Free/Busy scopes
+    (refused, or kept and flagged under strict_scopes = false): what /readyz and the console
+    both report."""
     found: dict[str, list[str]] = {"needs_consent": [], "over_privileged": []}
     for connection in connections:
         if connection.status == "needs_consent":

@@ -190,6 +190,21 @@ def test_a_slots_only_consumer_loads_and_no_feed_may_name_it(tmp_path: Path) -> 
         (lambda t: t + "[ical]\ndefault_days = 181\n", "ical.default_days"),
         (lambda t: t + '[ical]\nworking_elsewhere = "FREE"\n', "ical.working_elsewhere"),
         (lambda t: "port = [", "not valid TOML"),
+        # TOML's inf passes a lower bound, then breaks what uses it (int(inf) in a cookie's
+        # max-age is a 500 on /connect/individual).
+        (
+            lambda t: t + "[connect]\nflow_timeout_seconds = inf\n",
+            "connect.flow_timeout_seconds: must be a finite number",
+        ),
+        (
+            lambda t: t.replace('client_id = "c"', 'client_id = "c"\ntimeout_seconds = inf'),
+            "graph.timeout_seconds: must be a finite number",
+        ),
+        (lambda t: t + "[cache]\nttl_seconds = inf\n", "cache.ttl_seconds: must be a finite"),
+        (
+            lambda t: t + "[throttle]\nbreaker_cool_down_seconds = inf\n",
+            "throttle.breaker_cool_down_seconds: must be a finite number",
+        ),
     ],
 )
 def test_each_mistake_names_its_key(tmp_path: Path, edit: Any, names: str) -> None:
@@ -367,6 +382,7 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         "FREEBUSY_PROXY_SERVER__PROT": "1",
         "FREEBUSY_PROXY_NOPE__X": "1",
         "FREEBUSY_PROXY_CACHE__TTL_SECONDS": "soon",
+        "FREEBUSY_PROXY_CACHE__STALE_MAX_AGE_SECONDS": "inf",
         "FREEBUSY_PROXY_CONNECT__KINDS": "everyone",
         "FREEBUSY_PROXY_GRAPH__CLIENT_SECRET": "s",
         "FREEBUSY_PROXY_CONSUMERS__NAME": "x",
@@ -377,6 +393,8 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         "FREEBUSY_PROXY_SERVER__PROT: [server] has no key 'prot'",
         "FREEBUSY_PROXY_NOPE__X: no section [nope]",
         "FREEBUSY_PROXY_CACHE__TTL_SECONDS: cache.ttl_seconds: must be a number",
+        "FREEBUSY_PROXY_CACHE__STALE_MAX_AGE_SECONDS: cache.stale_max_age_seconds: must be a "
+        "finite number",
         "FREEBUSY_PROXY_CONNECT__KINDS: connect.kinds[0]: 'everyone' is not one of",
         f"FREEBUSY_PROXY_GRAPH__CLIENT_SECRET: secrets are read only from {CLIENT_SECRET_ENV}",
         "FREEBUSY_PROXY_CONSUMERS__NAME: [[consumers]] entries come only from the config file",
@@ -396,6 +414,8 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         ("[cache]\nmax_entries = 0\n", ENV),
         ("", {**ENV, "FREEBUSY_PROXY_SERVER__PORT": "65536"}),
         ("", {**ENV, "FREEBUSY_PROXY_CONNECT__KINDS": "enterprise"}),
+        ('[audit]\nfile = "missing/audit.jsonl"\n', ENV),
+        ('[audit]\nfile = "."\n', ENV),
     ],
 )
 def test_check_config_fails_exactly_when_serve_would(

@@ -79,6 +79,29 @@ async def test_a_connection_made_on_one_proxy_serves_on_the_other(
     assert mock.graph.stats()["calls"]["getSchedule"] == 1
 
 
+async def test_a_revocation_on_one_proxy_empties_the_others_cache(
+    make_proxy: ProxyFactory, make_mock: MockFactory, tmp_path: Path, storage: dict[str, Any]
+) -> None:
+    """Revoked on A (the console's button): B, which had cached the person's day, stops
+    serving it as soon as it sees the revocation, as it does for a deletion."""
+    mock = await make_mock()
+    settings = connect_settings(mock, tmp_path / "c.db", **storage)
+    first = await make_proxy(mock, settings=settings)
+    second = await make_proxy(mock, settings=settings)
+    assert (await sign_in(first, mock, "individual", user=ADELE))[0] == 200
+    await until(lambda: len(registry(second).all()) == 1)
+    assert (await availability(second, ADELE))[ADELE]["items"]
+    (connection,) = await listing(first)
+    revoke = f"/admin/connections/{connection['id']}/revoke"
+    async with first.post(revoke, headers=admin()) as resp:
+        assert resp.status == 204
+    await until(lambda: registry(second).all()[0].status == "revoked")
+    answer = await availability(second, ADELE)
+    assert answer[ADELE]["items"] == []
+    assert answer[ADELE]["error"] is not None
+    assert mock.graph.stats()["calls"]["getSchedule"] == 1
+
+
 async def test_a_revoked_grant_is_dropped_everywhere_with_its_tokens(
     make_proxy: ProxyFactory, make_mock: MockFactory, tmp_path: Path, storage: dict[str, Any]
 ) -> None:

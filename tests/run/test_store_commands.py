@@ -150,3 +150,32 @@ def test_rotate_key_re_encrypts_for_the_new_key(
     monkeypatch.setenv(TOKEN_KEY_ENV, Fernet.generate_key().decode())
     assert main(["connections", "rotate-key", "--config", str(path)]) == 1
     assert asyncio.run(cache_of(connect_settings(where, new), connection_id)) == '{"a": 1}'
+
+
+@pytest.mark.parametrize("case", ["a directory", "under a file", "not a database"])
+def test_a_store_file_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    """A storage_path that is a folder, lies under a file or holds something else: exit 2
+    with one line naming the key, as an unreachable PostgreSQL is (never a traceback)."""
+    (tmp_path / "notes.txt").write_text("not a database, just text\n" * 100)
+    where = {
+        "a directory": tmp_path,
+        "under a file": tmp_path / "notes.txt" / "c.db",
+        "not a database": tmp_path / "notes.txt",
+    }[case]
+    path = config(tmp_path, "c", f'storage_path = "{where}"')
+    assert main(["db", "migrate", "--config", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("freebusy-proxy: configuration error: connect.storage_path:"), line
+
+
+def test_export_into_a_missing_folder_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output in a folder that does not exist: exit 2, one line naming the file."""
+    path = config(tmp_path, "c", f'storage_path = "{tmp_path / "c.db"}"')
+    output = tmp_path / "missing" / "connections.json"
+    assert main(["connections", "export", "--config", str(path), "--output", str(output)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(f"{output}: cannot create (No such file or directory)"), line

@@ -16,6 +16,7 @@ from proxy.config.schema import ConsumerSettings
 from proxy.core.errors import Code, ProblemError
 from proxy.sources.breaker import BreakerState
 from proxy.web.keys import AVAILABILITY, CHAIN, CONNECT, METRICS, SETTINGS
+from proxy.web.probes import needing_attention
 
 
 def admin_only(request: web.Request) -> None:
@@ -62,17 +63,18 @@ async def readiness(request: web.Request) -> web.Response:
             }
         )
     if CONNECT in app:
-        statuses = [c.status for c in app[CONNECT].connections.all()]
+        connections = app[CONNECT].connections.all()
+        statuses = [c.status for c in connections]
         counts = {
             status: statuses.count(status)
             for status in ("connected", "needs_consent", "over_privileged", "revoked")
         }
-        attention = counts["needs_consent"] + counts["over_privileged"]
+        calm = not any(needing_attention(connections).values())
         checks.append(
             {
                 "name": "connections",
-                "ok": attention == 0,
-                "state": "ok" if attention == 0 else "attention",
+                "ok": calm,
+                "state": "ok" if calm else "attention",
                 "gates_readiness": False,
                 "counts": counts,
             }

@@ -113,6 +113,21 @@ async def test_readiness_counts_connections_by_status(
     }
 
 
+async def test_readiness_flags_what_readyz_flags(
+    make_proxy: ProxyFactory, make_mock: Any, tmp_path: Path
+) -> None:
+    """A connection holding more than the Free/Busy permissions, kept under strict_scopes =
+    false: /readyz lists it for attention, and so does the console's connections record."""
+    mock = await make_mock(extra_delegated_scopes=("Calendars.Read",))
+    settings = connect_settings(mock, tmp_path / "c.db", strict_scopes=False)
+    client = await make_proxy(mock, settings=settings)
+    assert (await sign_in(client, mock, "individual", user=ADELE))[0] == 200
+    async with client.get("/readyz", headers=admin()) as resp:
+        assert len((await resp.json())["attention"]["over_privileged"]) == 1
+    checks = {c["name"]: c for c in (await get_json(client, "/admin/readiness"))["checks"]}
+    assert (checks["connections"]["ok"], checks["connections"]["state"]) == (False, "attention")
+
+
 async def test_consumers_show_sizes_policies_and_the_metrics_counters(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
