@@ -91,8 +91,9 @@ class CircuitBreaker:
         if self.state is BreakerState.OPEN and self.retry_after() >= seconds:
             return
         if self._state is BreakerState.CLOSED:
-            log.warning("circuit breaker opened by another replica; not asking Graph for %.0f s",
-                        seconds)  # fmt: skip
+            log.warning(
+                "circuit breaker opened by another replica; not asking Graph for %.0f s", seconds
+            )
         self._state = BreakerState.OPEN
         self._opened_at = self._clock() - self._cool_down_s + seconds
         self._probing = False
