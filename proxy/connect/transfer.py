@@ -89,7 +89,11 @@ def read_export(raw: bytes, sealer: Sealer) -> list[SealedRow]:
                 public_client=e.public_client,
                 created=e.created,
             ),
-            sealed_cache=None if e.sealed_token_cache is None else e.sealed_token_cache.encode(),
+            # Only a connection in use keeps tokens, whatever the file says (a revoked or
+            # refused one lost them when it lost its grant).
+            sealed_cache=None
+            if e.sealed_token_cache is None or e.status != "connected"
+            else e.sealed_token_cache.encode(),
         )
         for e in document.connections
     ]

@@ -179,3 +179,21 @@ def test_export_into_a_missing_folder_is_one_line(
     assert main(["connections", "export", "--config", str(path), "--output", str(output)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.endswith(f"{output}: cannot create (No such file or directory)"), line
+
+
+def test_an_imported_connection_not_in_use_brings_no_tokens(tmp_path: Path) -> None:
+    """A row marked revoked (or refused) in an export file is imported without its tokens."""
+    asyncio.run(seed(connect_settings({"storage_path": tmp_path / "a.db"}), '{"cache": 1}'))
+    source = config(tmp_path, "a", f'storage_path = "{tmp_path / "a.db"}"')
+    target = config(tmp_path, "b", f'storage_path = "{tmp_path / "b.db"}"')
+    export = tmp_path / "connections.json"
+    assert main(["connections", "export", "--config", str(source), "--output", str(export)]) == 0
+    document = json.loads(export.read_text())
+    assert document["connections"][0]["sealed_token_cache"]
+    document["connections"][0]["status"] = "revoked"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document))
+    assert main(["connections", "import", "--config", str(target), str(edited)]) == 0
+    connection_id = document["connections"][0]["id"]
+    settings = connect_settings({"storage_path": tmp_path / "b.db"})
+    assert asyncio.run(cache_of(settings, connection_id)) is None
