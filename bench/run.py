@@ -1,7 +1,9 @@
-"""The benchmark: cached-path throughput, Graph economy, cold-path overhead, memory, slots.
+"""The benchmark: cached-path throughput, Graph economy, cold-path overhead, memory, slots,
+and three replicas sharing one Redis.
 
 Run from the repository root:   python bench/run.py
-Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk).
+Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk);
+figure 6 needs redis-server (apt-get install -y redis-server).
 Options: --duration SECONDS per throughput run (default 10), --requests for the mixed
 workload (default 5000), --min-fetch-days N for the proxy's reach-ahead (default: its own
 default, 8), --quick for a smoke run.
@@ -486,7 +488,141 @@ async def slots_path(
     return result
 
 
+# --- 6. cluster ---------------------------------------------------------------------------
+
+CLUSTER_ENV = {**PROXY_ENV, "FREEBUSY_PROXY_CLUSTER_KEY": "bench-cluster-" + "0" * 40}
+
+
+@asynccontextmanager
+async def redis_server() -> AsyncIterator[str]:
+    """A redis-server without persistence on a free port; yield its URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        shutil.which("redis-server") or "redis-server", "--port", str(port),
+        "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                await writer.wait_closed()
+                break
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def round_trips(session: aiohttp.ClientSession, base: str) -> float:
+    """Redis round trips a replica has made, from its /metrics."""
+    async with session.get(base + "/metrics") as resp:
+        text = await resp.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("freebusy_cluster_round_trips_total{")
+    )
+
+
+async def mixed_run(
+    mock: RunningMock, bases: list[str], workload: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The mixed workload from 50 clients, spread round robin over ``bases``; Graph's view."""
+    mock.graph.reset()
+    mock.graph.add_fault(Fault(kind="latency", delay_ms=MOCK_LATENCY_MS, count=None))
+    queue = iter(enumerate(workload))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session:
+
+        async def client() -> None:
+            for n, body in queue:
+                await post(session, bases[n % len(bases)], body)
+
+        await asyncio.gather(*(client() for _ in range(50)))
+    mock.graph.clear_faults()
+    return mock.graph.stats()
+
+
+def write_cluster_config(config: Path, redis_url: str) -> Path:
+    """The benchmark's config with [cluster] set to ``redis_url``, beside it."""
+    shared = config.with_name("cluster.toml")
+    shared.write_text(config.read_text() + f'\n[cluster]\nredis_url = "{redis_url}"\n')
+    return shared
+
+
+async def cluster(mock: RunningMock, config: Path, requests: int) -> dict[str, Any]:
+    """Three replicas sharing one Redis against one process, on the mixed workload: Graph
+    calls, breaches, and Redis round trips per cached request (in-process and second-tier
+    hits)."""
+    workload = mixed_workload(mock.graph.organisation.addresses(), requests)
+    port = free_port()
+    async with server(proxy_argv(config, port), port, env=PROXY_ENV) as base:
+        single = await mixed_run(mock, [base], workload)
+    async with redis_server() as url:
+        shared = write_cluster_config(config, url)
+        ports = [free_port() for _ in range(3)]
+        async with (
+            server(proxy_argv(shared, ports[0]), ports[0], env=CLUSTER_ENV) as a,
+            server(proxy_argv(shared, ports[1]), ports[1], env=CLUSTER_ENV) as b,
+            server(proxy_argv(shared, ports[2]), ports[2], env=CLUSTER_ENV) as c,
+        ):
+            three = await mixed_run(mock, [a, b, c], workload)
+            people = mock.graph.organisation.addresses()[-100:]
+            day = {"start": "2026-09-07T00:00:00Z", "end": "2026-09-08T00:00:00Z"}
+            async with aiohttp.ClientSession() as session:
+                for person in people:
+                    await post(session, a, {"schedules": [person], **day})
+                # In-process hits: A's own days, every body new (no response memo).
+                before = await round_trips(session, a)
+                for n in range(100):
+                    end = f"2026-09-07T12:{n // 60:02d}:{n % 60:02d}Z"
+                    await post(session, a, {"schedules": people[:3], "start": day["start"],
+                                            "end": end})  # fmt: skip
+                local = (await round_trips(session, a) - before) / 100
+                # Second-tier hits: the days A fetched, asked of B.
+                before = await round_trips(session, b)
+                for person in people:
+                    await post(session, b, {"schedules": [person], **day})
+                tier = (await round_trips(session, b) - before) / len(people)
+    return {
+        "requests": len(workload),
+        "single_calls": single["calls"]["getSchedule"],
+        "cluster_calls": three["calls"]["getSchedule"],
+        "ratio": three["calls"]["getSchedule"] / max(1, single["calls"]["getSchedule"]),
+        "single_schedules": single["schedules_requested"],
+        "cluster_schedules": three["schedules_requested"],
+        "breaches": sum(three["breaches"].values()),
+        "max_concurrent_per_mailbox": three["max_concurrent_per_mailbox"],
+        "local_round_trips": local,
+        "tier_round_trips": tier,
+    }
+
+
 # --- report -------------------------------------------------------------------------------
+
+
+def cluster_rows(six: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """The cluster figure's rows (or why it is missing)."""
+    if six is None:
+        return [("6. cluster (3 replicas sharing Redis)", "not measured: no redis-server "
+                 "(Debian/Ubuntu: apt-get install -y redis-server)", "-", "-")]  # fmt: skip
+    return [
+        (f"6. cluster: Graph calls, {six['requests']:,} mixed requests, 3 replicas vs 1",
+         f"{six['cluster_calls']:,} vs {six['single_calls']:,}; breaches {six['breaches']}"
+         f" (max {six['max_concurrent_per_mailbox']} in flight per mailbox)",
+         f"{six['ratio']:.2f}x", "<= 1.2x, 0 breaches"),
+        ("   schedules asked of Graph (a mailbox in a call), 3 replicas vs 1",
+         f"{six['cluster_schedules']:,} vs {six['single_schedules']:,} (batches form per replica)",
+         f"{six['cluster_schedules'] / max(1, six['single_schedules']):.2f}x", "-"),
+        ("   Redis round trips per cached request",
+         f"in-process hit {six['local_round_trips']:.2f}, "
+         f"second-tier hit {six['tier_round_trips']:.2f}",
+         f"{six['local_round_trips']:.2f} / {six['tier_round_trips']:.2f}", "0 / 1"),
+    ]  # fmt: skip
 
 
 def machine() -> str:
@@ -507,7 +643,7 @@ def machine() -> str:
 
 
 async def main() -> int:
-    """Run the five measurements and print the table."""
+    """Run the six measurements and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--requests", type=int, default=5000, help="mixed workload size")
@@ -543,6 +679,10 @@ async def main() -> int:
             print("measured 2. upstream economy", flush=True)
             gc.collect()
             four = await memory(mock)
+            six = None
+            if shutil.which("redis-server") is not None:
+                six = await cluster(mock, config, args.requests)
+                print("measured 6. cluster", flush=True)
         finally:
             await mock.close()
     breaches = sum(two["breaches"].values())
@@ -576,6 +716,7 @@ async def main() -> int:
          f"{five['new_availability_rps']:,.0f} req/s",
          f"{five['new_ratio']:.2f}x", "-"),
     ]  # fmt: skip
+    rows += cluster_rows(six)
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     header = ("figure", "measured", "result", "target")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]

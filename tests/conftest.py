@@ -24,6 +24,7 @@ from tests.support.leaks import FORBIDDEN_MARKERS
 from tests.support.mock_graph import MockFactory
 from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
 from tests.support.proxies import ProxyFactory, proxy_settings, start_proxy
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +136,17 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     server: PostgresServer = request.getfixturevalue("postgres_server")
     url: str = request.getfixturevalue("postgres_url")
     return {"storage_url": url, "database_password": server.password}
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real redis-server (Debian's) on a free port, without persistence."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 # Hypothesis: modest example counts so CI on two cores stays within minutes; no deadline

@@ -31,14 +31,17 @@ from cryptography.fernet import Fernet
 from proxy.config.schema import (
     AUDIT_KEY_ENV,
     CLIENT_SECRET_ENV,
+    CLUSTER_KEY_ENV,
     DATABASE_PASSWORD_ENV,
     ENV_ONLY,
     OVERRIDE_PREFIX,
     OVERRIDE_SEPARATOR,
+    REDIS_PASSWORD_ENV,
     TOKEN_KEY_ENV,
     AuditSettings,
     BatchingSettings,
     CacheSettings,
+    ClusterSettings,
     ConnectSettings,
     ConsumerSettings,
     CorsSettings,
@@ -56,7 +59,10 @@ from proxy.core.policy import Policy
 T = TypeVar("T")
 MIN_AUDIT_KEY_LENGTH = 32
 _SECRET_ENV = {"client_secret": CLIENT_SECRET_ENV, "hmac_key": AUDIT_KEY_ENV,
-               "token_key": TOKEN_KEY_ENV, "database_password": DATABASE_PASSWORD_ENV}  # fmt: skip
+               "token_key": TOKEN_KEY_ENV, "database_password": DATABASE_PASSWORD_ENV,
+               "cluster_key": CLUSTER_KEY_ENV,
+               "redis_password": REDIS_PASSWORD_ENV}  # fmt: skip
+MIN_CLUSTER_KEY_LENGTH = 32
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings,
     "graph": GraphSettings,
@@ -68,6 +74,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "audit": AuditSettings,
     "cors": CorsSettings,
     "ical": IcalSettings,
+    "cluster": ClusterSettings,
 }
 _ARRAYS = ("consumers", "feeds")
 _POLICY_KEYS = frozenset(f.name for f in fields(Policy))
@@ -333,11 +340,15 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
 
     graph = settings.graph
     audit = settings.audit
+    cluster = settings.cluster
     return replace(
         settings,
         graph=replace(graph, ca_file=None if graph.ca_file is None else absolute(graph.ca_file)),
         audit=replace(audit, file=None if audit.file is None else absolute(audit.file)),
         connect=replace(settings.connect, storage_path=absolute(settings.connect.storage_path)),
+        cluster=replace(
+            cluster, ca_file=None if cluster.ca_file is None else absolute(cluster.ca_file)
+        ),
     )
 
 
@@ -385,9 +396,41 @@ def _rules(settings: Settings) -> list[str]:
         if consumer.key_sha256 in hashes:
             problems.append(f"{where}.key_sha256: two consumers share one key")
         hashes.add(consumer.key_sha256)
+    problems.extend(_cluster_rules(settings))
     if settings.ical.default_days > settings.limits.max_window_days:
         problems.append("ical.default_days: must be between 1 and limits.max_window_days")
     problems.extend(_feed_rules(settings))
+    return problems
+
+
+def _cluster_rules(settings: Settings) -> list[str]:
+    """[cluster]: a URL without credentials in it, and a CA file only for TLS."""
+    problems: list[str] = []
+    cluster = settings.cluster
+    url = cluster.redis_url
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.password or parts.username:
+            problems.append(
+                "cluster.redis_url: no user or password in the URL; set "
+                f"{REDIS_PASSWORD_ENV} instead (a file is no place for a secret)"
+            )
+        if not parts.hostname:
+            problems.append("cluster.redis_url: names no host (redis://host:6379/0)")
+        try:
+            database = parts.path.strip("/")
+            if database and not 0 <= int(database) <= 15:
+                raise ValueError
+            parts.port  # noqa: B018 (parsing it is the check)
+        except ValueError:
+            problems.append(
+                "cluster.redis_url: is not of the form redis://host:port/db (db 0 to 15)"
+            )
+    if cluster.ca_file is not None:
+        if url is None or not url.startswith("rediss://"):
+            problems.append("cluster.ca_file: only for a TLS redis_url (rediss://)")
+        elif not cluster.ca_file.is_file():
+            problems.append(f"cluster.ca_file: no such file: {cluster.ca_file}")
     return problems
 
 
@@ -479,6 +522,14 @@ def _environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> lis
                 f"{MIN_AUDIT_KEY_LENGTH} characters (addresses in the audit trail are HMACs "
                 "with it), or set audit.audit_addresses = true, or audit.enabled = false"
             )
+    cluster = document.get("cluster", {})
+    clustered = isinstance(cluster, Mapping) and bool(cluster.get("redis_url"))
+    if clustered and len(environ.get(CLUSTER_KEY_ENV) or "") < MIN_CLUSTER_KEY_LENGTH:
+        problems.append(
+            f"cluster: set {CLUSTER_KEY_ENV} to a random string of at least "
+            f"{MIN_CLUSTER_KEY_LENGTH} characters, the same on every replica (keys in "
+            "Redis carry HMACs of addresses with it, never an address)"
+        )
     return problems
 
 
@@ -516,5 +567,10 @@ def _with_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
             settings.connect,
             token_key=environ.get(TOKEN_KEY_ENV) or None,
             database_password=environ.get(DATABASE_PASSWORD_ENV) or None,
+        ),
+        cluster=replace(
+            settings.cluster,
+            cluster_key=environ.get(CLUSTER_KEY_ENV) or None,
+            redis_password=environ.get(REDIS_PASSWORD_ENV) or None,
         ),
     )

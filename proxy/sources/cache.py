@@ -25,7 +25,7 @@ people keep asking about. Other fetches' days go to the main segment.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
@@ -107,6 +107,8 @@ class CachedScheduleSource:
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
+        # Told the case-folded addresses of every forget(), e.g. to reach other replicas.
+        self.forget_hooks: list[Callable[[frozenset[str]], None]] = []
         self._metrics.cache_entries.set_function(
             lambda: len(self._entries) + len(self._probation) + len(self._unknown)
         )
@@ -194,8 +196,10 @@ class CachedScheduleSource:
 
     def forget(self, addresses: Iterable[str]) -> int:
         """Drop everything cached for these addresses; fetches in flight will not store."""
-        folded = {address.casefold() for address in addresses}
+        folded = frozenset(address.casefold() for address in addresses)
         self._generation += 1
+        for hook in self.forget_hooks:
+            hook(folded)
         doomed = 0
         for segment in (self._entries, self._probation):
             for key in [key for key in list(segment.keys()) if key[0] in folded]:
@@ -275,10 +279,10 @@ class CachedScheduleSource:
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
                 per_day = _split_by_day(result.items, first, last)
+                # A shared tier's days may be older than this fetch: they expire as fetched.
+                at = fetched_at - result.age_s
                 for day in range(first, last + 1):
-                    days[(mailbox, day)] = CachedDay(
-                        items=per_day.get(day, ()), fetched_at=fetched_at
-                    )
+                    days[(mailbox, day)] = CachedDay(items=per_day.get(day, ()), fetched_at=at)
             elif result.error is ErrorCode.NOT_FOUND:
                 unknown.append(mailbox)
                 for day in range(first, last + 1):

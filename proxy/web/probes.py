@@ -21,6 +21,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: a token can be had and Graph answers; 503 otherwise.
 
+    With [cluster] set, ``checks.cluster`` says "ok" or "degraded" (Redis unreachable: local
+    limits) and never makes the replica unready.
+
     Anyone sees the checks as fixed words and connection counts. With the admin key (an
     ``Authorization`` header that is not the admin key is a 401) the answer also says why a
     check failed, as a code from a fixed list, and which connections need attention.
@@ -30,11 +33,13 @@ async def readyz(request: web.Request) -> web.Response:
         require_admin(
             request.headers.get("Authorization"), request.app[SETTINGS].connect.admin_key_sha256
         )
-    report = await request.app[CHAIN].readiness.report()
-    body: dict[str, Any] = {
-        "status": "ready" if report.ready else "not_ready",
-        "checks": report.checks,
-    }
+    chain = request.app[CHAIN]
+    report = await chain.readiness.report()
+    checks = report.checks
+    if chain.cluster is not None:
+        # Never gates readiness: a replica without Redis still serves, with local limits.
+        checks = {**checks, "cluster": chain.cluster.state()}
+    body: dict[str, Any] = {"status": "ready" if report.ready else "not_ready", "checks": checks}
     if admin and report.problems:
         body["problems"] = report.problems
     connect = request.app.get(CONNECT)

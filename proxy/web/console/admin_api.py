@@ -51,6 +51,17 @@ async def readiness(request: web.Request) -> web.Response:
             "gates_readiness": False,
         }
     )
+    if chain.cluster is not None:
+        state = chain.cluster.state()
+        checks.append(
+            {
+                "name": "cluster",
+                "ok": state == "ok",
+                "state": state,
+                "gates_readiness": False,
+                "mode": chain.cluster.mode.value,
+            }
+        )
     if CONNECT in app:
         connections = app[CONNECT].connections.all()
         statuses = [c.status for c in connections]
