@@ -132,7 +132,7 @@ class ConnectSettings:
     storage_path: Path = Path("freebusy-proxy-connections.sqlite3")
     # PostgreSQL instead of the SQLite file; the password comes from the environment.
     storage_url: PostgresUrl | None = None
-    storage_pool_size: Annotated[int, Meta(ge=1, le=100)] = 10
+    storage_pool_size: Annotated[int, Meta(ge=2, le=100)] = 10
     # How often each process looks for connections made, changed or removed elsewhere.
     changes_poll_seconds: Annotated[float, Meta(ge=0.05, le=300)] = 2.0
     strict_scopes: bool = True

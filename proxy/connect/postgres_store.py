@@ -129,9 +129,15 @@ class _Lease:
 class PostgresStore:
     """Connections in PostgreSQL: a pool for work, one more connection for LISTEN."""
 
-    def __init__(self, pool: Any, *, url: str, password: str | None, sealer: Sealer) -> None:
+    def __init__(
+        self, pool: Any, *, url: str, password: str | None, sealer: Sealer, pool_size: int
+    ) -> None:
         self.sealer = sealer
         self._pool = pool
+        # A lease holds its pooled connection while msal talks to the identity platform;
+        # refreshes together never take the last one, so listings, sign-ins and revocations
+        # never wait behind a slow token endpoint.
+        self._leases = asyncio.Semaphore(max(1, pool_size - 1))
         self._url = url
         self._password = password
         self._listener: Any = None
@@ -148,7 +154,7 @@ class PostgresStore:
             raise ConfigError(
                 f"connect.storage_url: cannot open the PostgreSQL store ({type(exc).__name__})"
             ) from None
-        store = cls(pool, url=url, password=password, sealer=sealer)
+        store = cls(pool, url=url, password=password, sealer=sealer, pool_size=pool_size)
         await store._listen()
         return store
 
@@ -277,7 +283,7 @@ class PostgresStore:
     @asynccontextmanager
     async def lease(self, connection_id: str) -> AsyncIterator[_Lease]:
         """Hold the connection's advisory lock while its cache is read, refreshed, written."""
-        async with self._pool.acquire() as db, db.transaction():
+        async with self._leases, self._pool.acquire() as db, db.transaction():
             await db.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(connection_id))
             row = await db.fetchrow(
                 "SELECT revision, token_cache FROM connections WHERE id = $1", connection_id

@@ -21,6 +21,7 @@ from proxy.connect.store import ConnectionStore
 from proxy.core.connections import Connection
 from proxy.core.errors import ConfigError
 from tests.support.connect import TOKEN_KEY
+from tests.support.postgres import PostgresServer
 
 StoreFactory = Callable[..., Awaitable[ConnectionStore]]
 
@@ -359,3 +360,43 @@ def test_a_legacy_sqlite_file_is_migrated(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="newer than this"):
         asyncio.run(reopen())
+
+
+async def test_refreshes_never_take_the_last_pooled_connection(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Leases held across slow token calls leave a PostgreSQL connection for other work."""
+    store = await open_store(
+        ConnectSettings(
+            kinds=("individual",),
+            token_key=TOKEN_KEY,
+            storage_url=postgres_url,
+            database_password=postgres_server.password,
+            storage_pool_size=2,
+        )
+    )
+    release = asyncio.Event()
+    holders: list[asyncio.Task[None]] = []
+    try:
+        await store.migrate()
+        first = await store.save(connection(), token_cache()[0])
+        second = await store.save(connection("alex@contoso.example"), token_cache()[0])
+        entered: list[str] = []
+
+        async def refresh(connection_id: str) -> None:
+            async with store.lease(connection_id):
+                entered.append(connection_id)
+                await release.wait()  # msal talking to a slow token endpoint
+
+        holders += [asyncio.create_task(refresh(s.connection.id)) for s in (first, second)]
+        # Both refreshes under way: the listing still gets a connection.
+        snapshot = await asyncio.wait_for(store.snapshot(), timeout=30)
+        assert len(snapshot.connections) == 2
+        assert len(entered) == 1  # the second refresh waits for a lease, not for the pool
+        release.set()
+        await asyncio.gather(*holders)
+        assert sorted(entered) == sorted([first.connection.id, second.connection.id])
+    finally:
+        release.set()
+        await asyncio.gather(*holders, return_exceptions=True)
+        await store.close()
