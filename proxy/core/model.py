@@ -8,7 +8,6 @@ full cache is not a forest of objects for every collection to walk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -92,16 +91,15 @@ class ScheduleResult(msgspec.Struct, frozen=True, gc=False):
         return cls(items=(), error=code)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(msgspec.Struct, frozen=True, gc=False):
     """A consumer's question: addresses as the consumer spelled them, and a UTC window."""
 
     schedules: tuple[str, ...]
     window: Window
     # Each address once, case-folded, in the order first asked: what is fetched and checked.
-    unique: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # Derived from ``schedules`` whatever is passed.
+    unique: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "unique", tuple(dict.fromkeys(address.casefold() for address in self.schedules))
-        )
+        unique = tuple(dict.fromkeys(map(str.casefold, self.schedules)))
+        msgspec.structs.force_setattr(self, "unique", unique)

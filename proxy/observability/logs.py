@@ -146,9 +146,7 @@ class JsonFormatter(logging.Formatter):
 
 def _line_time(created: float) -> str:
     """A record's time as a line carries it: UTC, milliseconds, ``Z``."""
-    return (
-        datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-    )
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def http_logger() -> logging.Logger:
@@ -254,9 +252,9 @@ class DirectLines:
         if len(self._fixed) >= _FIXED_KEPT:
             # Emptied when full (only junk methods make it grow): an LRU costs more per line.
             self._fixed.clear()
-        text = self._fixed[fixed] = json.dumps(
-            self._handler.redactor(fixed), ensure_ascii=False
-        )[:-1]
+        text = self._fixed[fixed] = json.dumps(self._handler.redactor(fixed), ensure_ascii=False)[
+            :-1
+        ]
         return text
 
 

@@ -45,7 +45,7 @@ from cachetools import Cache, LRUCache
 from proxy.core.clock import Clock
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
-from proxy.core.pacing import Pacer
+from proxy.core.pacing import Pacer, paced
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
@@ -62,6 +62,7 @@ _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",
 # midnight), two pieces are equal (each continues its own item across a midnight).
 OPENS, CLOSES, TWINS = 1, 2, 4
 _END = attrgetter("end")
+_FETCHED_AT = attrgetter("fetched_at")
 
 CacheKey = tuple[str, int]
 """(case-folded mailbox, proleptic ordinal of the UTC day)."""
@@ -120,9 +121,11 @@ class CachedScheduleSource:
             maxsize=max(1, max_entries - probation), getsizeof=len
         )
         self._probation: LRUCache[str, Days] = LRUCache(maxsize=probation, getsizeof=len)
-        # Mailboxes Graph does not know -> when it said so.
+        # Mailboxes Graph does not know -> when it said so; whether any may be held.
         self._unknown: LRUCache[str, float] = LRUCache(maxsize=max_unknown)
+        self._unknown_held = False
         self._max_age_s = ttl_s + stale_max_age_s
+        self._purge_every = max(self._max_age_s, 1.0)
         self._purged_at = clock()
         self._purging: asyncio.Task[None] | None = None
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
@@ -139,26 +142,33 @@ class CachedScheduleSource:
         """Results for every address (case-folded key), from memory where fresh."""
         first, last = _day(window.start), _day_of_end(window.end)
         count = last - first + 1
-        mailboxes = list(dict.fromkeys(address.casefold() for address in addresses))
+        mailboxes = list(dict.fromkeys(map(str.casefold, addresses)))
         now = self._clock()
-        self._purge_if_due(now)
-        # Per mailbox, its days in order: an entry where one is fresh, None where not.
-        found: dict[str, list[CachedDay | None]] = {}
+        if now - self._purged_at >= self._purge_every:
+            self._purge_if_due(now)
+        # Per mailbox, its days in order: an entry where one is fresh, None where not (and
+        # None for the whole mailbox when Graph does not know it).
+        found: dict[str, list[CachedDay | None] | None] = {}
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
         hits = 0
+        long = paced(count * len(mailboxes))
         pacer = Pacer()
         for mailbox in mailboxes:
-            if pacer.due(count):
+            if long and pacer.due(count):
                 # A long question: others get a turn (what is found so far stays valid).
                 await asyncio.sleep(0)
                 now = self._clock()
-            said = self._unknown.get(mailbox)
-            if said is not None and now - said <= self._ttl_s:
-                found[mailbox] = [_UNKNOWN] * count
+            if self._unknown_held:
+                said = _peek(self._unknown, mailbox)
+                if said is not None and now - said <= self._ttl_s:
+                    found[mailbox] = None
+                    hits += count
+                    continue
+            days = found[mailbox] = self._fresh_days(mailbox, first, last, now)
+            if None not in days:
                 hits += count
                 continue
-            days = found[mailbox] = self._fresh_days(mailbox, first, last, now)
             for offset, entry in enumerate(days):
                 if entry is not None:
                     hits += 1
@@ -171,6 +181,10 @@ class CachedScheduleSource:
                     missing.setdefault(mailbox, []).append(first + offset)
         if hits:
             self._lookups.inc(_HIT, hits)
+        if not waits and not missing:
+            if long:
+                return await self._answer_paced(found, first, window, {}, {})
+            return self._answer(found, first, window, {}, {})
         if waits:
             self._lookups.inc(_COALESCED, len(waits))
         outcomes: dict[asyncio.Task[_Fetched], _Fetched] = {}
@@ -180,7 +194,7 @@ class CachedScheduleSource:
         for task in set(waits.values()):
             # Shielded: this request giving up must not cancel a fetch others wait for.
             outcomes[task] = await asyncio.shield(task)
-        return await self._answer(found, first, window, waits, outcomes)
+        return await self._answer_paced(found, first, window, waits, outcomes)
 
     @property
     def generation(self) -> int:
@@ -200,12 +214,12 @@ class CachedScheduleSource:
         days = range(_day(window.start), _day_of_end(window.end) + 1)
         oldest: float | None = None
         for mailbox in dict.fromkeys(address.casefold() for address in addresses):
-            held = _peek(self._entries, mailbox)
-            trial = _peek(self._probation, mailbox)
+            held = _peek(self._entries, mailbox) or _NONE
             for day in days:
-                entry = held.get(day) if held is not None else None
-                if entry is None and trial is not None:
-                    entry = trial.get(day)
+                entry = held.get(day)
+                if entry is None:
+                    # Not asked for since a sweep fetched it.
+                    entry = (_peek(self._probation, mailbox) or _NONE).get(day)
                 if entry is None or entry.error is not None:
                     return None
                 if oldest is None or entry.fetched_at < oldest:
@@ -253,16 +267,15 @@ class CachedScheduleSource:
 
         Days found on probation move to the main segment: they were asked for again.
         """
-        held = self._entries.get(mailbox)
-        fresh_after = now - self._ttl_s
-        if held is not None:
-            days = [held.get(day) for day in range(first, last + 1)]
-            if None not in days and all(
-                entry.fetched_at >= fresh_after for entry in days if entry is not None
-            ):
-                return days
+        try:
+            held = self._entries[mailbox]
+        except KeyError:
+            days: list[CachedDay | None] = [None] * (last - first + 1)
         else:
-            days = [None] * (last - first + 1)
+            days = [held.get(day) for day in range(first, last + 1)]
+            if None not in days and min(map(_FETCHED_AT, days)) >= now - self._ttl_s:
+                return days
+        fresh_after = now - self._ttl_s
         trial = _peek(self._probation, mailbox)
         if trial is not None:
             promoted: Days = {}
@@ -343,9 +356,9 @@ class CachedScheduleSource:
         days: dict[str, Days] = {}
         codes: dict[str, ErrorCode] = {}
         unknown: list[str] = []
-        pacer = Pacer()
+        pacer, long = Pacer(), paced(len(mailboxes) * (last - first + 1))
         for mailbox in mailboxes:
-            if pacer.due(last - first + 1):
+            if long and pacer.due(last - first + 1):
                 await asyncio.sleep(0)
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
@@ -358,6 +371,7 @@ class CachedScheduleSource:
         if generation == self._generation and self._ttl_s > 0:
             for mailbox in unknown:
                 self._unknown[mailbox] = fetched_at
+                self._unknown_held = True
             sweep = len(days) * (last - first + 1) > SWEEP_DAYS
             for mailbox, fetched in days.items():
                 self._store(mailbox, fetched, sweep=sweep)
@@ -380,7 +394,7 @@ class CachedScheduleSource:
             self._keep(self._probation, mailbox, trial)
 
     def _purge_if_due(self, now: float) -> None:
-        if now - self._purged_at >= max(self._max_age_s, 1.0) and self._purging is None:
+        if now - self._purged_at >= self._purge_every and self._purging is None:
             # Nothing is kept longer than it may be served, even when nothing new arrives.
             # In a task of its own, paced: a full cache is a long loop.
             self._purged_at = now
@@ -414,59 +428,92 @@ class CachedScheduleSource:
             said = _peek(self._unknown, mailbox)
             if said is not None and now - said > self._ttl_s:
                 del self._unknown[mailbox]
+        self._unknown_held = len(self._unknown) > 0
 
-    async def _answer(
+    def _answer(
         self,
-        found: dict[str, list[CachedDay | None]],
+        found: dict[str, list[CachedDay | None] | None],
         first: int,
         window: Window,
         waits: dict[CacheKey, asyncio.Task[_Fetched]],
         outcomes: dict[asyncio.Task[_Fetched], _Fetched],
     ) -> dict[str, ScheduleResult]:
-        """Assemble each mailbox's answer; raise if Graph failed as a whole for all of them."""
+        """Each mailbox's answer; raise if Graph failed as a whole for all of them."""
         now = self._clock()
         results: dict[str, ScheduleResult] = {}
         failures: list[UpstreamFailure] = []
-        pacer = Pacer()
         for mailbox, days in found.items():
-            if pacer.due(len(days)):
-                await asyncio.sleep(0)
-            stale = False
-            error: ErrorCode | None = None
-            failure: UpstreamFailure | None = None
-            if None in days:
-                entries: list[CachedDay] = []
-                for offset, entry in enumerate(days):
-                    if entry is None:
-                        key = (mailbox, first + offset)
-                        fetched = outcomes[waits[key]]
-                        entry = fetched.days.get(mailbox, _NONE).get(key[1])
-                        if entry is None and mailbox not in fetched.codes:
-                            entry = self._stale(key, now)
-                            if entry is not None:
-                                self._lookups.inc(_STALE)
-                                stale = True
-                        if entry is None:
-                            failure = fetched.failure
-                            error = fetched.codes.get(mailbox) or _code(failure)
-                            break
-                    entries.append(entry)
-            else:
-                entries = days  # type: ignore[assignment]  # no None among them
-            if error is None:
-                error = next((entry.error for entry in entries if entry.error is not None), None)
-            if error is not None:
-                results[mailbox] = ScheduleResult.failed(error)
-                if failure is not None:
-                    failures.append(failure)
-                continue
-            results[mailbox] = ScheduleResult(
-                items=_assemble(entries, first, window), stale=stale
+            results[mailbox] = self._result(
+                mailbox, days, first, window, waits, outcomes, failures, now
             )
         if failures and len(failures) == len(found):
             # Nothing to answer with at all: the whole request fails as it would uncached.
             raise failures[0]
         return results
+
+    async def _answer_paced(
+        self,
+        found: dict[str, list[CachedDay | None] | None],
+        first: int,
+        window: Window,
+        waits: dict[CacheKey, asyncio.Task[_Fetched]],
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched],
+    ) -> dict[str, ScheduleResult]:
+        """_answer for a long question: the event loop gets a turn every slice."""
+        now = self._clock()
+        results: dict[str, ScheduleResult] = {}
+        failures: list[UpstreamFailure] = []
+        count = _day_of_end(window.end) - first + 1
+        pacer = Pacer()
+        for mailbox, days in found.items():
+            if pacer.due(count):
+                await asyncio.sleep(0)
+            results[mailbox] = self._result(
+                mailbox, days, first, window, waits, outcomes, failures, now
+            )
+        if failures and len(failures) == len(found):
+            raise failures[0]
+        return results
+
+    def _result(
+        self,
+        mailbox: str,
+        days: list[CachedDay | None] | None,
+        first: int,
+        window: Window,
+        waits: dict[CacheKey, asyncio.Task[_Fetched]],
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched],
+        failures: list[UpstreamFailure],
+        now: float,
+    ) -> ScheduleResult:
+        """One mailbox's answer from its days, fetched ones filled in; the whole-call failure
+        it ends with, if any, is added to ``failures``."""
+        if days is None:
+            return _NOT_FOUND
+        stale = False
+        if None in days:
+            entries: list[CachedDay] = []
+            for offset, entry in enumerate(days):
+                if entry is None:
+                    key = (mailbox, first + offset)
+                    fetched = outcomes[waits[key]]
+                    entry = fetched.days.get(mailbox, _NONE).get(key[1])
+                    if entry is None:
+                        code = fetched.codes.get(mailbox)
+                        if code is ErrorCode.NOT_FOUND:
+                            return _NOT_FOUND
+                        # Transient: what was held before, if serve-stale allows it.
+                        entry = self._stale(key, now)
+                        if entry is None:
+                            if fetched.failure is not None:
+                                failures.append(fetched.failure)
+                            return ScheduleResult.failed(code or _code(fetched.failure))
+                        self._lookups.inc(_STALE)
+                        stale = True
+                entries.append(entry)
+        else:
+            entries = days  # type: ignore[assignment]  # no None among them
+        return ScheduleResult(items=_assemble(entries, first, window), stale=stale)
 
     def _stale(self, key: CacheKey, now: float) -> CachedDay | None:
         """A data entry past its freshness but within stale_max_age, if serve-stale is on."""
@@ -483,8 +530,7 @@ class CachedScheduleSource:
         return entry if now - entry.fetched_at <= self._max_age_s else None
 
 
-# What an unknown mailbox answers for every day (never stored per day).
-_UNKNOWN = CachedDay(error=ErrorCode.NOT_FOUND)
+_NOT_FOUND = ScheduleResult.failed(ErrorCode.NOT_FOUND)
 _NONE: Days = {}
 
 
@@ -533,7 +579,7 @@ def _split_by_day(items: Sequence[BusyItem], first: int, last: int, fetched_at: 
             else:
                 piece = BusyItem(max(item.start, start), min(item.end, end), item.status)
             per_day.setdefault(day, []).append(piece)
-    # Equal pieces stay: each continues its own item across midnight (see _join_at_midnight).
+    # Equal pieces stay: each continues its own item across midnight (see _assemble_joined).
     empty = CachedDay(fetched_at=fetched_at)
     days: Days = {}
     for day in range(first, last + 1):
@@ -564,7 +610,7 @@ def _assemble(days: list[CachedDay], first: int, window: Window) -> tuple[BusyIt
             break
         previous = edges
     if careful:
-        return _assemble_joined([day.items for day in days], first, window)
+        return _assemble_joined(days, first, window)
     low, high = window.start, window.end
     if len(days) == 1:
         return _clipped(days[0].items, low, high)
@@ -594,42 +640,55 @@ def _clipped(items: tuple[BusyItem, ...], low: datetime, high: datetime) -> tupl
     return tuple(sorted(clipped))
 
 
-def _assemble_joined(
-    pieces: list[tuple[BusyItem, ...]], first: int, window: Window
-) -> tuple[BusyItem, ...]:
-    """_assemble for days whose pieces meet at a midnight, or repeat: joined, then clipped."""
-    merged = _join_at_midnight(pieces, first)
-    clipped = set()
-    for item in merged:
-        if window.start <= item.start and item.end <= window.end:
-            clipped.add(item)
-        else:
-            start, end = max(item.start, window.start), min(item.end, window.end)
-            if start < end:
-                clipped.add(BusyItem(start=start, end=end, status=item.status))
-    # Items that differ only beyond the window are one item inside it.
-    return tuple(sorted(clipped))
+def _assemble_joined(days: list[CachedDay], first: int, window: Window) -> tuple[BusyItem, ...]:
+    """_assemble for days whose pieces meet at a midnight, or repeat.
 
-
-def _join_at_midnight(pieces: list[tuple[BusyItem, ...]], first: int) -> list[BusyItem]:
-    """Consecutive days' pieces as items, a piece ending at midnight joined to its sequel."""
-    merged: list[BusyItem] = []
-    # Per status, indexes into ``merged`` of items ending at the current midnight.
-    open_at_midnight: dict[Status, list[int]] = {}
-    for offset, day_items in enumerate(pieces):
+    A piece ending at a midnight is joined to a piece of the same status starting there, in
+    the order of each day's pieces (equal pieces each continue their own item); only the
+    days at a join are walked item by item.
+    """
+    low, high = window.start, window.end
+    last = len(days) - 1
+    out: list[BusyItem] = []
+    # Per status, indexes into ``out`` of items ending at the current midnight.
+    waiting: dict[Status, list[int]] = {}
+    for offset, day in enumerate(days):
+        items: Sequence[BusyItem] = day.items
+        if offset == 0 or offset == last:
+            # Clipped first: a piece at a midnight inside the window keeps its place in the
+            # order, and one cut at the window's edge keeps its midnight end.
+            items = _clipped_each(items, low, high)
+        edges = day.edges
+        if not (waiting and edges & OPENS) and not edges & CLOSES:
+            out.extend(items)
+            waiting = {}
+            continue
         start, end = _day_start(first + offset), _day_start(first + offset + 1)
-        still_open: dict[Status, list[int]] = {}
-        for item in day_items:
-            waiting = open_at_midnight.get(item.status)
-            if item.start == start and waiting:
-                index = waiting.pop(0)
-                merged[index] = BusyItem(
-                    start=merged[index].start, end=item.end, status=item.status
-                )
+        still: dict[Status, list[int]] = {}
+        for item in items:
+            queue = waiting.get(item.status)
+            if queue and item.start == start:
+                index = queue.pop(0)
+                item = out[index] = BusyItem(out[index].start, item.end, item.status)
             else:
-                index = len(merged)
-                merged.append(item)
+                index = len(out)
+                out.append(item)
             if item.end == end:
-                still_open.setdefault(item.status, []).append(index)
-        open_at_midnight = still_open
-    return merged
+                still.setdefault(item.status, []).append(index)
+        waiting = still
+    # Items that differ only beyond the window are one item inside it.
+    return tuple(sorted(set(out)))
+
+
+def _clipped_each(items: Sequence[BusyItem], low: datetime, high: datetime) -> list[BusyItem]:
+    """Each item clipped to [low, high), in order; those outside it dropped, equal ones kept."""
+    clipped = []
+    for item in items:
+        start, end = item.start, item.end
+        if low <= start and end <= high:
+            clipped.append(item)
+            continue
+        start, end = max(start, low), min(end, high)
+        if start < end:
+            clipped.append(BusyItem(start, end, item.status))
+    return clipped

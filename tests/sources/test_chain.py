@@ -42,6 +42,7 @@ def chain(
     wait_s: float = 0.0,
     batch: int = 20,
     failures: int = 5,
+    stale_s: float = 0.0,
 ) -> tuple[CachedScheduleSource, CircuitBreaker]:
     """cache -> batching -> breaker -> fake, as sources.chain builds it in front of Graph."""
     clock = clock or ManualClock()
@@ -55,7 +56,7 @@ def chain(
     )
     cache = CachedScheduleSource(
         batched, ttl_s=60, max_entries=1000, min_fetch_days=min_fetch_days, clock=clock,
-        metrics=metrics,
+        metrics=metrics, stale_max_age_s=stale_s,
     )  # fmt: skip
     return cache, breaker
 
@@ -124,6 +125,23 @@ async def test_entries_expire_on_the_clock() -> None:
     clock.advance(0.001)
     await cache.get_schedules([ADELE], day())
     assert len(fake.calls) == 2
+
+
+async def test_a_schedule_graph_throttles_is_served_stale() -> None:
+    """Past its TTL, a day whose schedule now answers throttled is served as held, marked
+    stale, while serve-stale allows; then the code is reported."""
+    clock = ManualClock()
+    fake = FakeSource({ADELE: [item(9, 1)], ALEX: []})
+    cache, _ = chain(fake, clock=clock, stale_s=30)
+    await cache.get_schedules([ADELE, ALEX], day())
+    clock.advance(61)
+    fake.errors[ADELE] = ErrorCode.THROTTLED
+    answer = await cache.get_schedules([ADELE, ALEX], day())
+    assert answer[ADELE] == ScheduleResult(items=(item(9, 1),), stale=True)
+    assert answer[ALEX] == ScheduleResult()
+    clock.advance(30)
+    answer = await cache.get_schedules([ADELE, ALEX], day())
+    assert answer[ADELE].error is ErrorCode.THROTTLED
 
 
 async def test_forget_during_a_fetch_keeps_nothing() -> None:
