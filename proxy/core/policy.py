@@ -182,10 +182,13 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
     """
     if result.error is not None:
         return result
-    if policy.detail == "status" and policy.granularity_minutes == 0:
-        if _shaped(result.items, window):
-            # What the cache answers already is exactly this: nothing to rebuild.
-            return result
+    if (
+        policy.detail == "status"
+        and policy.granularity_minutes == 0
+        and _shaped(result.items, window)
+    ):
+        # What the cache answers already is exactly this: nothing to rebuild.
+        return result
     items: list[BusyItem] = list(result.items)
     if policy.detail == "busy":
         items = [

@@ -205,7 +205,8 @@ class ProxyLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _write_lines(self) -> None:
         """Hand the waiting lines to the stream in writes of whole lines, each at most a pipe's
         atomic size (unless one line is longer)."""
-        lines, chunk, size = self._lines, [], 0
+        lines, size = self._lines, 0
+        chunk: list[str] = []
         while lines:
             line = lines.popleft()
             if chunk and size + len(line) > _ATOMIC_WRITE:

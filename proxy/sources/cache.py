@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from operator import attrgetter
+from typing import TypeVar
 
 import msgspec
 from cachetools import Cache, LRUCache
@@ -64,6 +65,7 @@ OPENS, CLOSES, TWINS = 1, 2, 4
 _END = attrgetter("end")
 _FETCHED_AT = attrgetter("fetched_at")
 
+V = TypeVar("V")
 CacheKey = tuple[str, int]
 """(case-folded mailbox, proleptic ordinal of the UTC day)."""
 
@@ -534,10 +536,10 @@ _NOT_FOUND = ScheduleResult.failed(ErrorCode.NOT_FOUND)
 _NONE: Days = {}
 
 
-def _peek(segment: LRUCache[str, Days] | LRUCache[str, float], key: str) -> Days | float | None:
+def _peek(segment: LRUCache[str, V], key: str) -> V | None:
     """The value held for ``key``, leaving the LRU order as it was."""
     # Cache.__getitem__: a look that does not count as a use.
-    return Cache.__getitem__(segment, key) if key in segment else None  # type: ignore[no-any-return]
+    return Cache.__getitem__(segment, key) if key in segment else None
 
 
 def _code(failure: UpstreamFailure | None) -> ErrorCode:
