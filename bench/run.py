@@ -1,19 +1,24 @@
-"""The benchmark: cached-path throughput, Graph economy, cold-path overhead, memory, slots.
+"""The benchmark: throughput (cached, sliding windows, workers), Graph economy, event-loop lag,
+cold-path overhead, the largest request, memory, slots.
 
 Run from the repository root:   python bench/run.py
 Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk).
 Options: --duration SECONDS per throughput run (default 10), --requests for the mixed
-workload (default 5000), --min-fetch-days N for the proxy's reach-ahead (default: its own
+workload (default 5000), --lag-seconds for the event-loop figure (default 75: past one
+purge of the full cache), --min-fetch-days N for the proxy's reach-ahead (default: its own
 default, 8), --quick for a smoke run.
 
 Everything runs on this machine: the mock Graph (500 mailboxes) and the load generators in
-this process, the proxy and the bare aiohttp baseline as separate processes.
+this process, the proxy (`serve --config`, as a deployment runs it) and the bare aiohttp
+baseline as separate processes. Beside each throughput, the CPU time each server process
+spent per request (from /proc): unlike requests per second, it holds up on a busy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -33,7 +38,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -113,6 +118,7 @@ async def server(
             stderr=stderr,
         )
     base = f"http://127.0.0.1:{port}"
+    PIDS[base] = process.pid
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(200):
@@ -125,15 +131,51 @@ async def server(
                     await asyncio.sleep(0.05)
         yield base
     finally:
+        PIDS.pop(base, None)
         process.terminate()
         await process.wait()
 
 
+# Base URL -> process id of each server() running (for its CPU time and memory).
+PIDS: dict[str, int] = {}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process and its children (workers) used so far."""
+    total = 0.0
+    for each in (pid, *_children(pid)):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids of the process's children (every thread's)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (resident now) and VmHWM (the peak so far) of a process, in kB."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    return values
+
+
 def proxy_argv(config: Path, port: int) -> list[str]:
-    """The proxy as a deployment runs it, minus per-request access log lines."""
+    """The proxy as a deployment runs it: `serve --config`, defaults (access log included)."""
     return [
-        sys.executable, "-m", "proxy", "serve", "--config", str(config),
-        "--port", str(port), "--log-level", "WARNING",
+        sys.executable, "-m", "proxy", "serve", "--config", str(config), "--port", str(port),
     ]  # fmt: skip
 
 
@@ -158,26 +200,45 @@ async def post(
 
 
 # In a body sent by wrk(..., vary_end=True): replaced per request by an instant between
-# 12:00:00 and 23:59:59 of 2026-03-22, so no two of 43,200 requests are the same.
+# 12:00:00.000 and 23:59:59.999 of 2026-03-22, from a random place each run (and stepping
+# by a prime), so no request repeats one of this run or of an earlier run the response
+# memo may still hold.
 END_MARK = "__END__"
 _VARY_END = f"""
 local template = wrk.body
-local sent = 0
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+local sent = math.random(0, 43199999)
 request = function()
-  sent = sent + 1
-  local s = sent % 43200
-  local stamp = string.format("2026-03-22T%02d:%02d:%02dZ", 12 + math.floor(s / 3600),
-                              math.floor(s / 60) % 60, s % 60)
+  sent = (sent + 7919) % 43200000
+  local s = math.floor(sent / 1000)
+  local stamp = string.format("2026-03-22T%02d:%02d:%02d.%03dZ", 12 + math.floor(s / 3600),
+                              math.floor(s / 60) % 60, s % 60, sent % 1000)
   return wrk.format(nil, nil, nil, (template:gsub("{END_MARK}", stamp)))
 end
 """
 
 
-async def wrk(
-    url: str, body: str, duration: int, directory: Path, *, vary_end: bool = False
-) -> float:
-    """Requests per second wrk reaches against ``url`` (1 thread, 50 connections); with
-    ``vary_end``, every request differs in the window's end (see END_MARK)."""
+class Throughput(NamedTuple):
+    """One wrk run: requests per second, requests answered, and the server's CPU per request
+    (microseconds; None when its process is not known)."""
+
+    rps: float
+    requests: int
+    cpu_us: float | None
+
+
+async def wrk_run(
+    url: str,
+    body: str,
+    duration: int,
+    directory: Path,
+    *,
+    vary_end: bool = False,
+    threads: int = 1,
+    connections: int = 50,
+) -> Throughput:
+    """A wrk run against ``url`` (a server() of this process, whose CPU is read from /proc);
+    with ``vary_end``, every request differs in the window's end (see END_MARK)."""
     script = directory / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -185,17 +246,30 @@ async def wrk(
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {KEY}"\n' + (_VARY_END if vary_end else "")
     )
+    pid = next((pid for base, pid in PIDS.items() if url.startswith(base + "/")), None)
+    before = cpu_seconds(pid) if pid is not None else 0.0
     process = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", "-c50", f"-d{duration}s", "-s", str(script), url,
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", str(script), url,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out = (await process.communicate())[0].decode()
+    spent = cpu_seconds(pid) - before if pid is not None else None
     if "Non-2xx" in out:
         raise RuntimeError("wrk saw error responses:\n" + out)
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if match is None:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if rate is None or count is None:
         raise RuntimeError("cannot read wrk's output:\n" + out)
-    return float(match.group(1))
+    requests = int(count.group(1))
+    cpu_us = None if spent is None else 1e6 * spent / max(1, requests)
+    return Throughput(float(rate.group(1)), requests, cpu_us)
+
+
+async def wrk(
+    url: str, body: str, duration: int, directory: Path, *, vary_end: bool = False
+) -> float:
+    """Requests per second wrk reaches against ``url`` (1 thread, 50 connections)."""
+    return (await wrk_run(url, body, duration, directory, vary_end=vary_end)).rps
 
 
 async def cached_path(
@@ -220,21 +294,32 @@ async def cached_path(
             str(bare_port),
             str(directory / "answer.json"),
         ]
-        proxy_rps: list[float] = []
-        bare_rps: list[float] = []
+        proxy_runs: list[Throughput] = []
+        bare_runs: list[Throughput] = []
         async with server(bare_argv, bare_port) as bare:
             for _ in range(2):
-                bare_rps.append(await wrk(bare + "/v1/availability", body, duration, directory))
+                bare_runs.append(await wrk_run(bare + "/v1/availability", body, duration, directory))
                 async with aiohttp.ClientSession() as session:
                     await post(session, base, json.loads(body))  # still cached
-                proxy_rps.append(await wrk(base + "/v1/availability", body, duration, directory))
-    proxy_mean, bare_mean = statistics.mean(proxy_rps), statistics.mean(bare_rps)
+                proxy_runs.append(
+                    await wrk_run(base + "/v1/availability", body, duration, directory)
+                )
+    proxy_mean = statistics.mean(run.rps for run in proxy_runs)
+    bare_mean = statistics.mean(run.rps for run in bare_runs)
     return {
         "proxy_rps": proxy_mean,
         "bare_rps": bare_mean,
         "ratio": proxy_mean / bare_mean,
+        "proxy_cpu_us": _mean_cpu(proxy_runs),
+        "bare_cpu_us": _mean_cpu(bare_runs),
         "bytes": len(answer),
     }
+
+
+def _mean_cpu(runs: list[Throughput]) -> float:
+    """CPU microseconds per request over several runs (weighted by their requests)."""
+    spent = sum((run.cpu_us or 0.0) * run.requests for run in runs)
+    return spent / max(1, sum(run.requests for run in runs))
 
 
 # --- 2. upstream economy ----------------------------------------------------------------

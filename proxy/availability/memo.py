@@ -64,7 +64,7 @@ class Freshness(Protocol):
         ...
 
 
-class Memoized(msgspec.Struct, frozen=True):
+class Memoized(msgspec.Struct, frozen=True, gc=False):
     """One rendered answer and the conditions under which it may be sent again."""
 
     body: bytes

@@ -27,6 +27,7 @@ from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
 from proxy.core.zones import known_zone_names
 from proxy.observability.audit import AuditTrail
 from proxy.observability.logs import http_logger
+from proxy.observability.looplag import LoopLag
 from proxy.observability.metrics import Metrics
 from proxy.sources.chain import build_chain
 from proxy.sources.credentials import MsalAppTokens
@@ -60,6 +61,7 @@ def init_app(
     trail = AuditTrail(settings.audit, wall_clock)
     envelope = Envelope(trail=trail, metrics=app[METRICS], cors=settings.cors)
     app.cleanup_ctx.append(partial(_audit_trail, trail))
+    app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(partial(_resources, clock=clock))
     setup_routes(app, envelope, connect_routes=bool(settings.connect.kinds))
     return app
@@ -72,6 +74,17 @@ async def _audit_trail(trail: AuditTrail, app: web.Application) -> AsyncIterator
         yield
     finally:
         trail.close()
+
+
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    """Observe the event loop's lag for the app's lifetime (see /metrics)."""
+    metrics = app[METRICS]
+    lag = LoopLag(metrics.loop_lag, metrics.loop_lag_max)
+    lag.start()
+    try:
+        yield
+    finally:
+        lag.stop()
 
 
 async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:
