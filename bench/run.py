@@ -1,8 +1,9 @@
 """The benchmark: throughput (cached, sliding windows, workers), Graph economy, event-loop lag,
-cold-path overhead, the largest request, memory, slots.
+cold-path overhead, the largest request, memory, slots, and three replicas sharing one Redis.
 
 Run from the repository root:   python bench/run.py
-Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk).
+Needs the package (pip install -e .) and wrk (Debian/Ubuntu: apt-get install -y wrk);
+figure 6 needs redis-server (apt-get install -y redis-server).
 Options: --duration SECONDS per throughput run (default 10), --requests for the mixed
 workload (default 5000), --lag-seconds for the event-loop figure (default 75: past one
 purge of the full cache), --min-fetch-days N for the proxy's reach-ahead (default: its own
@@ -275,18 +276,24 @@ async def wrk(
 async def cached_path(
     mock: RunningMock, config: Path, directory: Path, duration: int
 ) -> dict[str, Any]:
-    """Throughput of a cached 3-address, one-day POST against a bare handler, alternating."""
-    body = json.dumps(
-        {
-            "schedules": mock.graph.organisation.addresses()[:3],
-            "start": "2026-03-16T00:00:00Z",
-            "end": "2026-03-17T00:00:00Z",
-        }
-    )
+    """Throughput of cached 3-address POSTs against a bare handler, alternating: the same
+    one-day body repeated (the response memo answers), and sliding windows of 1 and 7 days,
+    every body different (the memo misses, the cache answers)."""
+    people = mock.graph.organisation.addresses()[:3]
+    shapes = {
+        "same": {"schedules": people, "start": "2026-03-16T00:00:00Z",
+                 "end": "2026-03-17T00:00:00Z"},
+        "slide_1": {"schedules": people, "start": "2026-03-22T00:00:00Z", "end": END_MARK},
+        "slide_7": {"schedules": people, "start": "2026-03-16T00:00:00Z", "end": END_MARK},
+    }  # fmt: skip
+    # What warms each shape's days: its window to the end of the day END_MARK falls on.
+    warm = {name: {**body, "end": "2026-03-23T00:00:00Z"} if body["end"] == END_MARK else body
+            for name, body in shapes.items()}  # fmt: skip
     proxy_port, bare_port = free_port(), free_port()
+    runs: dict[str, list[Throughput]] = {name: [] for name in (*shapes, "bare")}
     async with server(proxy_argv(config, proxy_port), proxy_port, env=PROXY_ENV) as base:
         async with aiohttp.ClientSession() as session:
-            answer = await post(session, base, json.loads(body))
+            answer = await post(session, base, shapes["same"])
         (directory / "answer.json").write_bytes(answer)
         bare_argv = [
             sys.executable,
@@ -294,26 +301,29 @@ async def cached_path(
             str(bare_port),
             str(directory / "answer.json"),
         ]
-        proxy_runs: list[Throughput] = []
-        bare_runs: list[Throughput] = []
         async with server(bare_argv, bare_port) as bare:
             for _ in range(2):
-                bare_runs.append(await wrk_run(bare + "/v1/availability", body, duration, directory))
-                async with aiohttp.ClientSession() as session:
-                    await post(session, base, json.loads(body))  # still cached
-                proxy_runs.append(
-                    await wrk_run(base + "/v1/availability", body, duration, directory)
-                )
-    proxy_mean = statistics.mean(run.rps for run in proxy_runs)
-    bare_mean = statistics.mean(run.rps for run in bare_runs)
-    return {
-        "proxy_rps": proxy_mean,
-        "bare_rps": bare_mean,
-        "ratio": proxy_mean / bare_mean,
-        "proxy_cpu_us": _mean_cpu(proxy_runs),
-        "bare_cpu_us": _mean_cpu(bare_runs),
-        "bytes": len(answer),
-    }
+                runs["bare"].append(
+                    await wrk_run(bare + "/v1/availability", json.dumps(shapes["same"]),
+                                  duration, directory)
+                )  # fmt: skip
+                for name, body in shapes.items():
+                    async with aiohttp.ClientSession() as session:
+                        # Cached already, or again past the TTL: the run measures hits.
+                        await post(session, base, warm[name])
+                    runs[name].append(
+                        await wrk_run(base + "/v1/availability", json.dumps(body), duration,
+                                      directory, vary_end=name != "same")
+                    )  # fmt: skip
+    bare_mean = statistics.mean(run.rps for run in runs["bare"])
+    result: dict[str, Any] = {"bare_rps": bare_mean, "bare_cpu_us": _mean_cpu(runs["bare"])}
+    for name in shapes:
+        mean = statistics.mean(run.rps for run in runs[name])
+        result[f"{name}_rps"] = mean
+        result[f"{name}_ratio"] = mean / bare_mean
+        result[f"{name}_cpu_us"] = _mean_cpu(runs[name])
+    result["bytes"] = len(answer)
+    return result
 
 
 def _mean_cpu(runs: list[Throughput]) -> float:
@@ -571,7 +581,300 @@ async def slots_path(
     return result
 
 
+# --- 6. cluster ---------------------------------------------------------------------------
+
+CLUSTER_ENV = {**PROXY_ENV, "FREEBUSY_PROXY_CLUSTER_KEY": "bench-cluster-" + "0" * 40}
+
+
+@asynccontextmanager
+async def redis_server() -> AsyncIterator[str]:
+    """A redis-server without persistence on a free port; yield its URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        shutil.which("redis-server") or "redis-server", "--port", str(port),
+        "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                await writer.wait_closed()
+                break
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def round_trips(session: aiohttp.ClientSession, base: str) -> float:
+    """Redis round trips a replica has made, from its /metrics."""
+    async with session.get(base + "/metrics") as resp:
+        text = await resp.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("freebusy_cluster_round_trips_total{")
+    )
+
+
+async def mixed_run(
+    mock: RunningMock, bases: list[str], workload: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The mixed workload from 50 clients, spread round robin over ``bases``; Graph's view."""
+    mock.graph.reset()
+    mock.graph.add_fault(Fault(kind="latency", delay_ms=MOCK_LATENCY_MS, count=None))
+    queue = iter(enumerate(workload))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session:
+
+        async def client() -> None:
+            for n, body in queue:
+                await post(session, bases[n % len(bases)], body)
+
+        await asyncio.gather(*(client() for _ in range(50)))
+    mock.graph.clear_faults()
+    return mock.graph.stats()
+
+
+def write_cluster_config(config: Path, redis_url: str) -> Path:
+    """The benchmark's config with [cluster] set to ``redis_url``, beside it."""
+    shared = config.with_name("cluster.toml")
+    shared.write_text(config.read_text() + f'\n[cluster]\nredis_url = "{redis_url}"\n')
+    return shared
+
+
+async def cluster(mock: RunningMock, config: Path, requests: int) -> dict[str, Any]:
+    """Three replicas sharing one Redis against one process, on the mixed workload: Graph
+    calls, breaches, and Redis round trips per cached request (in-process and second-tier
+    hits)."""
+    workload = mixed_workload(mock.graph.organisation.addresses(), requests)
+    port = free_port()
+    async with server(proxy_argv(config, port), port, env=PROXY_ENV) as base:
+        single = await mixed_run(mock, [base], workload)
+    async with redis_server() as url:
+        shared = write_cluster_config(config, url)
+        ports = [free_port() for _ in range(3)]
+        async with (
+            server(proxy_argv(shared, ports[0]), ports[0], env=CLUSTER_ENV) as a,
+            server(proxy_argv(shared, ports[1]), ports[1], env=CLUSTER_ENV) as b,
+            server(proxy_argv(shared, ports[2]), ports[2], env=CLUSTER_ENV) as c,
+        ):
+            three = await mixed_run(mock, [a, b, c], workload)
+            people = mock.graph.organisation.addresses()[-100:]
+            day = {"start": "2026-09-07T00:00:00Z", "end": "2026-09-08T00:00:00Z"}
+            async with aiohttp.ClientSession() as session:
+                for person in people:
+                    await post(session, a, {"schedules": [person], **day})
+                # In-process hits: A's own days, every body new (no response memo).
+                before = await round_trips(session, a)
+                for n in range(100):
+                    end = f"2026-09-07T12:{n // 60:02d}:{n % 60:02d}Z"
+                    await post(session, a, {"schedules": people[:3], "start": day["start"],
+                                            "end": end})  # fmt: skip
+                local = (await round_trips(session, a) - before) / 100
+                # Second-tier hits: the days A fetched, asked of B.
+                before = await round_trips(session, b)
+                for person in people:
+                    await post(session, b, {"schedules": [person], **day})
+                tier = (await round_trips(session, b) - before) / len(people)
+    return {
+        "requests": len(workload),
+        "single_calls": single["calls"]["getSchedule"],
+        "cluster_calls": three["calls"]["getSchedule"],
+        "ratio": three["calls"]["getSchedule"] / max(1, single["calls"]["getSchedule"]),
+        "single_schedules": single["schedules_requested"],
+        "cluster_schedules": three["schedules_requested"],
+        "breaches": sum(three["breaches"].values()),
+        "max_concurrent_per_mailbox": three["max_concurrent_per_mailbox"],
+        "local_round_trips": local,
+        "tier_round_trips": tier,
+    }
+
+
+# --- 7. event-loop lag -----------------------------------------------------------------
+
+FILL_DAYS = 100
+
+
+async def scrape(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """The proxy's /metrics as sample name (with labels) -> value."""
+    async with session.get(base + "/metrics") as resp:
+        text = await resp.text()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def lag_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """p99 and worst event-loop lag (ms) observed between two scrapes.
+
+    p99 is the upper bound of the histogram bucket holding it. The worst is the gauge when it
+    rose in between (the longest since start happened then), else the upper bound of the
+    highest bucket that counted anything in between.
+    """
+    prefix = "freebusy_event_loop_lag_seconds_bucket{le="
+    cumulative = sorted(
+        (float(name[len(prefix) + 1 : -2]), after[name] - before.get(name, 0.0))
+        for name in after
+        if name.startswith(prefix)
+    )
+    name = "freebusy_event_loop_lag_seconds_count"
+    total = after[name] - before.get(name, 0.0)
+    p99 = next(bound for bound, counted in cumulative if counted >= 0.99 * total)
+    highest = next(bound for bound, counted in cumulative if counted >= total)
+    gauge = "freebusy_event_loop_lag_max_seconds"
+    worst = after[gauge] if after[gauge] > before.get(gauge, 0.0) else highest
+    return {"p99_ms": p99 * 1000, "worst_ms": worst * 1000, "ticks": total}
+
+
+async def loop_lag(mock: RunningMock, config: Path, seconds: int) -> dict[str, Any]:
+    """Event-loop lag under the mixed workload (50 clients) once the cache holds its default
+    max_entries (50,000 mailbox-days: 500 mailboxes x 100 days), for ``seconds``: long
+    enough, by default, for the filled days to expire and be purged."""
+    addresses = mock.graph.organisation.addresses()
+    start = T0.replace(hour=0)
+    fill = {"start": format_utc(start), "end": format_utc(start + timedelta(days=FILL_DAYS))}
+    workload = mixed_workload(addresses, 5000)
+    port = free_port()
+    async with (
+        server(proxy_argv(config, port), port, env=PROXY_ENV) as base,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session,
+    ):
+        mock.graph.reset()
+        # Half as the days people ask about (the main segment), half as sweeps (probation).
+        for i in range(0, len(addresses) // 2, 5):
+            await post(session, base, {"schedules": addresses[i : i + 5], **fill})
+        for i in range(len(addresses) // 2, len(addresses), 50):
+            await post(session, base, {"schedules": addresses[i : i + 50], **fill})
+        before = await scrape(session, base)
+        entries = before["freebusy_cache_entries"]
+        mock.graph.add_fault(Fault(kind="latency", delay_ms=MOCK_LATENCY_MS, count=None))
+        deadline = time.perf_counter() + seconds
+        sent = 0
+
+        async def client(offset: int) -> None:
+            nonlocal sent
+            n = offset
+            while time.perf_counter() < deadline:
+                await post(session, base, workload[n % len(workload)])
+                n += 50
+                sent += 1
+
+        await asyncio.gather(*(client(i) for i in range(50)))
+        after = await scrape(session, base)
+        mock.graph.clear_faults()
+    return {"entries": entries, "requests": sent, "seconds": seconds,
+            **lag_between(before, after)}  # fmt: skip
+
+
+# --- 8. the largest request ---------------------------------------------------------------
+
+
+async def largest(mock: RunningMock, config: Path) -> dict[str, Any]:
+    """One request for 100 addresses x 180 days, uncached, then again cached: the proxy's
+    CPU for each, its peak RSS above what it held before, the answer's size, and the
+    event loop's worst lag meanwhile."""
+    people = mock.graph.organisation.addresses()[:100]
+    start = T0.replace(hour=0)
+    body = {"schedules": people, "start": format_utc(start),
+            "end": format_utc(start + timedelta(days=180))}  # fmt: skip
+    port = free_port()
+    async with (
+        server(proxy_argv(config, port), port, env=PROXY_ENV) as base,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session,
+    ):
+        pid = PIDS[base]
+        await post(session, base, {**body, "schedules": people[:1],
+                                   "end": format_utc(start + timedelta(days=1))})  # fmt: skip
+        before = await scrape(session, base)
+        rss = memory_kb(pid)
+        used = cpu_seconds(pid)
+        answer = await post(session, base, body)
+        cold_cpu = cpu_seconds(pid) - used
+        peak = memory_kb(pid)["VmHWM"]
+        # Varied by a microsecond: the response memo must not answer it.
+        used = cpu_seconds(pid)
+        await post(session, base, {**body, "end": format_utc(start + timedelta(days=180)
+                                                             - timedelta(microseconds=1))})
+        hit_cpu = cpu_seconds(pid) - used
+        after = await scrape(session, base)
+    gauge = "freebusy_event_loop_lag_max_seconds"
+    return {
+        "cold_cpu_s": cold_cpu,
+        "hit_cpu_s": hit_cpu,
+        "rss_rise_mb": (peak - max(rss["VmHWM"], rss["VmRSS"])) / 1024,
+        "peak_rise_mb": (peak - rss["VmRSS"]) / 1024,
+        "answer_mb": len(answer) / 1e6,
+        "worst_lag_ms": after[gauge] * 1000 if after[gauge] > before[gauge] else 0.0,
+    }
+
+
+# --- 9. workers -----------------------------------------------------------------------------
+
+
+async def workers(
+    mock: RunningMock, config: Path, directory: Path, duration: int
+) -> dict[str, Any]:
+    """`serve --workers 2` against two bare processes sharing a port, the cached one-day
+    POST repeated (wrk -t2 -c64), alternating."""
+    body = {"schedules": mock.graph.organisation.addresses()[:3],
+            "start": "2026-03-16T00:00:00Z", "end": "2026-03-17T00:00:00Z"}  # fmt: skip
+    text = json.dumps(body)
+    proxy_port, bare_port = free_port(), free_port()
+    rates: dict[str, list[Throughput]] = {"proxy": [], "bare": []}
+    argv = [*proxy_argv(config, proxy_port), "--workers", "2"]
+    async with server(argv, proxy_port, env=PROXY_ENV) as base:
+        async with aiohttp.ClientSession() as session:
+            answer = await post(session, base, body)
+        (directory / "answer.json").write_bytes(answer)
+        bare_argv = [sys.executable, str(ROOT / "bench" / "bare.py"), str(bare_port),
+                     str(directory / "answer.json"), "--reuse-port"]  # fmt: skip
+        async with server(bare_argv, bare_port) as bare, server(bare_argv, bare_port):
+            for _ in range(2):
+                rates["bare"].append(
+                    await wrk_run(bare + "/v1/availability", text, duration, directory,
+                                  threads=2, connections=64)
+                )  # fmt: skip
+                # Each worker has its own cache: warm both (connections spread over them).
+                async with aiohttp.ClientSession() as session:
+                    await asyncio.gather(*(post(session, base, body) for _ in range(32)))
+                rates["proxy"].append(
+                    await wrk_run(base + "/v1/availability", text, duration, directory,
+                                  threads=2, connections=64)
+                )  # fmt: skip
+    proxy = statistics.mean(run.rps for run in rates["proxy"])
+    bare_rps = statistics.mean(run.rps for run in rates["bare"])
+    return {"proxy_rps": proxy, "bare_rps": bare_rps, "ratio": proxy / bare_rps}
+
+
 # --- report -------------------------------------------------------------------------------
+
+
+def cluster_rows(six: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """The cluster figure's rows (or why it is missing)."""
+    if six is None:
+        return [("6. cluster (3 replicas sharing Redis)", "not measured: no redis-server "
+                 "(Debian/Ubuntu: apt-get install -y redis-server)", "-", "-")]  # fmt: skip
+    return [
+        (f"6. cluster: Graph calls, {six['requests']:,} mixed requests, 3 replicas vs 1",
+         f"{six['cluster_calls']:,} vs {six['single_calls']:,}; breaches {six['breaches']}"
+         f" (max {six['max_concurrent_per_mailbox']} in flight per mailbox)",
+         f"{six['ratio']:.2f}x", "<= 1.2x, 0 breaches"),
+        ("   schedules asked of Graph (a mailbox in a call), 3 replicas vs 1",
+         f"{six['cluster_schedules']:,} vs {six['single_schedules']:,} (batches form per replica)",
+         f"{six['cluster_schedules'] / max(1, six['single_schedules']):.2f}x", "-"),
+        ("   Redis round trips per cached request",
+         f"in-process hit {six['local_round_trips']:.2f}, "
+         f"second-tier hit {six['tier_round_trips']:.2f}",
+         f"{six['local_round_trips']:.2f} / {six['tier_round_trips']:.2f}", "0 / 1"),
+    ]  # fmt: skip
 
 
 def machine() -> str:
@@ -592,7 +895,7 @@ def machine() -> str:
 
 
 async def main() -> int:
-    """Run the five measurements and print the table."""
+    """Run the six measurements and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--requests", type=int, default=5000, help="mixed workload size")
@@ -628,6 +931,10 @@ async def main() -> int:
             print("measured 2. upstream economy", flush=True)
             gc.collect()
             four = await memory(mock)
+            six = None
+            if shutil.which("redis-server") is not None:
+                six = await cluster(mock, config, args.requests)
+                print("measured 6. cluster", flush=True)
         finally:
             await mock.close()
     breaches = sum(two["breaches"].values())
@@ -661,6 +968,7 @@ async def main() -> int:
          f"{five['new_availability_rps']:,.0f} req/s",
          f"{five['new_ratio']:.2f}x", "-"),
     ]  # fmt: skip
+    rows += cluster_rows(six)
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     header = ("figure", "measured", "result", "target")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,12 +17,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from hypothesis import settings as hypothesis_settings
 
-from proxy.config.schema import Settings
+from proxy.config.schema import DATABASE_PASSWORD_ENV, Settings
 from proxy.core.clock import MONOTONIC, Clock, WallClock
 from proxy.mock import MockSettings, RunningMock, start_mock
 from tests.support.leaks import FORBIDDEN_MARKERS
 from tests.support.mock_graph import MockFactory
+from tests.support.postgres import PostgresServer, start_postgres, stop_postgres
 from tests.support.proxies import ProxyFactory, proxy_settings, start_proxy
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +92,61 @@ def make_proxy(aiohttp_client: Any) -> ProxyFactory:
 async def proxy(make_proxy: ProxyFactory, mock_graph: RunningMock) -> TestClient[Any, Any]:
     """The proxy in front of the default mock."""
     return await make_proxy(mock_graph)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the whole run (started only when a test asks)."""
+    server = start_postgres()
+    yield server
+    stop_postgres(server)
+
+
+@pytest.fixture
+async def postgres_url(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """A fresh database of its own for one test; its password is in the environment."""
+    import asyncpg
+
+    name = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(
+        postgres_server.url("postgres"), password=postgres_server.password
+    )
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    monkeypatch.setenv(DATABASE_PASSWORD_ENV, postgres_server.password)
+    yield postgres_server.url(name)
+    admin = await asyncpg.connect(
+        postgres_server.url("postgres"), password=postgres_server.password
+    )
+    try:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """[connect] settings of each store backend in turn: a SQLite file, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return {"storage_path": tmp_path / "c.db"}
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url: str = request.getfixturevalue("postgres_url")
+    return {"storage_url": url, "database_password": server.password}
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real redis-server (Debian's) on a free port, without persistence."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 # Hypothesis: modest example counts so CI on two cores stays within minutes; no deadline

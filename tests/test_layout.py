@@ -14,6 +14,7 @@ LAYERS = (
     "core",
     "config",
     "observability",
+    "cluster",
     "access",
     "sources",
     "connect",

@@ -21,7 +21,7 @@ import yaml
 
 from proxy.config import schema as settings_module
 from proxy.config.load import parse_settings
-from proxy.config.schema import CLIENT_SECRET_ENV, TOKEN_KEY_ENV, Settings
+from proxy.config.schema import CLIENT_SECRET_ENV, CLUSTER_KEY_ENV, TOKEN_KEY_ENV, Settings
 from proxy.core.policy import Policy
 from tests.support.connect import TOKEN_KEY
 from tests.support.paths import ROOT
@@ -32,7 +32,7 @@ DEPLOYMENT = ROOT / "docs" / "deployment.md"
 EXAMPLE = ROOT / "config" / "example.toml"
 README = ROOT / "README.md"
 # Fields the proxy never reads from a file (parse_settings rejects them there).
-ENV_ONLY_FIELDS = {"client_secret", "token_key", "hmac_key"}
+ENV_ONLY_FIELDS = settings_module.ENV_ONLY
 _COMMENTED_KEY = re.compile(r"^#\s?([A-Za-z_][A-Za-z0-9_]*\s*=.*)$")
 
 
@@ -433,12 +433,18 @@ def test_example_config_documents_every_settings_field(tmp_path: Path) -> None:
     assert set(_settings_dataclasses()) == documented, "a settings dataclass is not covered"
     assert CLIENT_SECRET_ENV in text
 
-    # Every documented key, switched on, is valid (the CA file only has to exist).
+    # Every documented key, switched on, is valid (the CA file, and the audit file's folder,
+    # only have to exist).
     fake_ca = tmp_path / "ca.pem"
     fake_ca.write_text("placeholder\n")
     document["graph"]["ca_file"] = str(fake_ca)
+    document["cluster"]["ca_file"] = str(fake_ca)
+    document["cluster"]["redis_url"] = "rediss://redis:6379/0"
+    document["audit"]["file"] = str(tmp_path / "audit.jsonl")
     parse_settings(
-        document, environ={**SECRETS_ENV, TOKEN_KEY_ENV: TOKEN_KEY}, base_dir=EXAMPLE.parent
+        document,
+        environ={**SECRETS_ENV, TOKEN_KEY_ENV: TOKEN_KEY, CLUSTER_KEY_ENV: "c" * 32},
+        base_dir=EXAMPLE.parent,
     )
 
 

@@ -50,6 +50,10 @@ class TokenBuckets:
             )
         self._store(key, tokens - cost, max(now, stamp))
 
+    async def charge(self, key: str, rate_per_minute: int, *, cost: float = 1.0) -> None:
+        """take() as the RateLimiter port asks it (in this process, nothing to await)."""
+        self.take(key, rate_per_minute, cost=cost)
+
     def _store(self, key: str, tokens: float, stamp: float) -> None:
         self._buckets[key] = (tokens, stamp)
         if self._max_keys is not None:

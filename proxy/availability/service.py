@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from typing import Literal, NamedTuple
 
 from proxy.access.consumers import Consumer, ConsumerRegistry
-from proxy.access.rate import TokenBuckets
 from proxy.availability.memo import MemoKey, ResponseMemo
 from proxy.config.schema import LimitSettings
 from proxy.core.clock import WallClock
@@ -34,6 +33,7 @@ from proxy.core.policy import (
     graph_calls,
     request_cost,
 )
+from proxy.core.ports import RateLimiter
 from proxy.observability.audit_record import note_request
 from proxy.observability.metrics import Metrics
 from proxy.sources.cache import CachedScheduleSource
@@ -50,7 +50,7 @@ class Availability:
         *,
         chain: CachedScheduleSource,
         memo: ResponseMemo,
-        rate: TokenBuckets,
+        rate: RateLimiter,
         limits: LimitSettings,
         wall_clock: WallClock,
         metrics: Metrics,
@@ -81,7 +81,9 @@ class Availability:
         Duplicates (in any letter case) are fetched once, and every result is shaped by the
         consumer's privacy policy.
         """
-        window = self._admit(consumer, query, "items", view_minutes=view_minutes, bucket=bucket)
+        window = await self._admit(
+            consumer, query, "items", view_minutes=view_minutes, bucket=bucket
+        )
         policy = consumer.policy
         results = await self._chain.get_schedules(query.unique, window)
         shaped: dict[str, ScheduleResult] = {}
@@ -102,7 +104,7 @@ class Availability:
         schedule cannot be read is busy throughout and listed among the errors.
         """
         reach = question.search.reach
-        window = self._admit(consumer, question.query, "slots", span=reach)
+        window = await self._admit(consumer, question.query, "slots", span=reach)
         policy = consumer.policy
         results = await self._chain.get_schedules(question.query.unique, window)
         participants: list[Participant] = []
@@ -118,7 +120,7 @@ class Availability:
                 participants.append(Participant(blocking_spans(result, policy, reach), optional))
         return SlotAnswer(find_slots(question.search, participants), tuple(errors), stale)
 
-    def recall(
+    async def recall(
         self, consumer: Consumer, key: MemoKey, question: Question = "items"
     ) -> bytes | None:
         """The answer already rendered for exactly this request, admitted as a new one would be.
@@ -128,7 +130,7 @@ class Availability:
         entry = self.memo.get(key, policy=consumer.policy)
         if entry is None:
             return None
-        self._admit(consumer, entry.query, question)
+        await self._admit(consumer, entry.query, question)
         self.memo.served(entry)
         return entry.body
 
@@ -183,7 +185,7 @@ class Availability:
         cached = {key[0] for key, _ in self._chain.entries()}
         self.forget([a for a in cached if a.rpartition("@")[2] in connection.domains])
 
-    def _admit(
+    async def _admit(
         self,
         consumer: Consumer,
         query: Query,
@@ -198,7 +200,8 @@ class Availability:
         note_request(query.schedules, query.window)
         window = fetch_window(consumer.policy, span or query.window)
         try:
-            self._check(consumer, query, question, window, view_minutes, bucket)
+            await self._charge(consumer, query, window, bucket)
+            self._check(consumer, query, question, window, view_minutes)
         except RateLimited:
             self._counts.inc((consumer.name, "rate_limited"))
             raise
@@ -208,20 +211,13 @@ class Availability:
         self._counts.inc((consumer.name, "admitted"))
         return window
 
-    def _check(
-        self,
-        consumer: Consumer,
-        query: Query,
-        question: Question,
-        window: Window,
-        view_minutes: int | None,
-        bucket: str | None,
+    async def _charge(
+        self, consumer: Consumer, query: Query, window: Window, bucket: str | None
     ) -> None:
-        """Charge the rate what the question could cost Graph; raise unless the consumer may
-        ask it."""
+        """Charge the rate what the question could cost Graph, or raise RateLimited."""
         policy = consumer.policy
         try:
-            self._rate.take(
+            await self._rate.charge(
                 bucket or consumer.name, policy.rate_per_minute, cost=graph_calls(query, window)
             )
         except RateLimited as limited:
@@ -231,6 +227,17 @@ class Availability:
                 "(one per 20 addresses per 61 days asked)",
                 retry_after=limited.retry_after,
             ) from None
+
+    def _check(
+        self,
+        consumer: Consumer,
+        query: Query,
+        question: Question,
+        window: Window,
+        view_minutes: int | None,
+    ) -> None:
+        """Raise unless the consumer may ask this question."""
+        policy = consumer.policy
         if question == "items" and policy.detail == "slots":
             raise Forbidden(
                 "this API key may only ask when a group is free: POST /v1/slots",

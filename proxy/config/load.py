@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import re
 import tomllib
 import typing
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 from cryptography.fernet import Fernet
@@ -29,13 +31,17 @@ from cryptography.fernet import Fernet
 from proxy.config.schema import (
     AUDIT_KEY_ENV,
     CLIENT_SECRET_ENV,
+    CLUSTER_KEY_ENV,
+    DATABASE_PASSWORD_ENV,
     ENV_ONLY,
     OVERRIDE_PREFIX,
     OVERRIDE_SEPARATOR,
+    REDIS_PASSWORD_ENV,
     TOKEN_KEY_ENV,
     AuditSettings,
     BatchingSettings,
     CacheSettings,
+    ClusterSettings,
     ConnectSettings,
     ConsumerSettings,
     CorsSettings,
@@ -53,7 +59,10 @@ from proxy.core.policy import Policy
 T = TypeVar("T")
 MIN_AUDIT_KEY_LENGTH = 32
 _SECRET_ENV = {"client_secret": CLIENT_SECRET_ENV, "hmac_key": AUDIT_KEY_ENV,
-               "token_key": TOKEN_KEY_ENV}  # fmt: skip
+               "token_key": TOKEN_KEY_ENV, "database_password": DATABASE_PASSWORD_ENV,
+               "cluster_key": CLUSTER_KEY_ENV,
+               "redis_password": REDIS_PASSWORD_ENV}  # fmt: skip
+MIN_CLUSTER_KEY_LENGTH = 32
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings,
     "graph": GraphSettings,
@@ -65,6 +74,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "audit": AuditSettings,
     "cors": CorsSettings,
     "ical": IcalSettings,
+    "cluster": ClusterSettings,
 }
 _ARRAYS = ("consumers", "feeds")
 _POLICY_KEYS = frozenset(f.name for f in fields(Policy))
@@ -181,6 +191,9 @@ def _from_environment(text: str, hint: Any, variable: str, where: str, problems:
     except msgspec.ValidationError as exc:
         problems.append(f"{variable}: {_problem(where, exc, hint)}")
         return None
+    if isinstance(converted, float) and not math.isfinite(converted):
+        problems.append(f"{variable}: {where}: must be a finite number")
+        return None
     # What a TOML file would hold, so the file's own check judges it the same way.
     if isinstance(converted, bool | int | float):
         return converted
@@ -222,9 +235,16 @@ def _table(cls: type[T], raw: Any, where: str, problems: list[str]) -> dict[str,
             problems.append(f"{where}.{key}: unknown key")
         else:
             try:
-                values[key] = msgspec.convert(value, hints[key], strict=True, dec_hook=_path)
+                converted = msgspec.convert(value, hints[key], strict=True, dec_hook=_path)
             except msgspec.ValidationError as exc:
                 problems.append(_problem(f"{where}.{key}", exc, hints[key]))
+                continue
+            # TOML's inf (and an override's "inf") passes every lower bound; nothing that
+            # reads a number of seconds or entries can use it.
+            if isinstance(converted, float) and not math.isfinite(converted):
+                problems.append(f"{where}.{key}: must be a finite number")
+                continue
+            values[key] = converted
     for name, spec in settable.items():
         required = spec.default is MISSING and spec.default_factory is MISSING
         if required and name not in raw and name not in ENV_ONLY:
@@ -320,21 +340,41 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
 
     graph = settings.graph
     audit = settings.audit
+    cluster = settings.cluster
     return replace(
         settings,
         graph=replace(graph, ca_file=None if graph.ca_file is None else absolute(graph.ca_file)),
         audit=replace(audit, file=None if audit.file is None else absolute(audit.file)),
         connect=replace(settings.connect, storage_path=absolute(settings.connect.storage_path)),
+        cluster=replace(
+            cluster, ca_file=None if cluster.ca_file is None else absolute(cluster.ca_file)
+        ),
     )
 
 
 def _rules(settings: Settings) -> list[str]:
     """What ties keys together, beyond each key's own type and range."""
     problems: list[str] = []
+    for entry in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(
+                f"server.trusted_proxies: {entry!r} is not an address or network (10.0.0.0/8)"
+            )
     ca_file = settings.graph.ca_file
     if ca_file is not None and not ca_file.is_file():
         problems.append(f"graph.ca_file: no such file: {ca_file}")
+    audit_file = settings.audit.file
+    if settings.audit.enabled and audit_file is not None:
+        # serve creates the file, not its folder.
+        if audit_file.is_dir():
+            problems.append(f"audit.file: is a folder, not a file: {audit_file}")
+        elif not audit_file.parent.is_dir():
+            problems.append(f"audit.file: no such folder: {audit_file.parent}")
     connect = settings.connect
+    if connect.storage_url is not None:
+        problems.extend(_storage_url_problems(connect.storage_url))
     if connect.kinds and connect.redirect_uri is None and not is_loopback(settings.server.host):
         # Built from the Host header, the redirect URI would be whatever a client claims.
         problems.append(
@@ -356,10 +396,58 @@ def _rules(settings: Settings) -> list[str]:
         if consumer.key_sha256 in hashes:
             problems.append(f"{where}.key_sha256: two consumers share one key")
         hashes.add(consumer.key_sha256)
+    problems.extend(_cluster_rules(settings))
     if settings.ical.default_days > settings.limits.max_window_days:
         problems.append("ical.default_days: must be between 1 and limits.max_window_days")
     problems.extend(_feed_rules(settings))
     return problems
+
+
+def _cluster_rules(settings: Settings) -> list[str]:
+    """[cluster]: a URL without credentials in it, and a CA file only for TLS."""
+    problems: list[str] = []
+    cluster = settings.cluster
+    url = cluster.redis_url
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.password or parts.username:
+            problems.append(
+                "cluster.redis_url: no user or password in the URL; set "
+                f"{REDIS_PASSWORD_ENV} instead (a file is no place for a secret)"
+            )
+        if not parts.hostname:
+            problems.append("cluster.redis_url: names no host (redis://host:6379/0)")
+        try:
+            database = parts.path.strip("/")
+            if database and not 0 <= int(database) <= 15:
+                raise ValueError
+            parts.port  # noqa: B018 (parsing it is the check)
+        except ValueError:
+            problems.append(
+                "cluster.redis_url: is not of the form redis://host:port/db (db 0 to 15)"
+            )
+    if cluster.ca_file is not None:
+        if url is None or not url.startswith("rediss://"):
+            problems.append("cluster.ca_file: only for a TLS redis_url (rediss://)")
+        elif not cluster.ca_file.is_file():
+            problems.append(f"cluster.ca_file: no such file: {cluster.ca_file}")
+    return problems
+
+
+def _storage_url_problems(url: str) -> list[str]:
+    """A PostgreSQL URL names where to connect; the password never sits in it."""
+    where = "connect.storage_url"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return [f"{where}: not a valid URL (postgresql://user@host:5432/database)"]
+    if parts.password is not None:
+        return [
+            f"{where}: the password does not go in the URL (config files get copied and "
+            f"logged); set {DATABASE_PASSWORD_ENV} instead"
+        ]
+    return []
 
 
 def is_loopback(host: str) -> bool:
@@ -420,6 +508,7 @@ def _environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> lis
         problem = token_key_problem(environ.get(TOKEN_KEY_ENV))
         if problem is not None:
             problems.append(problem)
+
     audit = document.get("audit", {})
     audit = audit if isinstance(audit, Mapping) else {}
     if audit.get("enabled", True) is not False and audit.get("audit_addresses") is not True:
@@ -433,20 +522,38 @@ def _environment(document: Mapping[str, Any], environ: Mapping[str, str]) -> lis
                 f"{MIN_AUDIT_KEY_LENGTH} characters (addresses in the audit trail are HMACs "
                 "with it), or set audit.audit_addresses = true, or audit.enabled = false"
             )
+    cluster = document.get("cluster", {})
+    clustered = isinstance(cluster, Mapping) and bool(cluster.get("redis_url"))
+    if clustered and len(environ.get(CLUSTER_KEY_ENV) or "") < MIN_CLUSTER_KEY_LENGTH:
+        problems.append(
+            f"cluster: set {CLUSTER_KEY_ENV} to a random string of at least "
+            f"{MIN_CLUSTER_KEY_LENGTH} characters, the same on every replica (keys in "
+            "Redis carry HMACs of addresses with it, never an address)"
+        )
     return problems
 
 
-def token_key_problem(key: str | None) -> str | None:
-    """What is wrong with a FREEBUSY_PROXY_TOKEN_KEY value, or None when it is a Fernet key."""
-    if not key:
+def token_keys(value: str | None) -> list[str]:
+    """The keys of a FREEBUSY_PROXY_TOKEN_KEY value: comma-separated, the first one encrypts."""
+    return [key.strip() for key in (value or "").split(",") if key.strip()]
+
+
+def token_key_problem(value: str | None) -> str | None:
+    """What is wrong with a FREEBUSY_PROXY_TOKEN_KEY value, or None when it holds Fernet keys."""
+    keys = token_keys(value)
+    if not keys:
         return (
             f"set {TOKEN_KEY_ENV} (make one with `freebusy-proxy new-token-key`): delegated "
             "connections store their tokens encrypted with it"
         )
-    try:
-        Fernet(key.encode())
-    except (ValueError, TypeError):
-        return f"{TOKEN_KEY_ENV}: not a valid key (32 url-safe base64 bytes)"
+    for index, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            which = "" if len(keys) == 1 else f" key {index} of {len(keys)}"
+            return f"{TOKEN_KEY_ENV}:{which} not a valid key (32 url-safe base64 bytes)"
+    if len(set(keys)) != len(keys):
+        return f"{TOKEN_KEY_ENV}: the same key is listed twice"
     return None
 
 
@@ -456,5 +563,14 @@ def _with_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
         settings,
         graph=replace(settings.graph, client_secret=environ.get(CLIENT_SECRET_ENV) or None),
         audit=replace(settings.audit, hmac_key=environ.get(AUDIT_KEY_ENV) or None),
-        connect=replace(settings.connect, token_key=environ.get(TOKEN_KEY_ENV) or None),
+        connect=replace(
+            settings.connect,
+            token_key=environ.get(TOKEN_KEY_ENV) or None,
+            database_password=environ.get(DATABASE_PASSWORD_ENV) or None,
+        ),
+        cluster=replace(
+            settings.cluster,
+            cluster_key=environ.get(CLUSTER_KEY_ENV) or None,
+            redis_password=environ.get(REDIS_PASSWORD_ENV) or None,
+        ),
     )

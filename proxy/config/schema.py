@@ -19,16 +19,22 @@ CONFIG_ENV = "FREEBUSY_PROXY_CONFIG"
 CLIENT_SECRET_ENV = "FREEBUSY_PROXY_CLIENT_SECRET"  # noqa: S105 (a variable name)
 AUDIT_KEY_ENV = "FREEBUSY_PROXY_AUDIT_KEY"
 TOKEN_KEY_ENV = "FREEBUSY_PROXY_TOKEN_KEY"  # noqa: S105 (a variable name)
+CLUSTER_KEY_ENV = "FREEBUSY_PROXY_CLUSTER_KEY"
+REDIS_PASSWORD_ENV = "FREEBUSY_PROXY_REDIS_PASSWORD"  # noqa: S105 (a variable name)
+DATABASE_PASSWORD_ENV = "FREEBUSY_PROXY_DATABASE_PASSWORD"  # noqa: S105 (a variable name)
 # FREEBUSY_PROXY_<SECTION>__<KEY> overrides [section] key of the file (proxy/config/load.py).
 OVERRIDE_PREFIX = "FREEBUSY_PROXY_"
 OVERRIDE_SEPARATOR = "__"
 CONNECTION_KINDS = ("individual", "enterprise")
 FBTYPES = ("BUSY", "BUSY-TENTATIVE", "BUSY-UNAVAILABLE")
 # Fields that are never read from a file, only from the environment.
-ENV_ONLY = frozenset({"client_secret", "token_key", "hmac_key"})
+ENV_ONLY = frozenset(
+    {"client_secret", "token_key", "hmac_key", "database_password", "cluster_key", "redis_password"}
+)
 
 Text = Annotated[str, Meta(min_length=1)]
 Sha256 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+PostgresUrl = Annotated[str, Meta(pattern="^postgres(ql)?://")]
 HttpsUrl = Annotated[str, Meta(pattern="^https://")]
 Positive = Annotated[float, Meta(gt=0)]
 AtLeastOne = Annotated[int, Meta(ge=1)]
@@ -52,6 +58,8 @@ class ServerSettings:
     # previous answer), and a request's body this long after its headers; then it is cut.
     header_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
     body_timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,14 +130,21 @@ class ConnectSettings:
     kinds: tuple[Literal["individual", "enterprise"], ...] = ()
     redirect_uri: Annotated[str, Meta(pattern="^https?://")] | None = None
     storage_path: Path = Path("freebusy-proxy-connections.sqlite3")
+    # PostgreSQL instead of the SQLite file; the password comes from the environment.
+    storage_url: PostgresUrl | None = None
+    storage_pool_size: Annotated[int, Meta(ge=1, le=100)] = 10
+    # How often each process looks for connections made, changed or removed elsewhere.
+    changes_poll_seconds: Annotated[float, Meta(ge=0.05, le=300)] = 2.0
     strict_scopes: bool = True
     application_permissions: bool = True
     flow_timeout_seconds: Positive = 600.0
     # Sign-ins one client address may start per minute.
     sign_ins_per_minute: Annotated[int, Meta(ge=1, le=10_000)] = 10
     admin_key_sha256: Sha256 | None = field(default=None, repr=False)
-    # Never in a file: filled from FREEBUSY_PROXY_TOKEN_KEY.
+    # Never in a file: filled from FREEBUSY_PROXY_TOKEN_KEY (comma-separated during a rotation).
     token_key: str | None = field(default=None, repr=False)
+    # Never in a file: filled from FREEBUSY_PROXY_DATABASE_PASSWORD.
+    database_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +183,26 @@ class ThrottleSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClusterSettings:
+    """Replicas sharing Graph's limits, the cache and consumer rates through Redis (off by
+    default: each process on its own)."""
+
+    # redis://host:6379/0 or rediss:// (TLS); the password comes from the environment.
+    redis_url: Annotated[str, Meta(pattern="^rediss?://")] | None = None
+    # For rediss://: the CA that signed Redis' certificate (default: the system's).
+    ca_file: Path | None = None
+    # While Redis is unreachable each replica keeps 1/fallback_replicas of Graph's limits and
+    # of every consumer's rate, so this many replicas together stay within them.
+    fallback_replicas: Annotated[int, Meta(ge=1, le=1000)] = 3
+    # A Graph call through the shared gate is cut off after this long; its lease on one of
+    # the mailbox's slots lasts a second longer, so a replica that dies frees its slots.
+    lease_seconds: Annotated[float, Meta(ge=1, le=120)] = 10.0
+    # Never in a file: filled from FREEBUSY_PROXY_CLUSTER_KEY and FREEBUSY_PROXY_REDIS_PASSWORD.
+    cluster_key: str | None = field(default=None, repr=False)
+    redis_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class IcalSettings:
     """How the iCalendar free/busy feed is written."""
 
@@ -202,9 +237,19 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     ical: IcalSettings = field(default_factory=IcalSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     feeds: tuple[FeedSettings, ...] = ()
 
     def secrets(self) -> list[str]:
         """The literal secrets this configuration holds, for the log redactor."""
-        values = (self.graph.client_secret, self.audit.hmac_key, self.connect.token_key)
-        return [value for value in values if value]
+        connect = self.connect
+        keys = (connect.token_key or "").split(",")
+        values = (
+            self.graph.client_secret,
+            self.audit.hmac_key,
+            *keys,
+            connect.database_password,
+            self.cluster.cluster_key,
+            self.cluster.redis_password,
+        )
+        return [value.strip() for value in values if value and value.strip()]

@@ -8,12 +8,12 @@ import aiohttp
 import msal
 
 from proxy.config.schema import Settings
+from proxy.connect.backends import open_store
 from proxy.connect.msal_apps import build_app, error_code
 from proxy.connect.onboarding import complete
 from proxy.connect.registry import Connections
 from proxy.connect.scopes import REQUESTED_SCOPES
-from proxy.connect.store import ConnectionStore, fernet_from_key
-from proxy.core.clock import SystemWallClock
+from proxy.core.clock import MONOTONIC, SystemWallClock
 from proxy.core.connections import Kind
 from proxy.core.errors import Refusal
 from proxy.sources.tls import client_ssl_context, requests_session
@@ -23,12 +23,13 @@ async def connect_with_device_code(settings: Settings, kind: Kind) -> int:
     """Print msal's sign-in instructions, wait for the person, store the connection.
 
     The device flow is a public-client flow (the registration must allow it); the connection
-    is refreshed without the client secret. Returns the process exit status.
+    is refreshed without the client secret. A proxy already running sees the connection
+    within ``changes_poll_seconds`` (at once on PostgreSQL). Returns the process exit status.
     """
-    cipher = fernet_from_key(settings.connect.token_key)
-    store = await asyncio.to_thread(ConnectionStore, settings.connect.storage_path, cipher)
+    store = await open_store(settings.connect)
     http = requests_session(settings.graph.ca_file)
     try:
+        await store.migrate()
         cache = msal.SerializableTokenCache()
         app = await asyncio.to_thread(build_app, settings.graph, http, public=True, cache=cache)
         flow = await asyncio.to_thread(app.initiate_device_flow, list(REQUESTED_SCOPES))
@@ -48,6 +49,7 @@ async def connect_with_device_code(settings: Settings, kind: Kind) -> int:
                 store=store,
                 session=session,
                 http=http,
+                clock=MONOTONIC,
                 wall_clock=SystemWallClock(),
             )
             try:
@@ -70,4 +72,4 @@ async def connect_with_device_code(settings: Settings, kind: Kind) -> int:
         return 0
     finally:
         await asyncio.to_thread(http.close)
-        await asyncio.to_thread(store.close)
+        await store.close()

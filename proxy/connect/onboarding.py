@@ -95,7 +95,9 @@ async def complete(
         raise Refusal("no_refresh_token")
     tenant_name, domains = await _organization(session, settings.graph.base_url, access_token)
     connection = Connection(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"freebusy-proxy:{kind}:{tenant_id}:{account}")),
+        # Random: an id derived from tenant and account would tell a staff list who connected.
+        # A repeated sign-in of the same kind and account keeps the first one's id (the store).
+        id=str(uuid.uuid4()),
         kind=kind,
         account=account,
         tenant_id=tenant_id,
@@ -106,6 +108,6 @@ async def complete(
         public_client=public_client,
         created=format_utc(connections.wall_clock.now().replace(microsecond=0)),
     )
-    await connections.add(connection, token_cache)
+    connection = await connections.add(connection, token_cache)
     log.info("connection %s (%s) stored", connection.id, kind)
     return connection

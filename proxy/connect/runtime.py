@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,10 +15,10 @@ import requests
 
 from proxy.access.rate import TokenBuckets
 from proxy.config.schema import Settings
+from proxy.connect.backends import open_store
 from proxy.connect.flows import PendingFlows
 from proxy.connect.msal_apps import build_app
 from proxy.connect.registry import Connections
-from proxy.connect.store import ConnectionStore, fernet_from_key
 from proxy.core.clock import Clock, WallClock
 from proxy.sources.tls import requests_session
 
@@ -62,16 +63,25 @@ async def open_connect(
     clock: Clock,
     wall_clock: WallClock,
 ) -> AsyncIterator[ConnectRuntime]:
-    """Open the store, load every connection, and close both when the block ends."""
-    store = await asyncio.to_thread(
-        ConnectionStore, settings.connect.storage_path, fernet_from_key(settings.connect.token_key)
-    )
+    """Open and migrate the store, load every connection and follow the store's changes.
+
+    Everything is closed when the block ends.
+    """
+    store = await open_store(settings.connect)
     http = requests_session(settings.graph.ca_file)
+    watcher: asyncio.Task[None] | None = None
     try:
+        await store.migrate()
         connections = Connections(
-            settings=settings, store=store, session=session, http=http, wall_clock=wall_clock
+            settings=settings,
+            store=store,
+            session=session,
+            http=http,
+            clock=clock,
+            wall_clock=wall_clock,
         )
         await connections.load()
+        watcher = asyncio.create_task(connections.watch(), name="connection-store-watch")
         yield ConnectRuntime(
             connections=connections,
             flows=PendingFlows(timeout_s=settings.connect.flow_timeout_seconds, clock=clock),
@@ -80,5 +90,9 @@ async def open_connect(
             starts=TokenBuckets(clock, max_keys=_CLIENTS_TRACKED),
         )
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await asyncio.to_thread(http.close)
-        await asyncio.to_thread(store.close)
+        await store.close()

@@ -1,159 +1,157 @@
-"""Connections at rest: SQLite, with each msal token cache encrypted (Fernet, key from env)."""
+"""Connections at rest: one async interface, SQLite (embedded default) or PostgreSQL behind it.
+
+Every backend keeps the same rows: a connection's fields, a revision that grows with every
+new sign-in or lost grant (a token cache is written back only to the revision it was read
+from), and its msal token cache sealed by ``proxy.connect.sealing`` (or nothing, once
+the connection lost its grant). A generation counter grows with every change of any row, so
+each process can tell cheaply that it must reload; PostgreSQL also announces changes with
+NOTIFY. Token refreshes run inside ``lease()``: a lock that holds across processes.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from proxy.core.connections import Connection, ConnectionStatus
 
-from proxy.config.schema import TOKEN_KEY_ENV
-from proxy.core.connections import Connection
-from proxy.core.errors import ConfigError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS connections (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    account TEXT NOT NULL,
-    tenant_id TEXT NOT NULL,
-    tenant_name TEXT NOT NULL,
-    domains TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    status TEXT NOT NULL,
-    public_client INTEGER NOT NULL,
-    created TEXT NOT NULL,
-    token_cache BLOB NOT NULL
-)
-"""
-_COLUMNS = (
+COLUMNS = (
     "id, kind, account, tenant_id, tenant_name, domains, scopes, status, public_client, created"
 )
+"""A connection's own columns, in the order ``row_values`` and ``connection_from`` use."""
 
 
-def fernet_from_key(key: str | None) -> Fernet:
-    """Return the cipher for a FREEBUSY_PROXY_TOKEN_KEY value, or raise ConfigError."""
-    if not key:
-        raise ConfigError(
-            f"set {TOKEN_KEY_ENV} (make one with `freebusy-proxy new-token-key`): delegated "
-            "connections store their tokens encrypted with it"
-        )
-    try:
-        return Fernet(key.encode())
-    except (ValueError, TypeError):
-        raise ConfigError(f"{TOKEN_KEY_ENV}: not a valid key (32 url-safe base64 bytes)") from None
+def row_values(connection: Connection) -> tuple[Any, ...]:
+    """The values of COLUMNS for ``connection`` (lists as JSON text, in every backend)."""
+    c = connection
+    return (
+        c.id,
+        c.kind,
+        c.account,
+        c.tenant_id,
+        c.tenant_name,
+        json.dumps(c.domains),
+        json.dumps(c.scopes),
+        c.status,
+        bool(c.public_client),
+        c.created,
+    )
 
 
-class ConnectionStore:
-    """Blocking SQLite access; call its methods off the event loop (asyncio.to_thread)."""
+def connection_from(row: Sequence[Any]) -> Connection:
+    """The connection in a row whose first columns are COLUMNS."""
+    return Connection(
+        id=row[0],
+        kind=row[1],
+        account=row[2],
+        tenant_id=row[3],
+        tenant_name=row[4],
+        domains=tuple(json.loads(row[5])),
+        scopes=tuple(json.loads(row[6])),
+        status=row[7],
+        public_client=bool(row[8]),
+        created=row[9],
+    )
 
-    def __init__(self, path: Path, cipher: Fernet) -> None:
-        self._path = path
-        self._cipher = cipher
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Readable by this user only, before SQLite writes a byte (the tokens are encrypted,
-        # the accounts and domains are not).
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        # Deleted rows are overwritten with zeros, so a removed connection leaves no bytes.
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute(_SCHEMA)
 
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+@dataclass(frozen=True, kw_only=True)
+class Stored:
+    """A connection as stored, and its revision: it grows with each sign-in and lost grant."""
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    connection: Connection
+    revision: int
+    refreshed: str | None = None
+    """When a process last wrote a refreshed token cache (RFC 3339), or None since sign-in."""
 
-    def save(self, connection: Connection, token_cache: str) -> None:
-        """Insert or replace ``connection`` with its serialized msal cache (encrypted here)."""
-        sealed = self._cipher.encrypt(token_cache.encode())
-        c = connection
-        with self._transaction() as db:
-            db.execute(
-                f"INSERT OR REPLACE INTO connections ({_COLUMNS}, token_cache) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    c.id,
-                    c.kind,
-                    c.account,
-                    c.tenant_id,
-                    c.tenant_name,
-                    json.dumps(c.domains),
-                    json.dumps(c.scopes),
-                    c.status,
-                    int(c.public_client),
-                    c.created,
-                    sealed,
-                ),
-            )
 
-    def update(self, connection: Connection, token_cache: str | None = None) -> None:
-        """Update status and scopes (and the cache, when given) of a stored connection."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE connections SET status = ?, scopes = ? WHERE id = ?",
-                (connection.status, json.dumps(connection.scopes), connection.id),
-            )
-            if token_cache is not None:
-                db.execute(
-                    "UPDATE connections SET token_cache = ? WHERE id = ?",
-                    (self._cipher.encrypt(token_cache.encode()), connection.id),
-                )
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """Every stored connection, and the generation of the store they were read at."""
 
-    def token_cache(self, connection_id: str) -> str | None:
-        """Return the decrypted msal cache of a connection, or None (unknown, or wrong key)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT token_cache FROM connections WHERE id = ?", (connection_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        try:
-            return self._cipher.decrypt(row[0]).decode()
-        except InvalidToken:
-            return None
+    generation: int
+    connections: tuple[Stored, ...]
 
-    def delete(self, connection_id: str) -> bool:
-        """Delete a connection and its tokens; return False when there was none."""
-        with self._transaction() as db:
-            deleted = db.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
-            return deleted.rowcount > 0
 
-    def all(self) -> list[Connection]:
-        """Return every stored connection, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM connections ORDER BY created, id"  # noqa: S608
-            ).fetchall()
-        return [
-            Connection(
-                id=row[0],
-                kind=row[1],
-                account=row[2],
-                tenant_id=row[3],
-                tenant_name=row[4],
-                domains=tuple(json.loads(row[5])),
-                scopes=tuple(json.loads(row[6])),
-                status=row[7],
-                public_client=bool(row[8]),
-                created=row[9],
-            )
-            for row in rows
-        ]
+@dataclass(frozen=True, kw_only=True)
+class SealedRow:
+    """A connection with its token cache still sealed: what export and import move."""
+
+    connection: Connection
+    sealed_cache: bytes | None
+
+
+class Lease(Protocol):
+    """A connection's token cache, read after taking its refresh lock; held until released."""
+
+    @property
+    def token_cache(self) -> str | None:
+        """The cache as stored when the lock was taken; None when the row holds no tokens."""
+        ...
+
+    async def write(self, token_cache: str, *, refreshed: str) -> bool:
+        """Store a refreshed cache (at ``refreshed``, RFC 3339); False when the connection was
+        replaced, lost its grant or was removed meanwhile."""
+        ...
+
+
+class ConnectionStore(Protocol):
+    """Where connections live; every method is safe to call from many processes at once."""
+
+    async def migrate(self) -> int:
+        """Apply every schema migration not applied yet; return the schema version."""
+        ...
+
+    async def generation(self) -> int:
+        """The store's change counter: it grows with every change of any connection."""
+        ...
+
+    async def snapshot(self) -> Snapshot:
+        """Every connection (never a token), oldest first, with the generation read before."""
+        ...
+
+    async def save(self, connection: Connection, token_cache: str) -> Stored:
+        """Store a fresh sign-in; one of the same kind, tenant and account is replaced, id kept."""
+        ...
+
+    async def set_status(
+        self, connection_id: str, status: ConnectionStatus, scopes: tuple[str, ...]
+    ) -> Stored | None:
+        """Record a new status; any but connected deletes the tokens and bumps the revision.
+
+        Connected (the granted scopes changed) keeps the revision: a refresh under way in
+        another process may still write its cache back, and must, or the refresh token it
+        just redeemed would be the one stored. Connected applies only to a connected row, and
+        nothing but revoked to a revoked one; None when refused so, or when there is no row.
+        """
+        ...
+
+    async def delete(self, connection_id: str) -> bool:
+        """Delete a connection and its tokens; False when there was none."""
+        ...
+
+    def lease(self, connection_id: str) -> AbstractAsyncContextManager[Lease]:
+        """Take the connection's refresh lock (across processes) and read its token cache."""
+        ...
+
+    async def wait_for_change(self, interval: float) -> None:
+        """Return when another process may have changed a connection, or ``interval`` s later."""
+        ...
+
+    async def export(self) -> list[SealedRow]:
+        """Every connection with its token cache still sealed, oldest first."""
+        ...
+
+    async def restore(self, rows: list[SealedRow]) -> int:
+        """Insert exported rows, each replacing one of the same id or account; return count."""
+        ...
+
+    async def reseal(self) -> tuple[int, int]:
+        """Encrypt every token cache again with the first key: (re-encrypted, unreadable)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections, listeners and lock files."""
+        ...

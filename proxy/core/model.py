@@ -84,6 +84,8 @@ class ScheduleResult(msgspec.Struct, frozen=True, gc=False):
     error: ErrorCode | None = None
     # True when served from memory past its freshness because Graph was failing.
     stale: bool = False
+    # Seconds since Graph gave this answer: 0 from Graph itself, more from a shared cache.
+    age_s: float = 0.0
 
     @classmethod
     def failed(cls, code: ErrorCode) -> ScheduleResult:

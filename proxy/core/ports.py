@@ -39,6 +39,18 @@ class CallGate(Protocol):
         """Wait for permission to call Graph for ``mailbox`` (case-folded)."""
         ...
 
+    def hold_off(self, mailbox: str, seconds: float) -> None:
+        """Graph asked to wait ``seconds`` before calling for ``mailbox`` again (Retry-After)."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Consumers' request rates, counted in one process or across replicas."""
+
+    async def charge(self, key: str, rate_per_minute: int, *, cost: float = 1.0) -> None:
+        """Spend ``cost`` of ``key``'s rate (0: no limit) or raise RateLimited."""
+        ...
+
 
 class ConnectionDirectory(Protocol):
     """The delegated connections a router sends addresses to."""

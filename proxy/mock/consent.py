@@ -89,6 +89,13 @@ class ConsentBook:
     public_refresh_tokens: set[str] = field(default_factory=set)
     """Refresh tokens issued to a public-client flow (device code): redeemed without a secret."""
     devices: dict[str, DeviceCode] = field(default_factory=dict)
+    single_use: bool = False
+    """Refresh tokens are spent by their first redemption (see MockSettings)."""
+    spent: set[str] = field(default_factory=set)
+    refreshes: int = 0
+    """Refresh-token redemptions that issued new tokens."""
+    reused: int = 0
+    """Redemptions refused because the token was already spent (single_use)."""
     authorize_scopes: list[tuple[str, ...]] = field(default_factory=list)
     """The ``scope`` parameter of every authorize request, split, in arrival order."""
 
@@ -132,6 +139,16 @@ class ConsentBook:
         if public:
             self.public_refresh_tokens.add(token)
         return token
+
+    def redeem(self, token: str) -> bool:
+        """Spend ``token`` for one refresh; False when single-use and spent already."""
+        if token in self.spent:
+            self.reused += 1
+            return False
+        if self.single_use and token in self.refresh_tokens:
+            self.spent.add(token)
+            del self.refresh_tokens[token]
+        return True
 
     def is_public(self, token: str) -> bool:
         """Return True when ``token`` came from a public-client flow."""
@@ -201,5 +218,6 @@ class ConsentBook:
         self.redeemed.clear()
         self.refresh_tokens.clear()
         self.public_refresh_tokens.clear()
+        self.spent.clear()
         self.devices.clear()
         self.authorize_scopes.clear()

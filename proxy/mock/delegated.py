@@ -312,8 +312,8 @@ def user_tokens(
     body: dict[str, Any] = {
         "token_type": "Bearer",
         "scope": " ".join([*permissions, *oidc]),
-        "expires_in": settings.token_lifetime_s,
-        "ext_expires_in": settings.token_lifetime_s,
+        "expires_in": graph.tokens.lifetime_s,
+        "ext_expires_in": graph.tokens.lifetime_s,
         "access_token": access,
         "client_info": _b64url_json({"uid": oid, "utid": tenant_id}),
     }
@@ -389,7 +389,9 @@ async def refresh_token(graph: MockGraph, request: TokenRequest) -> web.Response
     elif request.client_id != graph.settings.client_id:
         return aad_error(400, "unauthorized_client", 700016, "The application was not found.")
     grant = graph.consent.grant_for_refresh_token(token)
-    if grant is None:
+    if token in graph.consent.spent or grant is None:
+        if not graph.consent.redeem(token):
+            return _invalid_grant(70000, "The provided refresh token was already redeemed.")
         return _invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
     if grant.revoked:
         return _invalid_grant(
@@ -398,6 +400,8 @@ async def refresh_token(graph: MockGraph, request: TokenRequest) -> web.Response
             "needed. The user might have changed or reset their password.",
             suberror="bad_token",
         )
+    graph.consent.redeem(token)
+    graph.consent.refreshes += 1
     requested = tuple(request.form.get("scope", "").split())
     return user_tokens(graph, request, grant, requested=requested, nonce=None, public=public)
 

@@ -282,7 +282,7 @@ async def client_credentials(graph: MockGraph, request: TokenRequest) -> web.Res
             f"the input parameter 'scope' ('{scope}') is not valid. The scope should be "
             f"{GRAPH_DEFAULT_SCOPE}.",
         )
-    lifetime = graph.settings.token_lifetime_s
+    lifetime = graph.tokens.lifetime_s
     return json_response(
         {
             "token_type": "Bearer",

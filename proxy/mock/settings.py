@@ -43,6 +43,10 @@ class MockSettings:
     sign-in page: a personal Microsoft account (``PERSONAL_ACCOUNTS_TENANT_ID``) or a person of
     another organisation. Their tokens carry their home tenant, as a multi-tenant authority
     issues them; the mock does not refuse them itself, so the client's own checks must."""
+    single_use_refresh_tokens: bool = False
+    """Each refresh token is redeemed once: the answer carries its successor and the old one
+    is refused with invalid_grant from then on (rotation, as some providers and policies
+    enforce). Two processes refreshing one connection at once then show the race."""
     device_code_lifetime_s: int = 900
     device_poll_interval_s: int = 5
     browser_url: str | None = None

@@ -25,6 +25,7 @@ class MockGraph:
         self.consent = ConsentBook(
             extra_scopes=settings.extra_delegated_scopes,
             withheld_scopes=settings.withheld_delegated_scopes,
+            single_use=settings.single_use_refresh_tokens,
         )
         self.counters = Stats()
         self.gate = MailboxGate(
@@ -55,6 +56,10 @@ class MockGraph:
         """Return an app-only token as the token endpoint would, optionally with other roles."""
         chosen = self.settings.app_roles if roles is None else roles
         return self.tokens.issue_app_token(client_id=self.settings.client_id, roles=chosen)
+
+    def set_token_lifetime(self, seconds: int) -> None:
+        """Give tokens issued from now on this lifetime (``expires_in`` and ``exp``)."""
+        self.tokens.lifetime_s = seconds
 
     def revoke_grant(self, user: str) -> int:
         """Revoke ``user``'s delegated consent: their refresh tokens now fail with invalid_grant."""

@@ -88,6 +88,10 @@ class MailboxGate:
         if self._in_flight[key] <= 0:
             del self._in_flight[key]
 
+    def in_flight(self, mailbox: str) -> int:
+        """Admitted requests for ``mailbox`` not yet answered."""
+        return self._in_flight.get(mailbox.lower(), 0)
+
     def forget_history(self) -> None:
         """Restart every ten-minute budget (requests in flight stay counted)."""
         self._history.clear()

@@ -23,6 +23,7 @@ import msgspec
 
 from proxy.config.schema import AuditSettings
 from proxy.core.clock import WallClock
+from proxy.core.errors import ConfigError
 from proxy.core.timefmt import format_instant, format_utc
 from proxy.observability.audit_record import AuditRecord
 
@@ -81,14 +82,23 @@ class AuditTrail:
         return self._settings.enabled
 
     def open(self) -> None:
-        """Open the destination; a file is created readable by its owner only."""
+        """Open the destination; a file is created readable by its owner only.
+
+        ConfigError when the file cannot be opened (the configuration check catches a missing
+        folder; permissions show only here).
+        """
         if self._given is not None:
             self._stream = self._given
             return
         if self._settings.file is None:
             self._stream = sys.stdout
             return
-        fd = os.open(self._settings.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fd = os.open(self._settings.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"audit.file: cannot open {self._settings.file} ({exc.strerror})"
+            ) from None
         # Buffered: lines are flushed once per turn of the event loop (see write()).
         self._stream = os.fdopen(fd, "a", encoding="utf-8")
         self._owned = True

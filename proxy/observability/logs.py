@@ -6,7 +6,7 @@ OAuth form fields (client_secret, refresh_token, …) and any literal secret reg
 start-up (the client secret). The handler redacts every record that reaches it, once, from
 any logger (aiohttp, msal, urllib3 included). aiohttp's HTTP parser logs the first 100 bytes
 of an over-long header, which can be an Authorization header: its logger (``proxy.http``,
-given to aiohttp by ``proxy.web.headers.server_kwargs``) redacts at the source, so no
+given to aiohttp by ``proxy.web.app.runner_kwargs``) redacts at the source, so no
 handler at all sees that key.
 
 Lines logged on every request (the access log) need not be records at all: ``direct_lines``
@@ -294,5 +294,6 @@ def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
         root.removeHandler(old)
     root.addHandler(ProxyLogHandler(sys.stderr, Redactor(secrets)))
     root.setLevel(level)
-    # urllib3 logs request lines at DEBUG; we report outcomes ourselves (msal: proxy/tokens.py).
+    # urllib3 logs request lines at DEBUG; we report outcomes ourselves (msal's: in
+    # proxy/sources/credentials.py).
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,4 +1,5 @@
-"""Command line: serve, mock-graph, check-config, new-key, new-token-key, connect, new-feed."""
+"""Command line: serve, mock-graph, check-config, new-key, new-token-key, connect, new-feed,
+db, connections."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from proxy.config.schema import CONFIG_ENV, TOKEN_KEY_ENV, Port
 from proxy.core.errors import ConfigError
 from proxy.observability.logs import configure_logging
 from proxy.run.serving import BindFailure, listen_problem, serve_until_signalled
+from proxy.run.store_commands import add_store_commands
 from proxy.web.app import init_app, runner_kwargs
 
 log = logging.getLogger("proxy")
@@ -225,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     feed.add_argument(
         "--base-url", default="http://127.0.0.1:8080", help="where consumers reach the proxy"
     )
+    add_store_commands(commands)
     return parser
 
 

@@ -3,7 +3,8 @@
 Each worker is a whole proxy with its own Graph session, token cache, availability cache,
 throttle and metrics: the kernel spreads connections across them. Graph's per-mailbox limits
 are shared out: each worker gets 1/N of graph.mailbox_concurrency and throttle.mailbox_budget
-(at least 1 each), so together they stay within what one process would use.
+(at least 1 each), so together they stay within what one process would use. With [cluster]
+set, the workers share the limits (and the cache and rates) through Redis as replicas do.
 """
 
 from __future__ import annotations
@@ -109,11 +110,18 @@ def share_limits(settings: Settings, workers: int) -> Settings:
     return replace(settings, graph=graph, throttle=throttle)
 
 
+def worker_settings(settings: Settings, workers: int) -> Settings:
+    """A worker's settings: shared through Redis with [cluster], else split 1/N (share_limits)."""
+    if settings.cluster.redis_url is not None:
+        return settings
+    return share_limits(settings, workers)
+
+
 def _worker(config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     """One worker process: load the config and serve on the shared port."""
     settings = load_settings(config, environ=os.environ, host=host)
     configure_logging(log_level, secrets=settings.secrets())
-    app = init_app(share_limits(settings, workers))
+    app = init_app(worker_settings(settings, workers))
     try:
         serve_until_signalled(
             app,

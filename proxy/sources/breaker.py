@@ -10,7 +10,7 @@ half-open -> one probe call goes through, the others fail at once; the probe's s
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 from proxy.core.clock import Clock
@@ -51,6 +51,9 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
+        # Told (seconds it stays open; 0: closed) when this breaker itself opens or closes,
+        # not when a peer's news does it: how replicas share the breaker.
+        self.on_change: Callable[[float], None] | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -77,6 +80,28 @@ class CircuitBreaker:
         """A call succeeded: close the breaker and forget past failures."""
         if self._state is not BreakerState.CLOSED:
             log.warning("circuit breaker closed: Microsoft Graph answers again")
+            if self.on_change is not None:
+                self.on_change(0.0)
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._probing = False
+
+    def hold_open(self, seconds: float) -> None:
+        """Another replica's breaker opened: stay open for ``seconds`` (or longer, if already)."""
+        if self.state is BreakerState.OPEN and self.retry_after() >= seconds:
+            return
+        if self._state is BreakerState.CLOSED:
+            log.warning(
+                "circuit breaker opened by another replica; not asking Graph for %.0f s", seconds
+            )
+        self._state = BreakerState.OPEN
+        self._opened_at = self._clock() - self._cool_down_s + seconds
+        self._probing = False
+
+    def close_quietly(self) -> None:
+        """Another replica's probe found Graph answering: close without telling anyone."""
+        if self._state is not BreakerState.CLOSED:
+            log.warning("circuit breaker closed: Microsoft Graph answers another replica again")
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._probing = False
@@ -103,6 +128,8 @@ class CircuitBreaker:
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
             self._probing = False
+            if self.on_change is not None:
+                self.on_change(self._cool_down_s)
 
 
 class BreakerScheduleSource:

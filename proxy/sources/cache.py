@@ -34,7 +34,7 @@ per max-age).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from operator import attrgetter
@@ -133,6 +133,8 @@ class CachedScheduleSource:
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         self._tasks: set[asyncio.Task[_Fetched]] = set()
         self._generation = 0
+        # Told the case-folded addresses of every forget(), e.g. to reach other replicas.
+        self.forget_hooks: list[Callable[[frozenset[str]], None]] = []
         self._metrics.cache_entries.set_function(
             lambda: self._entries.currsize + self._probation.currsize + len(self._unknown)
         )
@@ -237,8 +239,10 @@ class CachedScheduleSource:
 
     def forget(self, addresses: Iterable[str]) -> int:
         """Drop everything cached for these addresses; fetches in flight will not store."""
-        folded = {address.casefold() for address in addresses}
+        folded = frozenset(address.casefold() for address in addresses)
         self._generation += 1
+        for hook in self.forget_hooks:
+            hook(folded)
         doomed = 0
         for segment in (self._entries, self._probation):
             for mailbox in folded:
@@ -364,7 +368,9 @@ class CachedScheduleSource:
                 await asyncio.sleep(0)
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
-                days[mailbox] = _split_by_day(result.items, first, last, fetched_at)
+                # A shared tier's days may be older than this fetch: they expire as fetched.
+                at = fetched_at - result.age_s
+                days[mailbox] = _split_by_day(result.items, first, last, at)
             elif result.error is ErrorCode.NOT_FOUND:
                 unknown.append(mailbox)
             else:

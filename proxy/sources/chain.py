@@ -6,17 +6,26 @@ Read top to bottom, it is what sits in front of Graph::
 
 The chain is policy-neutral: one cache serves every consumer, and the availability service
 applies each consumer's policy to what comes out of it.
+
+With ``[cluster]`` set, replicas share through Redis: a second cache tier between the cache
+and batching (days one replica fetched are hits on every other; misses are fetched once),
+the breaker's state, and the gate (leased mailbox slots, the budget, Retry-After holds),
+each falling back to this process's own pieces, at 1/fallback_replicas of the limits, while
+Redis is unreachable::
+
+    cache -> shared days -> batching -> breaker (shared) -> router -> Graph -> shared gate
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from proxy.config.schema import Settings
 from proxy.core.clock import Clock
-from proxy.core.ports import ConnectionDirectory, ScheduleSource, TokenProvider
+from proxy.core.ports import CallGate, ConnectionDirectory, ScheduleSource, TokenProvider
 from proxy.observability.metrics import Metrics
 from proxy.sources.batching import BatchingScheduleSource
 from proxy.sources.breaker import BreakerScheduleSource, CircuitBreaker
@@ -26,6 +35,10 @@ from proxy.sources.graph import GraphScheduleSource, RetryPolicy
 from proxy.sources.readiness import Readiness
 from proxy.sources.router import RoutingScheduleSource
 
+if TYPE_CHECKING:
+    # Imported where used: without [cluster], Redis' client is never loaded.
+    from proxy.cluster.link import ClusterLink
+
 
 @dataclass(frozen=True, kw_only=True)
 class Chain:
@@ -33,8 +46,10 @@ class Chain:
 
     cache: CachedScheduleSource
     breaker: CircuitBreaker
-    gate: Throttle
+    gate: CallGate
     readiness: Readiness
+    # The Redis link replicas share through, when [cluster] is set.
+    cluster: ClusterLink | None = None
 
 
 def build_chain(
@@ -45,22 +60,51 @@ def build_chain(
     connections: ConnectionDirectory | None,
     clock: Clock,
     metrics: Metrics,
+    cluster: ClusterLink | None = None,
 ) -> Chain:
     """Build the chain in front of Graph for these settings.
 
     ``app_tokens``: application credentials, or None when only delegated connections may be
-    used; ``connections``: the delegated connections, or None when connecting is off.
+    used; ``connections``: the delegated connections, or None when connecting is off;
+    ``cluster``: the Redis link when [cluster] is set.
     """
     graph = settings.graph
+    throttle = settings.throttle
     retry = RetryPolicy(max_retries=graph.max_retries, deadline_s=graph.timeout_seconds)
     # Graph throttles per app and mailbox whatever the token: one gate for every call.
-    gate = Throttle(
-        mailbox_concurrency=graph.mailbox_concurrency,
-        max_concurrency=settings.throttle.max_concurrency,
-        mailbox_budget=settings.throttle.mailbox_budget,
-        clock=clock,
-        metrics=metrics,
-    )
+    gate: CallGate
+    if cluster is None:
+        gate = Throttle(
+            mailbox_concurrency=graph.mailbox_concurrency,
+            max_concurrency=throttle.max_concurrency,
+            mailbox_budget=throttle.mailbox_budget,
+            clock=clock,
+            metrics=metrics,
+        )
+    else:
+        from proxy.cluster.shared_gate import SharedGate
+
+        share = cluster.fallback_replicas
+        gate = SharedGate(
+            cluster,
+            fallback=Throttle(
+                mailbox_concurrency=max(1, graph.mailbox_concurrency // share),
+                max_concurrency=throttle.max_concurrency,
+                mailbox_budget=max(1, throttle.mailbox_budget // share),
+                clock=clock,
+                metrics=metrics,
+            ),
+            mailbox_concurrency=graph.mailbox_concurrency,
+            mailbox_budget=throttle.mailbox_budget,
+            max_concurrency=throttle.max_concurrency,
+            metrics=metrics,
+        )
+        # A lease must outlive every call holding it: each attempt is cut off in time.
+        retry = RetryPolicy(
+            max_retries=graph.max_retries,
+            deadline_s=graph.timeout_seconds,
+            attempt_s=settings.cluster.lease_seconds,
+        )
 
     def graph_for(tokens: TokenProvider, me: str | None = None) -> ScheduleSource:
         return GraphScheduleSource(
@@ -87,12 +131,19 @@ def build_chain(
         cool_down_s=settings.throttle.breaker_cool_down_seconds,
         clock=clock,
     )
-    batched = BatchingScheduleSource(
+    batched: ScheduleSource = BatchingScheduleSource(
         BreakerScheduleSource(upstream, breaker, metrics=metrics),
         wait_s=settings.batching.wait_ms / 1000,
         max_schedules=settings.batching.max_schedules,
         metrics=metrics,
     )
+    tier = None
+    if cluster is not None:
+        from proxy.cluster.shared_breaker import BreakerShare
+        from proxy.cluster.shared_days import SharedDays
+
+        BreakerShare(cluster, breaker)
+        batched = tier = SharedDays(batched, cluster, ttl_s=settings.cache.ttl_seconds)
     cache = CachedScheduleSource(
         batched,
         ttl_s=settings.cache.ttl_seconds,
@@ -103,5 +154,8 @@ def build_chain(
         clock=clock,
         metrics=metrics,
     )
+    if tier is not None:
+        tier.attach(cache)
+        cache.forget_hooks.append(tier.forgotten)
     readiness = Readiness(tokens=app_tokens, session=session, base_url=graph.base_url, clock=clock)
-    return Chain(cache=cache, breaker=breaker, gate=gate, readiness=readiness)
+    return Chain(cache=cache, breaker=breaker, gate=gate, readiness=readiness, cluster=cluster)

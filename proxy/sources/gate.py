@@ -137,3 +137,6 @@ class Throttle:
                         self._in_flight[mailbox] = left
                     else:
                         del self._in_flight[mailbox]
+
+    def hold_off(self, mailbox: str, seconds: float) -> None:
+        """Nothing to share in one process: the call that saw the Retry-After waits it out."""

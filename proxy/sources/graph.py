@@ -51,6 +51,9 @@ class RetryPolicy:
 
     max_retries: int = 3
     deadline_s: float = 20.0
+    # Each attempt is cut off after this long (None: only the deadline bounds it); a shared
+    # gate's lease must outlive any attempt that holds it.
+    attempt_s: float | None = None
 
 
 class _MailboxNotFound:
@@ -212,9 +215,12 @@ class GraphScheduleSource:
                 if admitted is False:
                     # Our own per-mailbox budget is spent: Graph would only answer 429.
                     return _CallFailed(ErrorCode.THROTTLED, retry_after=BUDGET_RETRY_AFTER_S)
+                bound = deadline - self._clock()
+                if self._retry.attempt_s is not None:
+                    bound = min(bound, self._retry.attempt_s)
                 try:
                     # asyncio.timeout, not wait_for: no extra task per call on the cold path.
-                    async with asyncio.timeout(deadline - self._clock()):
+                    async with asyncio.timeout(bound):
                         status, retry_after, payload = await self._post(url, body, token)
                 except TimeoutError:
                     return _CallFailed(ErrorCode.UPSTREAM_TIMEOUT)
@@ -240,6 +246,8 @@ class GraphScheduleSource:
                     )
                     wait = retry_after if retry_after is not None else _backoff(attempt)
                     throttled_for = wait
+                    if retry_after is not None:
+                        self._gate.hold_off(mailbox.casefold(), retry_after)
             if attempt == self._retry.max_retries:
                 break
             if self._clock() + wait >= deadline:

@@ -24,6 +24,7 @@ from proxy.availability.service import Availability
 from proxy.config.schema import ServerSettings, Settings
 from proxy.connect.runtime import open_connect
 from proxy.core.clock import MONOTONIC, Clock, SystemWallClock, WallClock
+from proxy.core.ports import RateLimiter
 from proxy.core.zones import known_zone_names
 from proxy.observability.audit import AuditTrail
 from proxy.observability.logs import http_logger
@@ -113,6 +114,16 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             )
             app[CONNECT] = connect
             connections = connect.connections
+        cluster = None
+        rate: RateLimiter = TokenBuckets(clock)
+        if settings.cluster.redis_url is not None:
+            # Imported only here: without [cluster], Redis' client is never loaded.
+            from proxy.cluster.link import ClusterLink
+            from proxy.cluster.shared_rate import SharedRate
+
+            cluster = ClusterLink(settings.cluster, metrics=metrics, clock=clock)
+            resources.push_async_callback(cluster.close)
+            rate = SharedRate(cluster, fallback=rate)
         chain = build_chain(
             settings,
             session=session,
@@ -120,12 +131,16 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             connections=connections,
             clock=clock,
             metrics=metrics,
+            cluster=cluster,
         )
+        if cluster is not None:
+            # After the chain: its pieces hear what happened while this replica was away.
+            await cluster.start()
         app[CHAIN] = chain
         availability = Availability(
             chain=chain.cache,
             memo=ResponseMemo(chain.cache, clock=clock),
-            rate=TokenBuckets(clock),
+            rate=rate,
             limits=settings.limits,
             wall_clock=app[WALL_CLOCK],
             metrics=metrics,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
@@ -198,9 +199,9 @@ async def _answer(
         response = await handler(request)
     except ProblemError as exc:
         error = exc
-    except ConnectionError:
+    except ConnectionError as exc:
         if not _client_gone(request):
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            _log_bug(request, exc)
             return shape(request, _INTERNAL), Code.INTERNAL_ERROR
         # The client hung up mid-body or before its answer: nothing is broken, nothing can be
         # sent, and a traceback per abandoned connection would drown the log.
@@ -209,8 +210,8 @@ async def _answer(
         if exc.status < 400:
             raise  # a redirect: the envelope sends it as it is
         error = http_problem(request.method, exc)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+    except Exception as exc:
+        _log_bug(request, exc)
         error = _INTERNAL
     else:
         if response.status < 400:
@@ -221,6 +222,18 @@ async def _answer(
 
 
 _INTERNAL = ProblemError("internal error", code=Code.INTERNAL_ERROR, status=500)
+
+
+def _log_bug(request: web.Request, exc: BaseException) -> None:
+    """One ERROR line for a bug: the route template, the exception's type and its frames.
+
+    Never the path (the feed's and the Graph drop-in's name an address) nor the exception's
+    own words (a KeyError of an address, a message quoting Graph): where it broke is enough
+    to find it.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    route = request.get(ROUTE_TEMPLATE, UNMATCHED)
+    log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, route, frames)
 
 
 def _client_gone(request: web.Request) -> bool:

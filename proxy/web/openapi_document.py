@@ -178,7 +178,11 @@ def _schemas() -> dict[str, Any]:
                 "status": {"enum": ["ready", "not_ready"]},
                 "checks": {
                     "type": "object",
-                    "additionalProperties": {"enum": ["ok", "failed", "unreachable"]},
+                    "description": (
+                        "With [cluster] set, also cluster: ok, or degraded (Redis unreachable, "
+                        "local limits), which never makes the replica not ready."
+                    ),
+                    "additionalProperties": {"enum": ["ok", "failed", "unreachable", "degraded"]},
                 },
                 "problems": {"type": "object", "additionalProperties": {"type": "string"}},
                 "connections": {
@@ -616,6 +620,10 @@ def _admin_schemas() -> dict[str, Any]:
                                 "description": "Whether /readyz depends on this check.",
                             },
                             "counts": counts,
+                            "mode": {
+                                "enum": ["shared", "fallback", "rejoining"],
+                                "description": "The cluster record's: how the Redis link stands.",
+                            },
                         },
                     },
                 },

@@ -21,6 +21,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: a token can be had and Graph answers; 503 otherwise.
 
+    With [cluster] set, ``checks.cluster`` says "ok" or "degraded" (Redis unreachable: local
+    limits) and never makes the replica unready.
+
     Anyone sees the checks as fixed words and connection counts. With the admin key (an
     ``Authorization`` header that is not the admin key is a 401) the answer also says why a
     check failed, as a code from a fixed list, and which connections need attention.
@@ -30,16 +33,18 @@ async def readyz(request: web.Request) -> web.Response:
         require_admin(
             request.headers.get("Authorization"), request.app[SETTINGS].connect.admin_key_sha256
         )
-    report = await request.app[CHAIN].readiness.report()
-    body: dict[str, Any] = {
-        "status": "ready" if report.ready else "not_ready",
-        "checks": report.checks,
-    }
+    chain = request.app[CHAIN]
+    report = await chain.readiness.report()
+    checks = report.checks
+    if chain.cluster is not None:
+        # Never gates readiness: a replica without Redis still serves, with local limits.
+        checks = {**checks, "cluster": chain.cluster.state()}
+    body: dict[str, Any] = {"status": "ready" if report.ready else "not_ready", "checks": checks}
     if admin and report.problems:
         body["problems"] = report.problems
     connect = request.app.get(CONNECT)
     if connect is not None:
-        attention = _attention(connect.connections.all())
+        attention = needing_attention(connect.connections.all())
         body["connections"] = {
             "connected": sum(c.status == "connected" for c in connect.connections.all()),
             **{status: len(ids) for status, ids in attention.items()},
@@ -49,8 +54,10 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if report.ready else 503)
 
 
-def _attention(connections: list[Connection]) -> dict[str, list[str]]:
-    """Ids of connections that need consent again, or hold more than the Free/Busy scopes."""
+def needing_attention(connections: list[Connection]) -> dict[str, list[str]]:
+    """Ids of connections that need consent again, or hold more than the Free/Busy scopes
+    (refused, or kept and flagged under strict_scopes = false): what /readyz and the console
+    both report."""
     found: dict[str, list[str]] = {"needs_consent": [], "over_privileged": []}
     for connection in connections:
         if connection.status == "needs_consent":

@@ -12,7 +12,12 @@ import pytest
 
 from proxy.access.consumers import ConsumerRegistry, new_key
 from proxy.config.load import load_settings, parse_settings
-from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, TOKEN_KEY_ENV
+from proxy.config.schema import (
+    AUDIT_KEY_ENV,
+    CLIENT_SECRET_ENV,
+    DATABASE_PASSWORD_ENV,
+    TOKEN_KEY_ENV,
+)
 from proxy.core.errors import ConfigError
 from proxy.core.model import Status
 from proxy.run.cli import main
@@ -117,6 +122,12 @@ def test_a_slots_only_consumer_loads_and_no_feed_may_name_it(tmp_path: Path) -> 
         (lambda t: t.replace("port = 9090", "prot = 9090"), "server.prot: unknown key"),
         (lambda t: t.replace("port = 9090", 'port = "9090"'), "server.port: must be an integer"),
         (lambda t: t.replace("port = 9090", "port = 70000"), "server.port: must be at most"),
+        (
+            lambda t: t.replace(
+                "port = 9090", 'port = 9090\ntrusted_proxies = ["10.0.0.0/8", "lb"]'
+            ),
+            "server.trusted_proxies: 'lb' is not an address or network",
+        ),
         (lambda t: t.replace('client_id = "c"', ""), "graph.client_id: required key is missing"),
         (
             lambda t: t.replace('client_id = "c"', 'client_id = "c"\nclient_secret = "x"'),
@@ -185,6 +196,21 @@ def test_a_slots_only_consumer_loads_and_no_feed_may_name_it(tmp_path: Path) -> 
         (lambda t: t + "[ical]\ndefault_days = 181\n", "ical.default_days"),
         (lambda t: t + '[ical]\nworking_elsewhere = "FREE"\n', "ical.working_elsewhere"),
         (lambda t: "port = [", "not valid TOML"),
+        # TOML's inf passes a lower bound, then breaks what uses it (int(inf) in a cookie's
+        # max-age is a 500 on /connect/individual).
+        (
+            lambda t: t + "[connect]\nflow_timeout_seconds = inf\n",
+            "connect.flow_timeout_seconds: must be a finite number",
+        ),
+        (
+            lambda t: t.replace('client_id = "c"', 'client_id = "c"\ntimeout_seconds = inf'),
+            "graph.timeout_seconds: must be a finite number",
+        ),
+        (lambda t: t + "[cache]\nttl_seconds = inf\n", "cache.ttl_seconds: must be a finite"),
+        (
+            lambda t: t + "[throttle]\nbreaker_cool_down_seconds = inf\n",
+            "throttle.breaker_cool_down_seconds: must be a finite number",
+        ),
     ],
 )
 def test_each_mistake_names_its_key(tmp_path: Path, edit: Any, names: str) -> None:
@@ -242,6 +268,45 @@ def test_connect_needs_a_valid_token_key(tmp_path: Path) -> None:
     assert settings.connect.storage_path == tmp_path / "c.db"
     assert settings.connect.token_key == TOKEN_KEY
     assert settings.connect.strict_scopes is True
+
+
+def test_token_key_may_list_several_keys_during_a_rotation(tmp_path: Path) -> None:
+    """Comma-separated Fernet keys are accepted; a bad or repeated one is named."""
+    text = VALID + '[connect]\nkinds = ["individual"]\n'
+    other = "3C0mWmzUv9q8f8xq3RjR3n6mW4q3G1o7gQ5xJ2kYb8E="
+    settings = load_settings(
+        write(tmp_path, text), environ={**ENV, TOKEN_KEY_ENV: f"{other}, {TOKEN_KEY}"}
+    )
+    assert settings.secrets()[-2:] == [other, TOKEN_KEY]
+    for value, says in (
+        (f"{other},nope", "key 2 of 2"),
+        (f"{TOKEN_KEY},{TOKEN_KEY}", "listed twice"),
+    ):
+        (problem,) = problems(tmp_path, text, {**ENV, TOKEN_KEY_ENV: value})
+        assert says in problem
+        assert TOKEN_KEY not in problem
+
+
+def test_postgresql_store_takes_its_password_from_the_environment(tmp_path: Path) -> None:
+    """storage_url: a postgresql:// URL; a password in it is refused; the variable fills it."""
+    connect = '[connect]\nkinds = ["individual"]\nstorage_url = "{}"\n'
+    environ = {**ENV, TOKEN_KEY_ENV: TOKEN_KEY, DATABASE_PASSWORD_ENV: "db-pass-xyz"}
+    url = "postgresql://freebusy@db.example:5432/freebusy?sslmode=require"
+    settings = load_settings(write(tmp_path, VALID + connect.format(url)), environ=environ)
+    assert settings.connect.storage_url == url
+    assert settings.connect.database_password == "db-pass-xyz"
+    assert "db-pass-xyz" not in repr(settings)
+    assert "db-pass-xyz" in settings.secrets()
+    for bad, says in (
+        ("postgresql://freebusy:hunter2@db.example/freebusy", DATABASE_PASSWORD_ENV),
+        ("mysql://db.example/freebusy", "connect.storage_url"),
+        ("postgresql://db.example:port/freebusy", "not a valid URL"),
+    ):
+        found = problems(tmp_path, VALID + connect.format(bad), environ)
+        assert any(says in p for p in found), found
+        assert not any("hunter2" in p for p in found)
+    file_password = VALID + '[connect]\ndatabase_password = "x"\n'
+    assert any(DATABASE_PASSWORD_ENV in p for p in problems(tmp_path, file_password, environ))
 
 
 def test_connect_section_is_validated(tmp_path: Path) -> None:
@@ -323,6 +388,7 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         "FREEBUSY_PROXY_SERVER__PROT": "1",
         "FREEBUSY_PROXY_NOPE__X": "1",
         "FREEBUSY_PROXY_CACHE__TTL_SECONDS": "soon",
+        "FREEBUSY_PROXY_CACHE__STALE_MAX_AGE_SECONDS": "inf",
         "FREEBUSY_PROXY_CONNECT__KINDS": "everyone",
         "FREEBUSY_PROXY_GRAPH__CLIENT_SECRET": "s",
         "FREEBUSY_PROXY_CONSUMERS__NAME": "x",
@@ -333,6 +399,8 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         "FREEBUSY_PROXY_SERVER__PROT: [server] has no key 'prot'",
         "FREEBUSY_PROXY_NOPE__X: no section [nope]",
         "FREEBUSY_PROXY_CACHE__TTL_SECONDS: cache.ttl_seconds: must be a number",
+        "FREEBUSY_PROXY_CACHE__STALE_MAX_AGE_SECONDS: cache.stale_max_age_seconds: must be a "
+        "finite number",
         "FREEBUSY_PROXY_CONNECT__KINDS: connect.kinds[0]: 'everyone' is not one of",
         f"FREEBUSY_PROXY_GRAPH__CLIENT_SECRET: secrets are read only from {CLIENT_SECRET_ENV}",
         "FREEBUSY_PROXY_CONSUMERS__NAME: [[consumers]] entries come only from the config file",
@@ -352,6 +420,8 @@ def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
         ("[cache]\nmax_entries = 0\n", ENV),
         ("", {**ENV, "FREEBUSY_PROXY_SERVER__PORT": "65536"}),
         ("", {**ENV, "FREEBUSY_PROXY_CONNECT__KINDS": "enterprise"}),
+        ('[audit]\nfile = "missing/audit.jsonl"\n', ENV),
+        ('[audit]\nfile = "."\n', ENV),
     ],
 )
 def test_check_config_fails_exactly_when_serve_would(

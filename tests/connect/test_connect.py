@@ -155,7 +155,9 @@ async def test_disconnect_leaves_no_token_in_the_database(
     assert refresh_tokens
 
     def raw_files() -> bytes:
-        return b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("c.db"))
+        return b"".join(
+            p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("c.db") and p.is_file()
+        )
 
     def assert_no_token_in(raw: bytes) -> None:
         # JWT headers ({"alg": / {"typ": base64url-encoded). A bare "eyJ" is not scanned for:

@@ -3,6 +3,7 @@ only in the browser that started it, and floods of starts neither pass nor push 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,37 @@ async def test_floods_of_sign_ins_are_limited_per_client_and_push_no_one_out(
     async with proxy.post("/connect/callback", data=answer) as done:
         assert done.status == 200, await done.text()
         assert "Connected" in await done.text()
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """Behind a reverse proxy in [server] trusted_proxies, X-Forwarded-For says whose starts
+    count: many people behind it each get their own allowance (IPv6 per /64), while from any
+    other peer the header is ignored, so a flood cannot claim to be many clients."""
+    settings = connect_settings(mock_graph, tmp_path / "c.db")
+    settings = replace(settings, server=replace(settings.server, trusted_proxies=("127.0.0.3",)))
+    proxy = await make_proxy(mock_graph, settings=settings)
+    url = proxy.make_url("/connect/individual")
+
+    async def starts(local: str, forwarded: list[str]) -> list[int]:
+        connector = aiohttp.TCPConnector(local_addr=(local, 0))
+        statuses = []
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for client in forwarded:
+                headers = {"X-Forwarded-For": client}
+                async with session.get(url, headers=headers, allow_redirects=False) as resp:
+                    statuses.append(resp.status)
+        return statuses
+
+    people = [f"198.51.100.{n}" for n in range(12)]
+    assert await starts("127.0.0.3", people) == [302] * 12
+    # One /64 is one client: five and six starts from two of its addresses make eleven.
+    ipv6 = ["2001:db8:1:2::1"] * 5 + ["2001:db8:1:2::ffff"] * 6
+    assert await starts("127.0.0.3", ipv6) == [302] * 10 + [429]
+    # Not from the trusted proxy: the header is a lie that buys nothing.
+    spoofed = [f"203.0.113.{n}" for n in range(11)]
+    assert await starts("127.0.0.4", spoofed) == [302] * 10 + [429]
 
 
 def _flow(n: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -200,3 +201,70 @@ async def test_scenario_switches_over_http(mock: RunningMock) -> None:
         assert device.state == "approved"
         async with session.post(f"{url}/devicecode", json=body) as resp:
             assert resp.status == 404
+
+
+def _cached_app(mock: RunningMock, http: Any, cache: Any) -> Any:
+    """A confidential msal app over ``cache`` (blocking: discovery; call it in a thread)."""
+    return msal.ConfidentialClientApplication(
+        MOCK_CLIENT_ID,
+        client_credential=MOCK_CLIENT_SECRET,
+        authority=f"{mock.authority}/{MOCK_TENANT_ID}",
+        instance_discovery=False,
+        http_client=http,
+        token_cache=cache,
+    )
+
+
+async def _signed_in_cache(mock: RunningMock, http: Any) -> str:
+    """Sign Adele in through msal's auth-code flow; return the serialized token cache."""
+    cache = msal.SerializableTokenCache()
+    app = await asyncio.to_thread(_cached_app, mock, http, cache)
+    flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT, response_mode="form_post")
+    async with open_session(mock) as session:
+        answer = await _consent(session, flow["auth_uri"], user=ADELE)
+    result = await asyncio.to_thread(app.acquire_token_by_auth_code_flow, flow, answer)
+    assert "access_token" in result
+    serialized: str = cache.serialize()
+    return serialized
+
+
+async def _refresh(mock: RunningMock, http: Any, serialized: str) -> dict[str, Any]:
+    """Refresh from a copy of a token cache, as a second process holding it would."""
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(serialized)
+    app = await asyncio.to_thread(_cached_app, mock, http, cache)
+    (account,) = app.get_accounts()
+    result: dict[str, Any] = await asyncio.to_thread(
+        app.acquire_token_silent_with_error, SCOPES, account, force_refresh=True
+    )
+    return result
+
+
+async def test_single_use_refresh_tokens_refuse_a_stale_copy(mock_factory: Any) -> None:
+    """With single-use refresh tokens, two holders of one cache: the second refresh fails."""
+    for single_use, second_ok in ((False, True), (True, False)):
+        mock = await mock_factory(single_use_refresh_tokens=single_use)
+        with requests_session(mock.ca_file) as http:
+            serialized = await _signed_in_cache(mock, http)
+            first = await _refresh(mock, http, serialized)
+            assert "access_token" in first
+            second = await _refresh(mock, http, serialized)
+        assert ("access_token" in second) is second_ok
+        if not second_ok:
+            assert second["error"] == "invalid_grant"
+        assert (mock.graph.consent.refreshes, mock.graph.consent.reused) == (
+            (2, 0) if second_ok else (1, 1)
+        )
+
+
+async def test_token_lifetime_can_change_while_running(mock: RunningMock) -> None:
+    """set_token_lifetime changes expires_in and exp of tokens issued after it."""
+    mock.graph.set_token_lifetime(200)
+    with requests_session(mock.ca_file) as http:
+        serialized = await _signed_in_cache(mock, http)
+        mock.graph.set_token_lifetime(3599)
+        refreshed = await _refresh(mock, http, serialized)
+    (entry,) = json.loads(serialized)["AccessToken"].values()
+    first = jwt.decode(entry["secret"], options={"verify_signature": False})
+    assert first["exp"] - first["iat"] == 200
+    assert refreshed["expires_in"] == 3599

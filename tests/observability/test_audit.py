@@ -328,3 +328,16 @@ def test_line_is_what_json_dumps_writes(
         "upstream_calls": 2,
     }
     assert line == json.dumps(expected, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_an_audit_file_that_cannot_be_opened_is_a_configuration_error(tmp_path: Path) -> None:
+    """Opening the trail where no file can be made is a ConfigError naming audit.file, which
+    serve reports in one line (the configuration check finds a missing folder earlier)."""
+    from proxy.core.clock import SystemWallClock
+    from proxy.observability.audit import AuditTrail
+
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    settings = AuditSettings(hmac_key=AUDIT_KEY, file=tmp_path / "notes.txt" / "audit.jsonl")
+    with pytest.raises(ConfigError) as caught:
+        AuditTrail(settings, SystemWallClock()).open()
+    assert caught.value.problems[0].startswith("audit.file: cannot open ")

@@ -87,6 +87,8 @@ def test_every_command_says_what_it_does_and_its_defaults(
         "new-token-key",
         "connect",
         "new-feed",
+        "db",
+        "connections",
     ]
     for name in commands:
         assert re.search(rf"^    {name}\s+\S", listing, re.MULTILINE), (name, listing)

@@ -33,6 +33,8 @@ def connect_settings(mock: RunningMock, db: Path, **connect: Any) -> Settings:
         "token_key": TOKEN_KEY,
         "admin_key_sha256": ADMIN_KEY_SHA,
         "application_permissions": False,
+        # Proxies sharing a store in one test see each other's changes quickly.
+        "changes_poll_seconds": 0.1,
         **connect,
     }
     return replace(base, connect=ConnectSettings(**options))

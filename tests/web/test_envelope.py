@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,8 +15,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from proxy.config.schema import CorsSettings
+from proxy.config.schema import AuditSettings, CorsSettings
+from proxy.core.clock import SystemWallClock
 from proxy.mock import RunningMock
+from proxy.observability.audit import AuditTrail
+from proxy.observability.metrics import Metrics
+from proxy.web.envelope import Envelope
 from tests.support.connect import connect_settings
 from tests.support.leaks import assert_no_leak
 from tests.support.proxies import ONE_ADDRESS, ProxyFactory, auth, proxy_settings
@@ -172,7 +177,7 @@ async def test_odd_time_formats_are_400(proxy: TestClient[Any, Any], value: str)
 async def test_far_future_window_is_refused_before_any_arithmetic(
     proxy: TestClient[Any, Any],
 ) -> None:
-    """A window at the end of datetime's range is 400 window_too_late, not an overflow."""
+    """A window at the end of datetime's range is 400 invalid_window, not an overflow."""
     body = {
         "schedules": [ONE_ADDRESS],
         "start": "9999-12-30T00:00:00Z",
@@ -180,7 +185,7 @@ async def test_far_future_window_is_refused_before_any_arithmetic(
     }
     async with proxy.post("/v1/availability", json=body, headers=auth()) as resp:
         assert resp.status == 400
-        assert (await resp.json(content_type=None))["code"] == "window_too_late"
+        assert (await resp.json(content_type=None))["code"] == "invalid_window"
 
 
 async def test_long_query_string_is_414_problem(proxy: TestClient[Any, Any]) -> None:
@@ -373,3 +378,33 @@ async def test_cors_preflight_under_a_dialect(cors_proxy: TestClient[Any, Any], 
         assert resp.headers["Access-Control-Allow-Methods"] == "POST"
     async with cors_proxy.options(path, headers=preflight(method="GET")) as resp:
         assert resp.status == 403
+
+
+async def test_a_bug_is_logged_by_its_route_template_not_its_path(
+    aiohttp_client: Any, log_capture: pytest.LogCaptureFixture
+) -> None:
+    """A handler that fails unexpectedly is a 500 in the route's shape and one ERROR line that
+    names the route template and where it failed: not the path (it names an address, as the
+    feed's and the Graph drop-in's do) nor the exception's own words (here the address)."""
+    envelope = Envelope(
+        trail=AuditTrail(AuditSettings(enabled=False), SystemWallClock()),
+        metrics=Metrics(),
+        cors=None,
+    )
+
+    async def failing(request: web.Request) -> web.Response:
+        raise KeyError(request.match_info["address"])
+
+    app = web.Application()
+    envelope.add_get(app.router, "/v1/schedules/{address}/freebusy.ics", failing)
+    client = await aiohttp_client(app)
+    async with client.get(f"/v1/schedules/{ONE_ADDRESS}/freebusy.ics") as resp:
+        assert resp.status == 500
+        assert (await resp.json(content_type=None))["code"] == "internal_error"
+    errors = [r for r in log_capture.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    text = logging.Formatter().format(errors[0])
+    assert "/v1/schedules/{address}/freebusy.ics" in text
+    assert "KeyError" in text
+    assert "in failing" in text  # the frame it failed in
+    assert ONE_ADDRESS not in text

@@ -14,18 +14,21 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.config.schema import AuditSettings, ServerSettings
-from proxy.mock import RunningMock
+from proxy.mock import MOCK_DOMAIN, RunningMock
 from proxy.web.keys import METRICS
 from tests.support.connect import connect_settings
+from tests.support.dialects import ask_everywhere
 from tests.support.mock_graph import schedule_body
 from tests.support.proxies import (
     AUDIT_KEY,
     DAY,
     KEY_ALL,
+    KEY_ALL_SHA,
     KEY_ONE,
     ONE_ADDRESS,
     ProxyFactory,
     auth,
+    consumer,
     proxy_settings,
     serving,
 )
@@ -98,6 +101,33 @@ async def test_zone_names_outside_the_table_are_not_used(
     async with proxy.post("/calendar/v3/freeBusy", json=body, headers=auth(KEY_ALL)) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["errors"][0]["reason"] == "invalid"
+
+
+async def test_windows_at_the_ends_of_the_calendar_are_400_on_every_route(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, log_capture: pytest.LogCaptureFixture
+) -> None:
+    """A window on the last (or first) day datetime can hold, which a granularity or a slot
+    search's buffers widen past that end before any limit is judged: a 400 in the route's
+    own shape on every route, never a 500 with a traceback."""
+    coarse = consumer(
+        "all", KEY_ALL_SHA, (f"*@{MOCK_DOMAIN}",), granularity_minutes=60,
+        max_lookback_days=3660, max_lookahead_days=3660,
+    )  # fmt: skip
+    settings = replace(proxy_settings(mock_graph), consumers=(coarse,))
+    proxy = await make_proxy(mock_graph, settings=settings)
+    last_day = ("9999-12-31T00:00:00Z", "9999-12-31T23:30:00Z")
+    statuses = await ask_everywhere(proxy, KEY_ALL, ONE_ADDRESS, last_day)
+    assert set(statuses.values()) == {400}, statuses
+    edges = (
+        ({"start": "0001-01-01T00:00:00Z", "end": "0001-01-01T23:00:00Z"}, "buffer_before_minutes"),
+        (dict(zip(("start", "end"), last_day, strict=True)), "buffer_after_minutes"),
+    )
+    for window, buffer in edges:
+        body = {"participants": [{"schedule": ONE_ADDRESS}], **window, "duration_minutes": 30}
+        async with proxy.post("/v1/slots", json={**body, buffer: 60}, headers=auth()) as resp:
+            assert resp.status == 400, await resp.text()
+            assert (await resp.json())["code"] == "invalid_window"
+    assert not errors_logged(log_capture)
 
 
 async def test_connect_host_headers_are_never_trusted(

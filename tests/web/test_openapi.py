@@ -34,7 +34,7 @@ SCHEMATHESIS_CHECKS = (
 
 
 def test_shipped_file_is_the_built_document() -> None:
-    """proxy/openapi.json is what proxy/openapi_document.py builds (regenerate if not)."""
+    """proxy/web/openapi.json is what proxy/web/openapi_document.py builds (regenerate if not)."""
     assert SHIPPED.read_text() == render(), "run: python -m proxy.web.openapi_document"
 
 

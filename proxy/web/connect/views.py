@@ -22,6 +22,7 @@ from proxy.core.errors import BadRequest, Code, ProblemError, RateLimited, Refus
 from proxy.observability.audit_record import note_outcome
 from proxy.sources.credentials import PLATFORM_ERRORS
 from proxy.web.bodies import read_body
+from proxy.web.clients import client_of, trusted_networks
 from proxy.web.connect import pages
 from proxy.web.envelope import Envelope
 from proxy.web.keys import CONNECT, SETTINGS
@@ -66,7 +67,8 @@ async def start(request: web.Request) -> web.StreamResponse:
         return _failure("disabled")
     redirect_uri = _redirect_uri(request)
     runtime = request.app[CONNECT]
-    client = request.remote or ""
+    trusted = trusted_networks(request.app[SETTINGS].server.trusted_proxies)
+    client = client_of(request, trusted)
     try:
         runtime.starts.take(
             client,

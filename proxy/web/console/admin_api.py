@@ -16,6 +16,7 @@ from proxy.config.schema import ConsumerSettings
 from proxy.core.errors import Code, ProblemError
 from proxy.sources.breaker import BreakerState
 from proxy.web.keys import AVAILABILITY, CHAIN, CONNECT, METRICS, SETTINGS
+from proxy.web.probes import needing_attention
 
 
 def admin_only(request: web.Request) -> None:
@@ -50,18 +51,30 @@ async def readiness(request: web.Request) -> web.Response:
             "gates_readiness": False,
         }
     )
+    if chain.cluster is not None:
+        state = chain.cluster.state()
+        checks.append(
+            {
+                "name": "cluster",
+                "ok": state == "ok",
+                "state": state,
+                "gates_readiness": False,
+                "mode": chain.cluster.mode.value,
+            }
+        )
     if CONNECT in app:
-        statuses = [c.status for c in app[CONNECT].connections.all()]
+        connections = app[CONNECT].connections.all()
+        statuses = [c.status for c in connections]
         counts = {
             status: statuses.count(status)
             for status in ("connected", "needs_consent", "over_privileged", "revoked")
         }
-        attention = counts["needs_consent"] + counts["over_privileged"]
+        calm = not any(needing_attention(connections).values())
         checks.append(
             {
                 "name": "connections",
-                "ok": attention == 0,
-                "state": "ok" if attention == 0 else "attention",
+                "ok": calm,
+                "state": "ok" if calm else "attention",
                 "gates_readiness": False,
                 "counts": counts,
             }
@@ -124,7 +137,7 @@ async def revoke_connection(request: web.Request) -> web.Response:
     connection = connections.get(request.match_info["id"])
     if connection is None:
         raise ProblemError("no such connection", code=Code.NOT_FOUND, status=404)
+    # Any status but connected erases the tokens in the store, on every replica.
     await connections.set_status(connection, "revoked")
-    await connections.persist(connection, "")
     await request.app[AVAILABILITY].forget_connection(connection)
     return web.Response(status=204)

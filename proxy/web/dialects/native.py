@@ -110,7 +110,7 @@ async def availability(request: web.Request) -> web.Response:
     service = app[AVAILABILITY]
     key = await _memo_key(request, consumer.name)
     if key is not None:
-        body = service.recall(consumer, key)
+        body = await service.recall(consumer, key)
         if body is not None:
             return _json_response(body)
     if key is not None and request.method == "POST":

@@ -8,7 +8,7 @@ service's to check, once, for every route.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from proxy.core.errors import BadRequest, Code
@@ -22,6 +22,11 @@ _ADDRESS = re.compile(
     r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z"
 )
 MAX_ADDRESS_LENGTH = 254
+# Every window is widened before its limits are judged (to a consumer's grid, by a slot
+# search's buffers, to whole cache days): bounds far inside datetime's range leave room for
+# that, so no arithmetic on an admitted window can overflow into a 500.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def schedules_of(value: Any) -> tuple[str, ...]:
@@ -43,9 +48,14 @@ def schedules_of(value: Any) -> tuple[str, ...]:
 
 
 def window_of(start: datetime, end: datetime) -> Window:
-    """The window between two UTC instants, or BadRequest when it is empty."""
+    """The window between two UTC instants, or BadRequest when it is empty or does not lie
+    within EARLIEST to LATEST."""
     if not start < end:
         raise BadRequest("end must be after start", code=Code.INVALID_WINDOW)
+    if start < EARLIEST or end > LATEST:
+        raise BadRequest(
+            "start and end must lie between 1900-01-01 and 9000-01-01", code=Code.INVALID_WINDOW
+        )
     return Window(start=start, end=end)
 
 

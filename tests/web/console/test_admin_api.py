@@ -113,6 +113,21 @@ async def test_readiness_counts_connections_by_status(
     }
 
 
+async def test_readiness_flags_what_readyz_flags(
+    make_proxy: ProxyFactory, make_mock: Any, tmp_path: Path
+) -> None:
+    """A connection holding more than the Free/Busy permissions, kept under strict_scopes =
+    false: /readyz lists it for attention, and so does the console's connections record."""
+    mock = await make_mock(extra_delegated_scopes=("Calendars.Read",))
+    settings = connect_settings(mock, tmp_path / "c.db", strict_scopes=False)
+    client = await make_proxy(mock, settings=settings)
+    assert (await sign_in(client, mock, "individual", user=ADELE))[0] == 200
+    async with client.get("/readyz", headers=admin()) as resp:
+        assert len((await resp.json())["attention"]["over_privileged"]) == 1
+    checks = {c["name"]: c for c in (await get_json(client, "/admin/readiness"))["checks"]}
+    assert (checks["connections"]["ok"], checks["connections"]["state"]) == (False, "attention")
+
+
 async def test_consumers_show_sizes_policies_and_the_metrics_counters(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
@@ -216,15 +231,19 @@ async def test_revoke_keeps_the_record_stops_use_and_erases_tokens(
     assert graph_calls(mock_graph) == calls
     connections = client.app[CONNECT].connections
     store = connections.store
-    assert store.token_cache(row["id"]) == ""
-    # A refresh that was in flight cannot revive it or store tokens for it.
+    async with store.lease(row["id"]) as lease:
+        assert lease.token_cache is None
+        # A refresh that was in flight cannot store tokens for it,
+        assert not await lease.write('{"RefreshToken": {}}', refreshed="2026-01-01T00:00:00Z")
+    # nor revive it, in this process or through the store.
     current = connections.get(row["id"])
     assert current is not None
     await connections.set_status(current, "connected")
-    await connections.persist(current, '{"RefreshToken": {}}')
+    assert await store.set_status(row["id"], "connected", current.scopes) is None
     assert connections.get(row["id"]) == current
-    assert store.token_cache(row["id"]) == ""
-    assert [c.status for c in store.all()] == ["revoked"]
+    async with store.lease(row["id"]) as lease:
+        assert lease.token_cache is None
+    assert [s.connection.status for s in (await store.snapshot()).connections] == ["revoked"]
     async with client.post("/admin/connections/nope/revoke", headers=admin()) as resp:
         assert (resp.status, (await resp.json(content_type=None))["code"]) == (404, "not_found")
     async with client.delete(f"/admin/connections/{row['id']}", headers=admin()) as resp:

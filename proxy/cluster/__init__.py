@@ -1,0 +1,1 @@
+"""Replicas sharing one Graph budget, one cache and one rate through Redis ([cluster])."""
