@@ -33,6 +33,14 @@ class LoopLag:
         self._due = self._loop.time() + self._interval_s
         self._handle = self._loop.call_at(self._due, self._tick)
 
+    def restart(self) -> None:
+        """Forget the worst lag so far and observe afresh from now (start-up's own work, done
+        once, is not what a request waits for)."""
+        self.stop()
+        self._max = 0.0
+        self._worst.set(0.0)
+        self.start()
+
     def stop(self) -> None:
         """Stop observing."""
         if self._handle is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.web.keys import LOOP_LAG
+
 log = logging.getLogger(__name__)
 
 _HINTS = {
@@ -97,6 +99,9 @@ async def _serve(
         # made since (see bench/NOTES.md).
         gc.collect()
         gc.freeze()
+        lag = app.get(LOOP_LAG)
+        if lag is not None:
+            lag.restart()
         log.info("worker %d serving on http://%s:%d", os.getpid(), host, bound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -41,6 +41,7 @@ from proxy.web.keys import (
     CONNECT,
     CONSUMERS,
     FEEDS,
+    LOOP_LAG,
     METRICS,
     SETTINGS,
     WALL_CLOCK,
@@ -59,6 +60,7 @@ def init_app(
     app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
     app[METRICS] = Metrics()
     app[WALL_CLOCK] = wall_clock
+    app[LOOP_LAG] = LoopLag(app[METRICS].loop_lag, app[METRICS].loop_lag_max)
     trail = AuditTrail(settings.audit, wall_clock)
     envelope = Envelope(trail=trail, metrics=app[METRICS], cors=settings.cors)
     app.cleanup_ctx.append(partial(_audit_trail, trail))
@@ -79,8 +81,7 @@ async def _audit_trail(trail: AuditTrail, app: web.Application) -> AsyncIterator
 
 async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
     """Observe the event loop's lag for the app's lifetime (see /metrics)."""
-    metrics = app[METRICS]
-    lag = LoopLag(metrics.loop_lag, metrics.loop_lag_max)
+    lag = app[LOOP_LAG]
     lag.start()
     try:
         yield

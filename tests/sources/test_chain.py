@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from proxy.core.clock import ManualClock
 from proxy.core.errors import Code, UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.policy import Policy, apply_policy, fetch_window
 from proxy.observability.metrics import Metrics
 from proxy.sources.batching import BatchingScheduleSource
 from proxy.sources.breaker import BreakerScheduleSource, CircuitBreaker
@@ -235,3 +237,35 @@ async def test_cached_answers_equal_the_source_for_any_calendar_and_window(
     assert len(cached.items) <= len(direct.items)
     assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
     assert list(cached.items) == sorted(cached.items)
+
+
+_POLICIES = st.builds(
+    Policy,
+    detail=st.sampled_from(["status", "busy"]),
+    granularity_minutes=st.sampled_from([0, 0, 15, 30, 60, 1440]),
+    busy_statuses=st.frozensets(_STATUSES, min_size=1),
+)
+
+
+@given(items=_ITEMS, warm=st.lists(_WINDOWS, max_size=3), window=_WINDOWS, policy=_POLICIES)
+async def test_cached_answers_under_a_policy_equal_the_uncached_ones(
+    items: list[BusyItem], warm: list[Window], window: Window, policy: Policy
+) -> None:
+    """Through the cache or straight from the source, a consumer's policy shows the same:
+    the same items for busy-only answers (merged, so one form), and otherwise per status
+    the same time, sorted, distinct and inside the window (default policy included, whose
+    cached answer is passed on as the cache shaped it)."""
+    fake = FakeSource({ADELE: items})
+    cache, _ = chain(fake, min_fetch_days=3)
+    for earlier in warm:
+        await cache.get_schedules([ADELE], fetch_window(policy, earlier))
+    fetched = fetch_window(policy, window)
+    cached = apply_policy((await cache.get_schedules([ADELE], fetched))[ADELE], policy, window)
+    direct = apply_policy((await fake.get_schedules([ADELE], fetched))[ADELE], policy, window)
+    if policy.detail == "busy":
+        assert cached == direct
+    else:
+        assert union(cached.items) == union(direct.items)
+        assert len(cached.items) <= len(direct.items)
+    assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
+    assert all(map(operator.lt, cached.items, cached.items[1:]))
