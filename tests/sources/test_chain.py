@@ -269,3 +269,25 @@ async def test_cached_answers_under_a_policy_equal_the_uncached_ones(
         assert len(cached.items) <= len(direct.items)
     assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
     assert all(map(operator.lt, cached.items, cached.items[1:]))
+
+
+async def test_expiry_of_a_full_cache_takes_turns_and_leaves_nothing() -> None:
+    """Days past their age leave memory by a purge that gives the event loop turns: a full
+    cache going stale at once is removed over several turns (bounded work per step), not in
+    one, and completely."""
+    clock = ManualClock()
+    people = [f"p{n}@x.example" for n in range(600)]
+    fake = FakeSource({person: [] for person in people})
+    cache = CachedScheduleSource(fake, ttl_s=60, max_entries=10_000, clock=clock, metrics=Metrics())
+    for n in range(0, len(people), 100):
+        await cache.get_schedules(people[n : n + 100], day(days=3))
+    assert len(cache.entries()) == 1800
+    clock.advance(61)
+    cache.count_hits(1, now=clock())  # what starts a due purge (a memo hit counted)
+    held = [len(cache.entries())]
+    while held[-1]:
+        await asyncio.sleep(0)
+        held.append(len(cache.entries()))
+        assert len(held) < 100, "the purge never finished"
+    assert held[0] == 1800
+    assert any(0 < count < 1800 for count in held), held
