@@ -1,6 +1,7 @@
-"""The baseline for the cached-path figure: a bare aiohttp handler returning fixed bytes.
+"""The baseline for the throughput figures: a bare aiohttp handler returning fixed bytes.
 
-Usage: python bench/bare.py PORT BODY_FILE
+Usage: python bench/bare.py PORT BODY_FILE [--reuse-port]
+(--reuse-port: several of them share the port, as `serve --workers N` does.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/availability", handler)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda _: None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=lambda _: None,
+        reuse_port="--reuse-port" in sys.argv[3:] or None,
+    )
 
 
 if __name__ == "__main__":

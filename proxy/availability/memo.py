@@ -19,9 +19,10 @@ it admits a new question.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
+
+import msgspec
 
 from proxy.core.clock import Clock
 from proxy.core.model import Query, Window
@@ -63,8 +64,7 @@ class Freshness(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Memoized:
+class Memoized(msgspec.Struct, frozen=True, gc=False):
     """One rendered answer and the conditions under which it may be sent again."""
 
     body: bytes

@@ -22,7 +22,7 @@ from proxy.core.connections import Connection
 from proxy.core.errors import Code, Forbidden, ProblemError, RateLimited
 from proxy.core.free_time import Participant, SlotAnswer, SlotQuestion, find_slots
 from proxy.core.model import ErrorCode, Query, ScheduleResult, Window
-from proxy.core.pacing import Pacer
+from proxy.core.pacing import SLICE
 from proxy.core.policy import (
     Bounds,
     Policy,
@@ -87,10 +87,12 @@ class Availability:
         policy = consumer.policy
         results = await self._chain.get_schedules(query.unique, window)
         shaped: dict[str, ScheduleResult] = {}
-        pacer = Pacer()
+        done = 0
         for key, result in results.items():
             shaped[key] = apply_policy(result, policy, query.window)
-            if pacer.due(len(result.items) + 1):
+            done += len(result.items) + 1
+            if done >= SLICE:
+                done = 0
                 await asyncio.sleep(0)
         return shaped
 

@@ -1,11 +1,17 @@
-"""Frozen value objects: the only shapes availability data takes inside the proxy."""
+"""Frozen value objects: the only shapes availability data takes inside the proxy.
+
+The shapes every request builds, compares and holds (items, results, windows) are msgspec
+structs: built, hashed and compared in C, and untracked by the garbage collector (they hold
+only datetimes, codes and tuples of one another, so they can never be part of a cycle): a
+full cache is not a forest of objects for every collection to walk.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+
+import msgspec
 
 
 class Status(StrEnum):
@@ -35,17 +41,22 @@ class ErrorCode(StrEnum):
     NEEDS_CONSENT = "needs_consent"
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+_ZERO = timedelta(0)
+
+
+class Window(msgspec.Struct, frozen=True, gc=False):
     """A half-open UTC interval [start, end) with start < end."""
 
     start: datetime
     end: datetime
 
     def __post_init__(self) -> None:
-        if self.start.utcoffset() != timedelta(0) or self.end.utcoffset() != timedelta(0):
+        start, end = self.start, self.end
+        if not (start.tzinfo is UTC or start.utcoffset() == _ZERO) or not (
+            end.tzinfo is UTC or end.utcoffset() == _ZERO
+        ):
             raise ValueError("window bounds must be UTC")
-        if not self.start < self.end:
+        if not start < end:
             raise ValueError("window end must be after start")
 
     @property
@@ -54,11 +65,11 @@ class Window:
         return self.end - self.start
 
 
-class BusyItem(NamedTuple):
+class BusyItem(msgspec.Struct, frozen=True, order=True, gc=False):
     """One minimized schedule item: a status over a UTC interval, nothing else.
 
-    A named tuple: immutable, ordered by (start, end, status), and built, hashed and compared
-    in C, which the cold path does for every item of every fetched day.
+    Immutable, ordered by (start, end, status), hashable; built positionally as
+    ``BusyItem(start, end, status)``.
     """
 
     start: datetime
@@ -66,8 +77,7 @@ class BusyItem(NamedTuple):
     status: Status
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleResult:
+class ScheduleResult(msgspec.Struct, frozen=True, gc=False):
     """Minimized availability for one mailbox: items, or an error code, never both."""
 
     items: tuple[BusyItem, ...] = ()
@@ -83,16 +93,15 @@ class ScheduleResult:
         return cls(items=(), error=code)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(msgspec.Struct, frozen=True, gc=False):
     """A consumer's question: addresses as the consumer spelled them, and a UTC window."""
 
     schedules: tuple[str, ...]
     window: Window
     # Each address once, case-folded, in the order first asked: what is fetched and checked.
-    unique: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # Derived from ``schedules`` whatever is passed.
+    unique: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "unique", tuple(dict.fromkeys(address.casefold() for address in self.schedules))
-        )
+        unique = tuple(dict.fromkeys(map(str.casefold, self.schedules)))
+        msgspec.structs.force_setattr(self, "unique", unique)

@@ -11,11 +11,16 @@ from __future__ import annotations
 SLICE = 500
 
 
+def paced(units: int) -> bool:
+    """True when a loop of this much work must give the event loop turns (see Pacer)."""
+    return units >= SLICE
+
+
 class Pacer:
     """Counts the work of one loop; ``due`` says when to give the event loop a turn.
 
-    Used as ``if pacer.due(n): await asyncio.sleep(0)``: counting costs a subtraction, and
-    small requests never reach a slice, so the cached path pays nothing for it.
+    Used as ``if pacer.due(n): await asyncio.sleep(0)``; a loop whose whole work is known
+    guards it with ``paced(total) and``, so small requests never call it.
     """
 
     __slots__ = ("_left",)

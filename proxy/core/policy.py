@@ -7,11 +7,13 @@ policy-neutral; the availability service applies a consumer's policy to every re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+import operator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from msgspec import Meta
+from msgspec.structs import replace
 
 from proxy.core.errors import BadRequest, Code
 from proxy.core.intervals import Span, merge, merge_spans
@@ -180,6 +182,13 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
     """
     if result.error is not None:
         return result
+    if (
+        policy.detail == "status"
+        and policy.granularity_minutes == 0
+        and _shaped(result.items, window)
+    ):
+        # What the cache answers already is exactly this: nothing to rebuild.
+        return result
     items: list[BusyItem] = list(result.items)
     if policy.detail == "busy":
         items = [
@@ -203,6 +212,21 @@ def apply_policy(result: ScheduleResult, policy: Policy, window: Window) -> Sche
         ordered = merge(ordered)
     # replace(), not a new result: flags such as ``stale`` are the source's to set.
     return replace(result, items=tuple(ordered))
+
+
+_END = operator.attrgetter("end")
+
+
+def _shaped(items: tuple[BusyItem, ...], window: Window) -> bool:
+    """True when ``items`` are already inside ``window``, sorted and distinct."""
+    if not items:
+        return True
+    # Strictly increasing: sorted, and no two equal.
+    return (
+        window.start <= items[0].start
+        and max(map(_END, items)) <= window.end
+        and all(map(operator.lt, items, items[1:]))
+    )
 
 
 def blocking_spans(result: ScheduleResult, policy: Policy, window: Window) -> tuple[Span, ...]:

@@ -16,6 +16,14 @@ def parse_rfc3339(text: str) -> datetime:
     """Return the UTC instant of an RFC 3339 date-time with offset; raise ValueError otherwise."""
     if not _RFC3339.match(text):
         raise ValueError("not an RFC 3339 date-time with offset")
+    if "t" not in text and "z" not in text:
+        # The usual spelling: fromisoformat reads every upper-case RFC 3339 date-time as it
+        # is (fractions beyond microseconds truncated, as below).
+        try:
+            parsed = datetime.fromisoformat(text)
+            return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass  # judged below, with the same answer and message as any other spelling
     normalized = text.upper().replace(" ", "T")
     head, sep, frac_and_offset = normalized.partition(".")
     if sep:

@@ -3,25 +3,41 @@
 The first line of defence is not logging secrets at all. This module catches what slips
 through anyway, at every level and in tracebacks: bearer tokens, JWTs, consumer keys,
 OAuth form fields (client_secret, refresh_token, …) and any literal secret registered at
-start-up (the client secret). The handler redacts every record that reaches it, from any
-logger (aiohttp, msal, urllib3 included). aiohttp's HTTP parser logs the first 100 bytes of
-an over-long header, which can be an Authorization header: its logger (``proxy.http``,
+start-up (the client secret). The handler redacts every record that reaches it, once, from
+any logger (aiohttp, msal, urllib3 included). aiohttp's HTTP parser logs the first 100 bytes
+of an over-long header, which can be an Authorization header: its logger (``proxy.http``,
 given to aiohttp by ``proxy.web.app.runner_kwargs``) redacts at the source, so no
 handler at all sees that key.
+
+Lines logged on every request (the access log) need not be records at all: ``direct_lines``
+gives a logger whose records would only reach our own handler a writer of finished lines,
+redacted once per distinct fixed part and written together once per turn of the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import logging
 import re
+import select
 import sys
+import time
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import IO
 
 REDACTED = "[redacted]"
 HTTP_LOGGER = "proxy.http"
+# The most written at once: what a pipe takes atomically, so workers sharing standard error
+# never interleave within a line.
+_ATOMIC_WRITE = select.PIPE_BUF
+# Fixed parts of direct lines remembered redacted (method, route, status: a few dozen in use).
+_FIXED_KEPT = 1024
+# Set on a record once RedactingFilter has rewritten it: it is not redacted again.
+_REDACTED_MARK = "proxy_redacted"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # A whole Authorization header, whatever its scheme ("Token", "Digest", "Negotiate", …).
@@ -99,6 +115,7 @@ class RedactingFilter(logging.Filter):
             record.exc_text = self.redactor(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redactor(record.stack_info)
+        setattr(record, _REDACTED_MARK, True)
         return True
 
 
@@ -110,22 +127,26 @@ class JsonFormatter(logging.Formatter):
         self.redactor = redactor or Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
-        """Render the record as a JSON line (redacted again: defence in depth)."""
+        """Render the record as a JSON line, redacted unless RedactingFilter already did."""
+        redact = (lambda text: text) if getattr(record, _REDACTED_MARK, False) else self.redactor
         document = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": _line_time(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": self.redactor(record.getMessage()),
+            "message": redact(record.getMessage()),
         }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
-            document["exception"] = self.redactor(record.exc_text)
+            document["exception"] = redact(record.exc_text)
         if record.stack_info:
-            document["stack"] = self.redactor(record.stack_info)
+            document["stack"] = redact(record.stack_info)
         return json.dumps(document, ensure_ascii=False)
+
+
+def _line_time(created: float) -> str:
+    """A record's time as a line carries it: UTC, milliseconds, ``Z``."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def http_logger() -> logging.Logger:
@@ -138,7 +159,124 @@ def http_logger() -> logging.Logger:
 
 
 class ProxyLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The proxy's own handler: JSON lines, redacted by a filter and again by the formatter."""
+    """The proxy's own handler: JSON lines, redacted once by its filter; it also writes the
+    finished lines of ``direct_lines`` writers, together, once per turn of the event loop."""
+
+    def __init__(self, stream: IO[str], redactor: Redactor) -> None:
+        super().__init__(stream)
+        self.redactor = redactor
+        self.setFormatter(JsonFormatter(redactor))
+        self.addFilter(RedactingFilter(redactor))
+        # Finished lines (newline included) not written yet; a deque: records may be
+        # emitted from other threads (msal's), which write what is waiting first.
+        self._lines: collections.deque[str] = collections.deque()
+        self._flush_due = False
+
+    def write_line(self, line: str) -> None:
+        """Write a finished line before this turn of the event loop ends (at once off it)."""
+        self._lines.append(line)
+        if self._flush_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_due = True
+        loop.call_soon(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write what is waiting, then the record: lines stay in the order they were logged."""
+        if self._lines:
+            self._write_lines()
+        super().emit(record)
+
+    def flush(self) -> None:
+        """Write every waiting line and flush the stream."""
+        self._flush_due = False
+        self.acquire()
+        try:
+            if self._lines:
+                self._write_lines()
+            super().flush()
+        finally:
+            self.release()
+
+    def _write_lines(self) -> None:
+        """Hand the waiting lines to the stream in writes of whole lines, each at most a pipe's
+        atomic size (unless one line is longer)."""
+        lines, size = self._lines, 0
+        chunk: list[str] = []
+        while lines:
+            line = lines.popleft()
+            if chunk and size + len(line) > _ATOMIC_WRITE:
+                self.stream.write("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self.stream.write("".join(chunk))
+
+
+class DirectLines:
+    """INFO lines of one logger, written as finished JSON lines without a LogRecord.
+
+    The message is a fixed part (redacted once, then remembered) and a tail that needs no
+    redaction (numbers and units); the line reads exactly as JsonFormatter writes a record.
+    """
+
+    def __init__(self, handler: ProxyLogHandler, name: str) -> None:
+        self._handler = handler
+        self._head = f'", "level": "INFO", "logger": {json.dumps(name, ensure_ascii=False)}, '
+        self._fixed: dict[str, str] = {}
+        self._second = -1
+        self._second_text = ""
+
+    def info(self, fixed: str, tail: str) -> None:
+        """Write one INFO line whose message is ``fixed`` then ``tail`` (digits, units)."""
+        message = self._fixed.get(fixed)
+        if message is None:
+            message = self._remember(fixed)
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = _line_time(second)[:-5]
+        millis = int((now - second) * 1000)
+        self._handler.write_line(
+            f'{{"time": "{self._second_text}.{millis:03d}Z{self._head}"message": '
+            f'{message}{tail}"}}\n'
+        )
+
+    def _remember(self, fixed: str) -> str:
+        """The fixed part redacted and as the start of a JSON string (no closing quote)."""
+        if len(self._fixed) >= _FIXED_KEPT:
+            # Emptied when full (only junk methods make it grow): an LRU costs more per line.
+            self._fixed.clear()
+        text = self._fixed[fixed] = json.dumps(self._handler.redactor(fixed), ensure_ascii=False)[
+            :-1
+        ]
+        return text
+
+
+def direct_lines(logger: logging.Logger) -> DirectLines | None:
+    """A DirectLines writer for ``logger`` when its INFO records would reach only our own
+    handler, through no filter of anyone else's; None when a LogRecord must be made."""
+    if not logger.isEnabledFor(logging.INFO):
+        return None
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        found.extend(current.handlers)
+        current = current.parent if current.propagate else None
+    if len(found) != 1 or type(found[0]) is not ProxyLogHandler:
+        return None
+    handler = found[0]
+    if handler.level > logging.INFO or len(handler.filters) != 1:
+        return None
+    return DirectLines(handler, logger.name)
 
 
 def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
@@ -154,11 +292,7 @@ def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
         return
     for old in ours:
         root.removeHandler(old)
-    redactor = Redactor(secrets)
-    handler = ProxyLogHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(redactor))
-    handler.addFilter(RedactingFilter(redactor))
-    root.addHandler(handler)
+    root.addHandler(ProxyLogHandler(sys.stderr, Redactor(secrets)))
     root.setLevel(level)
     # urllib3 logs request lines at DEBUG; we report outcomes ourselves (msal's: in
     # proxy/sources/credentials.py).

@@ -23,6 +23,11 @@ from proxy.observability.loopmetrics import LoopCounter, LoopHistogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 3, 5, 10, 15, 20, 40, 100)
+# Fine up to 50 ms: p99 and the worst stall are read from it (bench/run.py).
+_LAG_BUCKETS = (
+    *(0.001, 0.002, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025),
+    *(0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0),
+)
 _GET_SCHEDULE_SUFFIX = "/calendar/getSchedule"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -101,6 +106,17 @@ class Metrics:
             "Throttling events: upstream_429, mailbox_budget (call refused locally), "
             "mailbox_wait, global_wait (queued for a slot), breaker_rejected.",
             ["event"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "freebusy_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 10 ms: what any request may wait.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_max = Gauge(
+            "freebusy_event_loop_lag_max_seconds",
+            "The longest the event loop was held since start.",
             registry=r,
         )
         self.breaker_state = Gauge(

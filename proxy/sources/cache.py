@@ -20,22 +20,33 @@ Days fetched by a sweep (more than SWEEP_DAYS mailbox-days at once: many mailbox
 months) are admitted to a probation segment (half of ``max_entries``) and move to the main
 one when asked for again: a one-off sweep displaces only other one-off days, never the days
 people keep asking about. Other fetches' days go to the main segment.
+
+Storage: each segment is a cachetools LRUCache of mailboxes, each holding its days (a dict of
+day -> CachedDay) and sized by how many it holds, so ``max_entries`` bounds mailbox-days and
+a request looks each mailbox up once, not each of its days. A day is a msgspec struct of a
+tuple of BusyItem structs: none of it is tracked by the garbage collector. Each day also
+says whether a piece of it starts or ends at a midnight, or appears twice, so assembling
+days that need no joining is concatenation with the first and last day clipped. Days too
+old to be served even stale are purged in slices of bounded work (a task of its own, once
+per max-age).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from operator import attrgetter
+from typing import TypeVar
 
+import msgspec
 from cachetools import Cache, LRUCache
 
 from proxy.core.clock import Clock
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
-from proxy.core.pacing import Pacer
+from proxy.core.pacing import Pacer, paced
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
 
@@ -48,25 +59,38 @@ _TICK = timedelta(microseconds=1)
 _MIDNIGHT_UTC = time(tzinfo=UTC)
 # Label values of freebusy_cache_lookups.
 _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
+# CachedDay.edges: a piece starts at the day's first instant, one ends at its end (the next
+# midnight), two pieces are equal (each continues its own item across a midnight).
+OPENS, CLOSES, TWINS = 1, 2, 4
+_END = attrgetter("end")
+_FETCHED_AT = attrgetter("fetched_at")
 
+V = TypeVar("V")
 CacheKey = tuple[str, int]
 """(case-folded mailbox, proleptic ordinal of the UTC day)."""
 
+Days = dict[int, "CachedDay"]
+"""One mailbox's days in a segment: ordinal of the UTC day -> its entry."""
 
-@dataclass(frozen=True, slots=True)
-class CachedDay:
-    """One mailbox's minimized availability over one UTC day, and when it was fetched."""
+
+class CachedDay(msgspec.Struct, frozen=True, gc=False):
+    """One mailbox's minimized availability over one UTC day, and when it was fetched.
+
+    ``items`` are clipped to the day and sorted; ``edges`` (OPENS, CLOSES, TWINS) says what
+    assembling it with its neighbours must take care of.
+    """
 
     items: tuple[BusyItem, ...] = ()
     error: ErrorCode | None = None
     fetched_at: float = 0.0
+    edges: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Fetched:
-    """One upstream fetch: per mailbox-day an entry or a transient code, or a whole failure."""
+class _Fetched(msgspec.Struct, frozen=True):
+    """One upstream fetch: per mailbox its days or a transient code, or a whole failure."""
 
-    days: dict[CacheKey, CachedDay | ErrorCode]
+    days: dict[str, Days]
+    codes: dict[str, ErrorCode]
     failure: UpstreamFailure | None = None
 
 
@@ -91,17 +115,19 @@ class CachedScheduleSource:
         self._min_fetch_days = min_fetch_days
         self._clock = clock
         self._metrics = metrics
-        # Size-bounded LRU; ages are checked on every read against fetched_at (TTLCache's
-        # bookkeeping cost more than the rest of a cached request), and entries too old to
-        # be served even stale are purged at least once per max-age.
+        # Mailboxes, least recently used first, sized in days; ages are checked on every
+        # read against fetched_at, and days too old to be served even stale are purged at
+        # least once per max-age.
         probation = max(1, max_entries // PROBATION_SHARE)
-        self._entries: LRUCache[CacheKey, CachedDay] = LRUCache(
-            maxsize=max(1, max_entries - probation)
+        self._entries: LRUCache[str, Days] = LRUCache(
+            maxsize=max(1, max_entries - probation), getsizeof=len
         )
-        self._probation: LRUCache[CacheKey, CachedDay] = LRUCache(maxsize=probation)
-        # Mailboxes Graph does not know -> when it said so.
+        self._probation: LRUCache[str, Days] = LRUCache(maxsize=probation, getsizeof=len)
+        # Mailboxes Graph does not know -> when it said so; whether any may be held.
         self._unknown: LRUCache[str, float] = LRUCache(maxsize=max_unknown)
+        self._unknown_held = False
         self._max_age_s = ttl_s + stale_max_age_s
+        self._purge_every = max(self._max_age_s, 1.0)
         self._purged_at = clock()
         self._purging: asyncio.Task[None] | None = None
         self._in_flight: dict[CacheKey, asyncio.Task[_Fetched]] = {}
@@ -110,7 +136,7 @@ class CachedScheduleSource:
         # Told the case-folded addresses of every forget(), e.g. to reach other replicas.
         self.forget_hooks: list[Callable[[frozenset[str]], None]] = []
         self._metrics.cache_entries.set_function(
-            lambda: len(self._entries) + len(self._probation) + len(self._unknown)
+            lambda: self._entries.currsize + self._probation.currsize + len(self._unknown)
         )
         self._lookups = self._metrics.cache_lookups
 
@@ -118,48 +144,61 @@ class CachedScheduleSource:
         self, addresses: Sequence[str], window: Window
     ) -> dict[str, ScheduleResult]:
         """Results for every address (case-folded key), from memory where fresh."""
-        days = range(_day(window.start), _day_of_end(window.end) + 1)
-        mailboxes = list(dict.fromkeys(address.casefold() for address in addresses))
+        first, last = _day(window.start), _day_of_end(window.end)
+        count = last - first + 1
+        mailboxes = list(dict.fromkeys(map(str.casefold, addresses)))
         now = self._clock()
-        self._purge_if_due(now)
-        hits: dict[CacheKey, CachedDay] = {}
+        if now - self._purged_at >= self._purge_every:
+            self._purge_if_due(now)
+        # Per mailbox, its days in order: an entry where one is fresh, None where not (and
+        # None for the whole mailbox when Graph does not know it).
+        found: dict[str, list[CachedDay | None] | None] = {}
         waits: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         missing: dict[str, list[int]] = {}
-        ttl = self._ttl_s
+        hits = 0
+        long = paced(count * len(mailboxes))
         pacer = Pacer()
         for mailbox in mailboxes:
-            if pacer.due(len(days)):
+            if long and pacer.due(count):
                 # A long question: others get a turn (what is found so far stays valid).
                 await asyncio.sleep(0)
                 now = self._clock()
-            said = self._unknown.get(mailbox)
-            if said is not None and now - said <= ttl:
-                for day in days:
-                    hits[(mailbox, day)] = _UNKNOWN
+            if self._unknown_held:
+                said = _peek(self._unknown, mailbox)
+                if said is not None and now - said <= self._ttl_s:
+                    found[mailbox] = None
+                    hits += count
+                    continue
+            days = found[mailbox] = self._fresh_days(mailbox, first, last, now)
+            if None not in days:
+                hits += count
                 continue
-            for day in days:
-                key = (mailbox, day)
-                entry = self._entries.get(key)
-                if entry is None:
-                    entry = self._promoted(key)
-                if entry is not None and now - entry.fetched_at <= ttl:
-                    hits[key] = entry
-                elif (task := self._in_flight.get(key)) is not None:
+            for offset, entry in enumerate(days):
+                if entry is not None:
+                    hits += 1
+                    continue
+                key = (mailbox, first + offset)
+                task = self._in_flight.get(key)
+                if task is not None:
                     waits[key] = task
                 else:
-                    missing.setdefault(mailbox, []).append(day)
+                    missing.setdefault(mailbox, []).append(first + offset)
         if hits:
-            self._lookups.inc(_HIT, len(hits))
+            self._lookups.inc(_HIT, hits)
+        if not waits and not missing:
+            if long:
+                return await self._answer_paced(found, first, window, {}, {})
+            return self._answer(found, first, window, {}, {})
         if waits:
             self._lookups.inc(_COALESCED, len(waits))
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched] = {}
         if missing:
             self._lookups.inc(_MISS, sum(len(d) for d in missing.values()))
             waits |= self._start_fetches(missing)
-        outcomes: dict[asyncio.Task[_Fetched], _Fetched] = {}
         for task in set(waits.values()):
             # Shielded: this request giving up must not cancel a fetch others wait for.
             outcomes[task] = await asyncio.shield(task)
-        return await self._answer(mailboxes, days, window, hits, waits, outcomes)
+        return await self._answer_paced(found, first, window, waits, outcomes)
 
     @property
     def generation(self) -> int:
@@ -179,8 +218,12 @@ class CachedScheduleSource:
         days = range(_day(window.start), _day_of_end(window.end) + 1)
         oldest: float | None = None
         for mailbox in dict.fromkeys(address.casefold() for address in addresses):
+            held = _peek(self._entries, mailbox) or _NONE
             for day in days:
-                entry = self._entries.get((mailbox, day)) or self._probation.get((mailbox, day))
+                entry = held.get(day)
+                if entry is None:
+                    # Not asked for since a sweep fetched it.
+                    entry = (_peek(self._probation, mailbox) or _NONE).get(day)
                 if entry is None or entry.error is not None:
                     return None
                 if oldest is None or entry.fetched_at < oldest:
@@ -202,34 +245,80 @@ class CachedScheduleSource:
             hook(folded)
         doomed = 0
         for segment in (self._entries, self._probation):
-            for key in [key for key in list(segment.keys()) if key[0] in folded]:
-                segment.pop(key, None)
-                doomed += 1
+            for mailbox in folded:
+                held = segment.pop(mailbox, None)
+                if held is not None:
+                    doomed += len(held)
         for mailbox in folded:
             self._unknown.pop(mailbox, None)
         return doomed
 
     def entries(self) -> list[tuple[CacheKey, CachedDay]]:
         """A snapshot of the days held (for tests, benchmarks and audits)."""
-        return [*self._entries.items(), *self._probation.items()]
+        return [
+            ((mailbox, day), entry)
+            for segment in (self._entries, self._probation)
+            for mailbox, held in list(segment.items())
+            for day, entry in held.items()
+        ]
 
     def unknown(self) -> list[str]:
         """A snapshot of the mailboxes remembered as unknown to Graph."""
         return list(self._unknown.keys())
 
-    def _promoted(self, key: CacheKey) -> CachedDay | None:
-        """A day from probation, moved to the main segment: it was asked for again."""
-        entry = self._probation.pop(key, None)
-        if entry is not None:
-            self._entries[key] = entry
-        return entry
+    def _fresh_days(
+        self, mailbox: str, first: int, last: int, now: float
+    ) -> list[CachedDay | None]:
+        """The mailbox's days first..last: each entry that is fresh, None for the others.
 
-    def _store(self, key: CacheKey, entry: CachedDay, *, sweep: bool) -> None:
-        """Keep a fetched day: on probation if a sweep fetched it and it is not held already."""
-        if sweep and key not in self._entries:
-            self._probation[key] = entry
+        Days found on probation move to the main segment: they were asked for again.
+        """
+        try:
+            held = self._entries[mailbox]
+        except KeyError:
+            days: list[CachedDay | None] = [None] * (last - first + 1)
         else:
-            self._entries[key] = entry
+            days = [held.get(day) for day in range(first, last + 1)]
+            if None not in days and min(map(_FETCHED_AT, days)) >= now - self._ttl_s:
+                return days
+        fresh_after = now - self._ttl_s
+        trial = _peek(self._probation, mailbox)
+        if trial is not None:
+            promoted: Days = {}
+            for offset, entry in enumerate(days):
+                if entry is None:
+                    entry = days[offset] = trial.get(first + offset)
+                    if entry is not None:
+                        promoted[first + offset] = entry
+            if promoted:
+                self._promote(mailbox, promoted)
+        return [
+            entry if entry is not None and entry.fetched_at >= fresh_after else None
+            for entry in days
+        ]
+
+    def _promote(self, mailbox: str, promoted: Days) -> None:
+        """Move days from probation to the main segment."""
+        trial = self._probation.pop(mailbox)
+        kept = {day: entry for day, entry in trial.items() if day not in promoted}
+        if kept:
+            self._probation[mailbox] = kept
+        self._keep(self._entries, mailbox, promoted)
+
+    def _keep(self, segment: LRUCache[str, Days], mailbox: str, days: Days) -> None:
+        """Add days to a mailbox in a segment, dropping its days too old to be served."""
+        held = segment.pop(mailbox, None)
+        if held is not None:
+            oldest = self._clock() - self._max_age_s
+            days = {
+                **{d: e for d, e in held.items() if e.fetched_at >= oldest and d not in days},
+                **days,
+            }
+        if len(days) > segment.maxsize:
+            # More days than the segment holds: the latest fetched (then the first days).
+            ranked = sorted(days.items(), key=lambda kv: (-kv[1].fetched_at, kv[0]))
+            days = dict(sorted(ranked[: int(segment.maxsize)]))
+        segment[mailbox] = days
 
     def _start_fetches(
         self, missing: dict[str, list[int]]
@@ -268,40 +357,52 @@ class CachedScheduleSource:
         try:
             results = await self._source.get_schedules(mailboxes, window)
         except UpstreamFailure as exc:
-            return _Fetched(days={}, failure=exc)
+            return _Fetched(days={}, codes={}, failure=exc)
         fetched_at = self._clock()
-        days: dict[CacheKey, CachedDay | ErrorCode] = {}
+        days: dict[str, Days] = {}
+        codes: dict[str, ErrorCode] = {}
         unknown: list[str] = []
-        pacer = Pacer()
+        pacer, long = Pacer(), paced(len(mailboxes) * (last - first + 1))
         for mailbox in mailboxes:
-            if pacer.due(last - first + 1):
+            if long and pacer.due(last - first + 1):
                 await asyncio.sleep(0)
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
             if result.error is None:
-                per_day = _split_by_day(result.items, first, last)
                 # A shared tier's days may be older than this fetch: they expire as fetched.
                 at = fetched_at - result.age_s
-                for day in range(first, last + 1):
-                    days[(mailbox, day)] = CachedDay(items=per_day.get(day, ()), fetched_at=at)
+                days[mailbox] = _split_by_day(result.items, first, last, at)
             elif result.error is ErrorCode.NOT_FOUND:
                 unknown.append(mailbox)
-                for day in range(first, last + 1):
-                    days[(mailbox, day)] = _UNKNOWN
             else:
-                for day in range(first, last + 1):
-                    days[(mailbox, day)] = result.error
+                codes[mailbox] = result.error
         # A forget() while this fetch was in flight means the data may no longer be held.
         if generation == self._generation and self._ttl_s > 0:
             for mailbox in unknown:
                 self._unknown[mailbox] = fetched_at
-            sweep = len(days) > SWEEP_DAYS
-            for key, value in days.items():
-                if isinstance(value, CachedDay) and value is not _UNKNOWN:
-                    self._store(key, value, sweep=sweep)
-        return _Fetched(days=days)
+                self._unknown_held = True
+            sweep = len(days) * (last - first + 1) > SWEEP_DAYS
+            for mailbox, fetched in days.items():
+                self._store(mailbox, fetched, sweep=sweep)
+        for mailbox in unknown:
+            codes[mailbox] = ErrorCode.NOT_FOUND
+        return _Fetched(days=days, codes=codes)
+
+    def _store(self, mailbox: str, fetched: Days, *, sweep: bool) -> None:
+        """Keep a fetched mailbox's days: on probation if a sweep fetched them and they are
+        not held already."""
+        if not sweep:
+            self._keep(self._entries, mailbox, fetched)
+            return
+        held = _peek(self._entries, mailbox) or {}
+        again = {day: entry for day, entry in fetched.items() if day in held}
+        if again:
+            self._keep(self._entries, mailbox, again)
+        trial = {day: entry for day, entry in fetched.items() if day not in held}
+        if trial:
+            self._keep(self._probation, mailbox, trial)
 
     def _purge_if_due(self, now: float) -> None:
-        if now - self._purged_at >= max(self._max_age_s, 1.0) and self._purging is None:
+        if now - self._purged_at >= self._purge_every and self._purging is None:
             # Nothing is kept longer than it may be served, even when nothing new arrives.
             # In a task of its own, paced: a full cache is a long loop.
             self._purged_at = now
@@ -313,86 +414,138 @@ class CachedScheduleSource:
 
     async def _purge(self, now: float) -> None:
         """Drop every entry too old to be served even stale."""
+        oldest = now - self._max_age_s
         pacer = Pacer()
         for segment in (self._entries, self._probation):
-            for key in list(segment):
-                if pacer.due(1):
+            for mailbox in list(segment):
+                held = _peek(segment, mailbox)
+                if held is None:
+                    continue
+                if pacer.due(len(held)):
                     await asyncio.sleep(0)
-                # Cache.__getitem__: a look that leaves the LRU order as it was.
-                entry = Cache.__getitem__(segment, key) if key in segment else None
-                if entry is not None and now - entry.fetched_at > self._max_age_s:
-                    del segment[key]
+                    held = _peek(segment, mailbox)
+                    if held is None:
+                        continue
+                kept = {day: entry for day, entry in held.items() if entry.fetched_at >= oldest}
+                if len(kept) == len(held):
+                    continue
+                del segment[mailbox]
+                if kept:
+                    segment[mailbox] = kept
         for mailbox in list(self._unknown):
-            said = Cache.__getitem__(self._unknown, mailbox) if mailbox in self._unknown else None
+            said = _peek(self._unknown, mailbox)
             if said is not None and now - said > self._ttl_s:
                 del self._unknown[mailbox]
+        self._unknown_held = len(self._unknown) > 0
 
-    async def _answer(
+    def _answer(
         self,
-        mailboxes: list[str],
-        days: range,
+        found: dict[str, list[CachedDay | None] | None],
+        first: int,
         window: Window,
-        hits: dict[CacheKey, CachedDay],
         waits: dict[CacheKey, asyncio.Task[_Fetched]],
         outcomes: dict[asyncio.Task[_Fetched], _Fetched],
     ) -> dict[str, ScheduleResult]:
-        """Assemble each mailbox's answer; raise if Graph failed as a whole for all of them."""
+        """Each mailbox's answer; raise if Graph failed as a whole for all of them."""
         now = self._clock()
         results: dict[str, ScheduleResult] = {}
         failures: list[UpstreamFailure] = []
-        pacer = Pacer()
-        for mailbox in mailboxes:
-            if pacer.due(len(days)):
-                await asyncio.sleep(0)
-            pieces: list[tuple[BusyItem, ...]] = []
-            stale = False
-            error: ErrorCode | None = None
-            failure: UpstreamFailure | None = None
-            for day in days:
-                key = (mailbox, day)
-                entry = hits.get(key)
-                if entry is None:
-                    fetched = outcomes[waits[key]]
-                    got = fetched.days.get(key)
-                    if isinstance(got, CachedDay):
-                        entry = got
-                    else:
-                        entry = self._stale(key, now)
-                        if entry is None:
-                            failure = fetched.failure
-                            error = got if isinstance(got, ErrorCode) else _code(failure)
-                            break
-                        self._lookups.inc(_STALE)
-                if entry.error is not None:
-                    error = entry.error
-                    break
-                stale = stale or now - entry.fetched_at > self._ttl_s
-                pieces.append(entry.items)
-            if error is not None:
-                results[mailbox] = ScheduleResult.failed(error)
-                if failure is not None:
-                    failures.append(failure)
-                continue
-            results[mailbox] = ScheduleResult(
-                items=_assemble(pieces, days.start, window), stale=stale
+        for mailbox, days in found.items():
+            results[mailbox] = self._result(
+                mailbox, days, first, window, waits, outcomes, failures, now
             )
-        if failures and len(failures) == len(mailboxes):
+        if failures and len(failures) == len(found):
             # Nothing to answer with at all: the whole request fails as it would uncached.
             raise failures[0]
         return results
+
+    async def _answer_paced(
+        self,
+        found: dict[str, list[CachedDay | None] | None],
+        first: int,
+        window: Window,
+        waits: dict[CacheKey, asyncio.Task[_Fetched]],
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched],
+    ) -> dict[str, ScheduleResult]:
+        """_answer for a long question: the event loop gets a turn every slice."""
+        now = self._clock()
+        results: dict[str, ScheduleResult] = {}
+        failures: list[UpstreamFailure] = []
+        count = _day_of_end(window.end) - first + 1
+        pacer = Pacer()
+        for mailbox, days in found.items():
+            if pacer.due(count):
+                await asyncio.sleep(0)
+            results[mailbox] = self._result(
+                mailbox, days, first, window, waits, outcomes, failures, now
+            )
+        if failures and len(failures) == len(found):
+            raise failures[0]
+        return results
+
+    def _result(
+        self,
+        mailbox: str,
+        days: list[CachedDay | None] | None,
+        first: int,
+        window: Window,
+        waits: dict[CacheKey, asyncio.Task[_Fetched]],
+        outcomes: dict[asyncio.Task[_Fetched], _Fetched],
+        failures: list[UpstreamFailure],
+        now: float,
+    ) -> ScheduleResult:
+        """One mailbox's answer from its days, fetched ones filled in; the whole-call failure
+        it ends with, if any, is added to ``failures``."""
+        if days is None:
+            return _NOT_FOUND
+        stale = False
+        if None in days:
+            entries: list[CachedDay] = []
+            for offset, entry in enumerate(days):
+                if entry is None:
+                    key = (mailbox, first + offset)
+                    fetched = outcomes[waits[key]]
+                    entry = fetched.days.get(mailbox, _NONE).get(key[1])
+                    if entry is None:
+                        code = fetched.codes.get(mailbox)
+                        if code is ErrorCode.NOT_FOUND:
+                            return _NOT_FOUND
+                        # Transient: what was held before, if serve-stale allows it.
+                        entry = self._stale(key, now)
+                        if entry is None:
+                            if fetched.failure is not None:
+                                failures.append(fetched.failure)
+                            return ScheduleResult.failed(code or _code(fetched.failure))
+                        self._lookups.inc(_STALE)
+                        stale = True
+                entries.append(entry)
+        else:
+            entries = days  # type: ignore[assignment]  # no None among them
+        return ScheduleResult(items=_assemble(entries, first, window), stale=stale)
 
     def _stale(self, key: CacheKey, now: float) -> CachedDay | None:
         """A data entry past its freshness but within stale_max_age, if serve-stale is on."""
         if self._stale_s <= 0:
             return None
-        entry = self._entries.get(key) or self._probation.get(key)
+        mailbox, day = key
+        entry = None
+        for segment in (self._entries, self._probation):
+            held = _peek(segment, mailbox)
+            if held is not None and (entry := held.get(day)) is not None:
+                break
         if entry is None or entry.error is not None:
             return None
         return entry if now - entry.fetched_at <= self._max_age_s else None
 
 
-# What an unknown mailbox answers for every day (never stored per day).
-_UNKNOWN = CachedDay(error=ErrorCode.NOT_FOUND)
+_NOT_FOUND = ScheduleResult.failed(ErrorCode.NOT_FOUND)
+_NONE: Days = {}
+
+
+def _peek(segment: LRUCache[str, V], key: str) -> V | None:
+    """The value held for ``key``, leaving the LRU order as it was."""
+    # Cache.__getitem__: a look that does not count as a use.
+    return Cache.__getitem__(segment, key) if key in segment else None
 
 
 def _code(failure: UpstreamFailure | None) -> ErrorCode:
@@ -421,10 +574,8 @@ def _day_start(day: int) -> datetime:
     return datetime.combine(date.fromordinal(day), _MIDNIGHT_UTC)
 
 
-def _split_by_day(
-    items: Sequence[BusyItem], first: int, last: int
-) -> dict[int, tuple[BusyItem, ...]]:
-    """Each item clipped to every UTC day in [first, last] it overlaps, per day, sorted."""
+def _split_by_day(items: Sequence[BusyItem], first: int, last: int, fetched_at: float) -> Days:
+    """Each day of [first, last]: the items clipped to it, sorted, and what its edges hold."""
     # Midnights of the fetched days (and the one after), computed once, not per item.
     midnights = [_day_start(day) for day in range(first, last + 2)]
     per_day: dict[int, list[BusyItem]] = {}
@@ -436,60 +587,116 @@ def _split_by_day(
             else:
                 piece = BusyItem(max(item.start, start), min(item.end, end), item.status)
             per_day.setdefault(day, []).append(piece)
-    # Equal pieces stay: each continues its own item across midnight (see _join_at_midnight).
-    return {day: tuple(sorted(pieces)) for day, pieces in per_day.items()}
+    # Equal pieces stay: each continues its own item across midnight (see _assemble_joined).
+    empty = CachedDay(fetched_at=fetched_at)
+    days: Days = {}
+    for day in range(first, last + 1):
+        pieces = per_day.get(day)
+        if pieces is None:
+            days[day] = empty
+            continue
+        pieces.sort()
+        start, end = midnights[day - first], midnights[day - first + 1]
+        edges = OPENS if pieces[0].start == start else 0
+        if max(map(_END, pieces)) == end:
+            edges |= CLOSES
+        if len(set(pieces)) != len(pieces):
+            edges |= TWINS
+        days[day] = CachedDay(items=tuple(pieces), fetched_at=fetched_at, edges=edges)
+    return days
 
 
-def _assemble(
-    pieces: list[tuple[BusyItem, ...]], first: int, window: Window
-) -> tuple[BusyItem, ...]:
-    """Join per-day pieces that meet at midnight with the same status; clip to the window."""
-    if len(pieces) == 1:
-        day_items = pieces[0]
-        if not day_items or (
-            window.start <= day_items[0].start and max(i.end for i in day_items) <= window.end
-        ):
-            # The common cached case: one day, nothing to clip, already in order (pieces
-            # of items that differ only beyond the day are one item here).
-            return (
-                day_items
-                if len(set(day_items)) == len(day_items)
-                else tuple(sorted(set(day_items)))
-            )
-        merged: list[BusyItem] = list(day_items)
-    else:
-        merged = _join_at_midnight(pieces, first)
-    clipped = []
-    for item in merged:
-        if window.start <= item.start and item.end <= window.end:
-            clipped.append(item)
-        else:
-            start, end = max(item.start, window.start), min(item.end, window.end)
-            if start < end:
-                clipped.append(BusyItem(start=start, end=end, status=item.status))
+def _assemble(days: list[CachedDay], first: int, window: Window) -> tuple[BusyItem, ...]:
+    """The items of consecutive days (the first is ``first``) inside ``window``, sorted and
+    distinct; pieces that meet at a midnight with the same status are joined."""
+    careful = False
+    previous = 0
+    for day in days:
+        edges = day.edges
+        if edges & TWINS or (previous & CLOSES and edges & OPENS):
+            careful = True
+            break
+        previous = edges
+    if careful:
+        return _assemble_joined(days, first, window)
+    low, high = window.start, window.end
+    if len(days) == 1:
+        return _clipped(days[0].items, low, high)
+    head, *middle, tail = days
+    out = list(_clipped(head.items, low, high))
+    for day in middle:
+        out.extend(day.items)
+    out.extend(_clipped(tail.items, low, high))
+    return tuple(out)
+
+
+def _clipped(items: tuple[BusyItem, ...], low: datetime, high: datetime) -> tuple[BusyItem, ...]:
+    """One day's sorted, distinct items inside [low, high): as they are when none reaches
+    out of it, else clipped, sorted and distinct again."""
+    if not items or (low <= items[0].start and max(map(_END, items)) <= high):
+        return items
+    clipped = set()
+    for item in items:
+        start, end = item.start, item.end
+        if low <= start and end <= high:
+            clipped.add(item)
+            continue
+        start, end = max(start, low), min(end, high)
+        if start < end:
+            clipped.add(BusyItem(start, end, item.status))
     # Items that differ only beyond the window are one item inside it.
-    return tuple(sorted(set(clipped)))
+    return tuple(sorted(clipped))
 
 
-def _join_at_midnight(pieces: list[tuple[BusyItem, ...]], first: int) -> list[BusyItem]:
-    """Consecutive days' pieces as items, a piece ending at midnight joined to its sequel."""
-    merged: list[BusyItem] = []
-    # Per status, indexes into ``merged`` of items ending at the current midnight.
-    open_at_midnight: dict[Status, list[int]] = {}
-    for offset, day_items in enumerate(pieces):
+def _assemble_joined(days: list[CachedDay], first: int, window: Window) -> tuple[BusyItem, ...]:
+    """_assemble for days whose pieces meet at a midnight, or repeat.
+
+    A piece ending at a midnight is joined to a piece of the same status starting there, in
+    the order of each day's pieces (equal pieces each continue their own item); only the
+    days at a join are walked item by item.
+    """
+    low, high = window.start, window.end
+    last = len(days) - 1
+    out: list[BusyItem] = []
+    # Per status, indexes into ``out`` of items ending at the current midnight.
+    waiting: dict[Status, list[int]] = {}
+    for offset, day in enumerate(days):
+        items: Sequence[BusyItem] = day.items
+        if offset == 0 or offset == last:
+            # Clipped first: a piece at a midnight inside the window keeps its place in the
+            # order, and one cut at the window's edge keeps its midnight end.
+            items = _clipped_each(items, low, high)
+        edges = day.edges
+        if not (waiting and edges & OPENS) and not edges & CLOSES:
+            out.extend(items)
+            waiting = {}
+            continue
         start, end = _day_start(first + offset), _day_start(first + offset + 1)
-        still_open: dict[Status, list[int]] = {}
-        for item in day_items:
-            waiting = open_at_midnight.get(item.status)
-            if item.start == start and waiting:
-                index = waiting.pop(0)
-                merged[index] = BusyItem(
-                    start=merged[index].start, end=item.end, status=item.status
-                )
+        still: dict[Status, list[int]] = {}
+        for item in items:
+            queue = waiting.get(item.status)
+            if queue and item.start == start:
+                index = queue.pop(0)
+                item = out[index] = BusyItem(out[index].start, item.end, item.status)
             else:
-                index = len(merged)
-                merged.append(item)
+                index = len(out)
+                out.append(item)
             if item.end == end:
-                still_open.setdefault(item.status, []).append(index)
-        open_at_midnight = still_open
-    return merged
+                still.setdefault(item.status, []).append(index)
+        waiting = still
+    # Items that differ only beyond the window are one item inside it.
+    return tuple(sorted(set(out)))
+
+
+def _clipped_each(items: Sequence[BusyItem], low: datetime, high: datetime) -> list[BusyItem]:
+    """Each item clipped to [low, high), in order; those outside it dropped, equal ones kept."""
+    clipped = []
+    for item in items:
+        start, end = item.start, item.end
+        if low <= start and end <= high:
+            clipped.append(item)
+            continue
+        start, end = max(start, low), min(end, high)
+        if start < end:
+            clipped.append(BusyItem(start, end, item.status))
+    return clipped

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
@@ -14,10 +13,11 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import msgspec
 
 from proxy.core.clock import Clock
 from proxy.core.errors import Code, TokenError, UpstreamFailure
-from proxy.core.minimize import minimize
+from proxy.core.minimize import decode_answer, minimize_answer
 from proxy.core.model import ErrorCode, ScheduleResult, Window
 from proxy.core.ports import CallGate, TokenProvider
 from proxy.core.timefmt import format_graph_local
@@ -36,6 +36,7 @@ _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
 # When our own per-mailbox budget refuses a call: its counting slot is a minute long.
 BUDGET_RETRY_AFTER_S = 60.0
+_ENCODE = msgspec.json.Encoder().encode
 _WHOLE_FAILURE_PRIORITY = (
     ErrorCode.THROTTLED,
     ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -235,8 +236,7 @@ class GraphScheduleSource:
                 else:
                     log.debug("getSchedule answered %d, attempt %d", status, attempt + 1)
                     if status == 200:
-                        value = payload.get("value") if isinstance(payload, dict) else None
-                        return minimize(value, requested=chunk, window=window)
+                        return minimize_answer(payload, requested=chunk, window=window)
                     if status == 404 and self._me is None:
                         return _MAILBOX_NOT_FOUND
                     if status not in _RETRYABLE:
@@ -261,14 +261,16 @@ class GraphScheduleSource:
     async def _post(
         self, url: str, body: dict[str, Any], token: str
     ) -> tuple[int, float | None, Any]:
-        """Send one request; return status, Retry-After seconds and the parsed JSON (2xx only)."""
+        """Send one request; return status, Retry-After seconds and the decoded answer (2xx
+        only; ValueError when it is not JSON)."""
         headers = {
             "Authorization": f"Bearer {token}",
             "Prefer": 'outlook.timezone="UTC"',
             "Accept": "application/json",
+            "Content-Type": "application/json",
         }
         count_upstream_call()
-        async with self._session.post(url, json=body, headers=headers) as resp:
+        async with self._session.post(url, data=_ENCODE(body), headers=headers) as resp:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if resp.status != 200:
                 await resp.read()
@@ -278,7 +280,7 @@ class GraphScheduleSource:
                 raw += chunk
                 if len(raw) > MAX_RESPONSE_BYTES:
                     raise ValueError("response too large")
-            return resp.status, retry_after, json.loads(raw)
+            return resp.status, retry_after, decode_answer(bytes(raw))
 
 
 def _whole_failure(failed: list[_CallFailed]) -> UpstreamFailure:

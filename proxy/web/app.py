@@ -28,6 +28,7 @@ from proxy.core.ports import RateLimiter
 from proxy.core.zones import known_zone_names
 from proxy.observability.audit import AuditTrail
 from proxy.observability.logs import http_logger
+from proxy.observability.looplag import LoopLag
 from proxy.observability.metrics import Metrics
 from proxy.sources.chain import build_chain
 from proxy.sources.credentials import MsalAppTokens
@@ -40,6 +41,7 @@ from proxy.web.keys import (
     CONNECT,
     CONSUMERS,
     FEEDS,
+    LOOP_LAG,
     METRICS,
     SETTINGS,
     WALL_CLOCK,
@@ -58,9 +60,11 @@ def init_app(
     app[FEEDS] = FeedRegistry(settings.feeds, app[CONSUMERS])
     app[METRICS] = Metrics()
     app[WALL_CLOCK] = wall_clock
+    app[LOOP_LAG] = LoopLag(app[METRICS].loop_lag, app[METRICS].loop_lag_max)
     trail = AuditTrail(settings.audit, wall_clock)
     envelope = Envelope(trail=trail, metrics=app[METRICS], cors=settings.cors)
     app.cleanup_ctx.append(partial(_audit_trail, trail))
+    app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(partial(_resources, clock=clock))
     setup_routes(app, envelope, connect_routes=bool(settings.connect.kinds))
     return app
@@ -73,6 +77,16 @@ async def _audit_trail(trail: AuditTrail, app: web.Application) -> AsyncIterator
         yield
     finally:
         trail.close()
+
+
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    """Observe the event loop's lag for the app's lifetime (see /metrics)."""
+    lag = app[LOOP_LAG]
+    lag.start()
+    try:
+        yield
+    finally:
+        lag.stop()
 
 
 async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:

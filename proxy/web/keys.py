@@ -10,6 +10,7 @@ from proxy.availability.service import Availability
 from proxy.config.schema import Settings
 from proxy.connect.runtime import ConnectRuntime
 from proxy.core.clock import WallClock
+from proxy.observability.looplag import LoopLag
 from proxy.observability.metrics import Metrics
 from proxy.sources.chain import Chain
 
@@ -18,6 +19,7 @@ CONSUMERS = web.AppKey("consumers", ConsumerRegistry)
 FEEDS = web.AppKey("feeds", FeedRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 WALL_CLOCK: web.AppKey[WallClock] = web.AppKey("wall_clock")
+LOOP_LAG = web.AppKey("loop_lag", LoopLag)
 # Built on start-up, once each: the source chain, the service in front of it, connect.
 CHAIN = web.AppKey("chain", Chain)
 AVAILABILITY = web.AppKey("availability", Availability)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.core.minimize import minimize, minimize_item
+from proxy.core.minimize import decode_answer, minimize, minimize_answer, minimize_item
 from proxy.core.model import Query, Status, Window
 from proxy.core.timefmt import format_utc
 from proxy.mock import Fault, RunningMock
@@ -199,6 +199,50 @@ def test_minimizer_output_is_always_allowed(value: Any, window: Window) -> None:
         for item in entry["items"]:
             assert set(item) == {"status", "start", "end"}
     assert_no_leak(json.dumps(document))
+
+
+usual_items = st.lists(
+    st.fixed_dictionaries(
+        {
+            "status": st.sampled_from([s.value for s in Status] + ["Busy", "elsewhere"]),
+            "start": st.fixed_dictionaries({"dateTime": date_texts, "timeZone": zones}),
+            "end": st.fixed_dictionaries({"dateTime": date_texts, "timeZone": zones}),
+        },
+        optional={"subject": junk_text, "isPrivate": scalars},
+    ),
+    max_size=6,
+)
+usual_values = st.lists(
+    st.fixed_dictionaries(
+        {"scheduleId": st.sampled_from([*REQUESTED, "someone.else@contoso.example"])},
+        optional={
+            "scheduleItems": st.one_of(st.none(), usual_items),
+            "error": st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "responseCode": st.sampled_from(["5009", 5009, "ErrorInvalidUser", "x"])
+                    },
+                ),
+            ),
+            "availabilityView": junk_text,
+        },
+    ),
+    max_size=8,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value=st.one_of(usual_values, values), window=windows)
+def test_typed_decoding_reads_every_body_as_the_minimizer_does(value: Any, window: Window) -> None:
+    """A body in the usual shape (decoded into structs) and any other body (parsed as JSON,
+    judged value by value) minimize to exactly what minimize() makes of the same value."""
+    body = json.dumps({"value": value}).encode()
+    answer = decode_answer(body)
+    assert minimize_answer(answer, requested=REQUESTED, window=window) == minimize(
+        value, requested=REQUESTED, window=window
+    )
 
 
 @given(

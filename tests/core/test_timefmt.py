@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.core.timefmt import format_graph_local, format_utc, parse_rfc3339
 
@@ -41,6 +43,41 @@ def test_parse_rejects_anything_else(text: str) -> None:
     """No offset, no seconds, or not a date-time: rejected rather than guessed."""
     with pytest.raises(ValueError, match=r".+"):
         parse_rfc3339(text)
+
+
+_STAMPS = st.builds(
+    lambda instant, digits, fraction, offset, sep: (
+        f"{instant.year:04d}-{instant.month:02d}-{instant.day:02d}{sep}"
+        f"{instant.hour:02d}:{instant.minute:02d}:{instant.second:02d}"
+        + (f".{fraction:09d}"[: digits + 1] if digits else "")
+        + (
+            "Z"
+            if offset is None
+            else f"{'-' if offset < 0 else '+'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+        )
+    ),
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(0, 9),
+    st.integers(0, 999_999_999),
+    st.one_of(st.none(), st.integers(-23 * 60 - 59, 23 * 60 + 59)),
+    st.sampled_from(["T", " "]),
+)
+
+
+@given(text=_STAMPS)
+def test_every_spelling_of_a_stamp_reads_the_same(text: str) -> None:
+    """Upper-case stamps (read by fromisoformat) and their lower-case spelling (normalised
+    first) give the same instant, or are both refused (out of range once in UTC)."""
+    lower = text.replace("T", "t").replace("Z", "z")
+    try:
+        expected = parse_rfc3339(lower)
+    except ValueError:
+        with pytest.raises(ValueError, match="out of range"):
+            parse_rfc3339(text)
+        return
+    parsed = parse_rfc3339(text)
+    assert parsed == expected
+    assert parsed.tzinfo is UTC
 
 
 def test_format_is_utc_with_z() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +18,11 @@ from proxy.mock import MOCK_CLIENT_SECRET, RunningMock
 from proxy.observability.logs import (
     REDACTED,
     JsonFormatter,
+    ProxyLogHandler,
     RedactingFilter,
     Redactor,
     configure_logging,
+    direct_lines,
 )
 from proxy.sources.credentials import MsalAppTokens
 from tests.support.leaks import assert_no_leak
@@ -158,3 +161,30 @@ async def test_oversized_authorization_header_is_not_logged(
     assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400")
     assert KEY_ALL not in caplog.text
     assert REDACTED in caplog.text
+
+
+def test_a_direct_line_reads_as_the_record_would() -> None:
+    """The access log's finished lines (no LogRecord) are what the record path writes for the
+    same message: the same JSON fields and values but the time, a registered secret
+    redacted, and a time in UTC with milliseconds and ``Z``."""
+    stream = io.StringIO()
+    logger = logging.getLogger("tests.direct_lines")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = ProxyLogHandler(stream, Redactor(["literal-secret-1"]))
+    logger.addHandler(handler)
+    try:
+        direct = direct_lines(logger)
+        assert direct is not None
+        direct.info("POST /v1/{x} literal-secret-1 200", " 1.5ms")
+        logger.info("%s %s %d %.1fms", "POST", "/v1/{x} literal-secret-1", 200, 1.5)
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    written, recorded = (json.loads(line) for line in lines)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", written.pop("time"))
+    recorded.pop("time")
+    assert written == recorded
+    assert written["message"] == f"POST /v1/{{x}} {REDACTED} 200 1.5ms"

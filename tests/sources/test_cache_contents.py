@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import gc
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,13 +45,14 @@ async def test_cache_holds_only_status_start_end(
         assert isinstance(mailbox, str)
         assert isinstance(day, int)
         assert type(entry) is CachedDay
-        assert {f.name for f in dataclasses.fields(entry)} == {"items", "error", "fetched_at"}
+        assert entry.__struct_fields__ == ("items", "error", "fetched_at", "edges")
         assert entry.error is None or type(entry.error) is ErrorCode
         assert isinstance(entry.fetched_at, float)
+        assert type(entry.edges) is int
         for item in entry.items:
             items += 1
             assert type(item) is BusyItem
-            assert item._fields == ("start", "end", "status")
+            assert item.__struct_fields__ == ("start", "end", "status")
             assert type(item.status) is Status
             assert type(item.start) is datetime
             assert type(item.end) is datetime
@@ -168,13 +169,18 @@ async def test_metrics_exposes_no_personal_data(
     assert "freebusy_breaker_state 0.0" in text
 
 
-def test_cached_day_is_frozen_and_slotted() -> None:
-    """Entries cannot be changed or given extra attributes after they are stored."""
+def test_cached_day_is_frozen_slotted_and_untracked() -> None:
+    """Entries cannot be changed or given extra attributes after they are stored, and the
+    garbage collector never walks them (a full cache is not a forest of tracked objects)."""
     start = parse_rfc3339("2026-03-16T09:00:00Z")
     entry = CachedDay(
         items=(BusyItem(start=start, end=start + timedelta(hours=1), status=Status.BUSY),),
         fetched_at=1.0,
     )
     assert not hasattr(entry, "__dict__")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         entry.items = ()  # type: ignore[misc]
+    gc.collect()
+    assert not gc.is_tracked(entry)
+    assert not gc.is_tracked(entry.items)
+    assert not gc.is_tracked(entry.items[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from proxy.core.clock import ManualClock
 from proxy.core.errors import Code, UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.policy import Policy, apply_policy, fetch_window
 from proxy.observability.metrics import Metrics
 from proxy.sources.batching import BatchingScheduleSource
 from proxy.sources.breaker import BreakerScheduleSource, CircuitBreaker
@@ -42,6 +44,7 @@ def chain(
     wait_s: float = 0.0,
     batch: int = 20,
     failures: int = 5,
+    stale_s: float = 0.0,
 ) -> tuple[CachedScheduleSource, CircuitBreaker]:
     """cache -> batching -> breaker -> fake, as sources.chain builds it in front of Graph."""
     clock = clock or ManualClock()
@@ -55,7 +58,7 @@ def chain(
     )
     cache = CachedScheduleSource(
         batched, ttl_s=60, max_entries=1000, min_fetch_days=min_fetch_days, clock=clock,
-        metrics=metrics,
+        metrics=metrics, stale_max_age_s=stale_s,
     )  # fmt: skip
     return cache, breaker
 
@@ -124,6 +127,23 @@ async def test_entries_expire_on_the_clock() -> None:
     clock.advance(0.001)
     await cache.get_schedules([ADELE], day())
     assert len(fake.calls) == 2
+
+
+async def test_a_schedule_graph_throttles_is_served_stale() -> None:
+    """Past its TTL, a day whose schedule now answers throttled is served as held, marked
+    stale, while serve-stale allows; then the code is reported."""
+    clock = ManualClock()
+    fake = FakeSource({ADELE: [item(9, 1)], ALEX: []})
+    cache, _ = chain(fake, clock=clock, stale_s=30)
+    await cache.get_schedules([ADELE, ALEX], day())
+    clock.advance(61)
+    fake.errors[ADELE] = ErrorCode.THROTTLED
+    answer = await cache.get_schedules([ADELE, ALEX], day())
+    assert answer[ADELE] == ScheduleResult(items=(item(9, 1),), stale=True)
+    assert answer[ALEX] == ScheduleResult()
+    clock.advance(30)
+    answer = await cache.get_schedules([ADELE, ALEX], day())
+    assert answer[ADELE].error is ErrorCode.THROTTLED
 
 
 async def test_forget_during_a_fetch_keeps_nothing() -> None:
@@ -217,3 +237,57 @@ async def test_cached_answers_equal_the_source_for_any_calendar_and_window(
     assert len(cached.items) <= len(direct.items)
     assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
     assert list(cached.items) == sorted(cached.items)
+
+
+_POLICIES = st.builds(
+    Policy,
+    detail=st.sampled_from(["status", "busy"]),
+    granularity_minutes=st.sampled_from([0, 0, 15, 30, 60, 1440]),
+    busy_statuses=st.frozensets(_STATUSES, min_size=1),
+)
+
+
+@given(items=_ITEMS, warm=st.lists(_WINDOWS, max_size=3), window=_WINDOWS, policy=_POLICIES)
+async def test_cached_answers_under_a_policy_equal_the_uncached_ones(
+    items: list[BusyItem], warm: list[Window], window: Window, policy: Policy
+) -> None:
+    """Through the cache or straight from the source, a consumer's policy shows the same:
+    the same items for busy-only answers (merged, so one form), and otherwise per status
+    the same time, sorted, distinct and inside the window (default policy included, whose
+    cached answer is passed on as the cache shaped it)."""
+    fake = FakeSource({ADELE: items})
+    cache, _ = chain(fake, min_fetch_days=3)
+    for earlier in warm:
+        await cache.get_schedules([ADELE], fetch_window(policy, earlier))
+    fetched = fetch_window(policy, window)
+    cached = apply_policy((await cache.get_schedules([ADELE], fetched))[ADELE], policy, window)
+    direct = apply_policy((await fake.get_schedules([ADELE], fetched))[ADELE], policy, window)
+    if policy.detail == "busy":
+        assert cached == direct
+    else:
+        assert union(cached.items) == union(direct.items)
+        assert len(cached.items) <= len(direct.items)
+    assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
+    assert all(map(operator.lt, cached.items, cached.items[1:]))
+
+
+async def test_expiry_of_a_full_cache_takes_turns_and_leaves_nothing() -> None:
+    """Days past their age leave memory by a purge that gives the event loop turns: a full
+    cache going stale at once is removed over several turns (bounded work per step), not in
+    one, and completely."""
+    clock = ManualClock()
+    people = [f"p{n}@x.example" for n in range(600)]
+    fake = FakeSource({person: [] for person in people})
+    cache = CachedScheduleSource(fake, ttl_s=60, max_entries=10_000, clock=clock, metrics=Metrics())
+    for n in range(0, len(people), 100):
+        await cache.get_schedules(people[n : n + 100], day(days=3))
+    assert len(cache.entries()) == 1800
+    clock.advance(61)
+    cache.count_hits(1, now=clock())  # what starts a due purge (a memo hit counted)
+    held = [len(cache.entries())]
+    while held[-1]:
+        await asyncio.sleep(0)
+        held.append(len(cache.entries()))
+        assert len(held) < 100, "the purge never finished"
+    assert held[0] == 1800
+    assert any(0 < count < 1800 for count in held), held

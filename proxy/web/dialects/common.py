@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, Generic, TypeVar
 
+import msgspec
 from aiohttp import web
 
 from proxy.core.errors import BadRequest, Code, ProblemError
-from proxy.core.pacing import Pacer
+from proxy.core.pacing import SLICE
 from proxy.web.bodies import read_body
 
 Parts = Iterator[tuple[bytes, int]]
@@ -31,22 +32,29 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             code=Code.UNSUPPORTED_MEDIA_TYPE,
             status=415,
         )
+    return decode_json_object(await read_body(request))
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object, or BadRequest saying what is wrong."""
     try:
-        body = json.loads(await read_body(request))
+        value = json.loads(body)
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON", code=Code.INVALID_JSON) from None
-    if not isinstance(body, dict):
+    if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object", code=Code.INVALID_JSON)
-    return body
+    return value
 
 
 async def join_paced(parts: Parts) -> bytes:
     """The pieces joined; the event loop gets a turn between slices of rendering work."""
-    pacer = Pacer()
     chunks: list[bytes] = []
+    done = 0
     for chunk, units in parts:
         chunks.append(chunk)
-        if pacer.due(units):
+        done += units
+        if done >= SLICE:
+            done = 0
             await asyncio.sleep(0)
     return b"".join(chunks)
 
@@ -56,9 +64,33 @@ def join(parts: Parts) -> bytes:
     return b"".join(chunk for chunk, _ in parts)
 
 
+_ENCODE = msgspec.json.Encoder().encode
+K = TypeVar("K", bound=Hashable)
+
+
 def compact(value: Any) -> bytes:
-    """``value`` as compact JSON."""
-    return json.dumps(value, separators=(",", ":")).encode()
+    """``value`` as compact JSON (UTF-8, nothing escaped that JSON does not require)."""
+    return _ENCODE(value)
+
+
+class Fragments(dict[K, bytes], Generic[K]):
+    """Rendered JSON by value, each made once: served availability repeats the same items.
+
+    ``fragments[value]`` renders a value not seen yet; at ``kept`` values the memo is emptied
+    (a plain dict: an LRU's bookkeeping would cost more than rendering again). A value is
+    only what the answer shows anyway (statuses and times, no address).
+    """
+
+    def __init__(self, render: Callable[[K], bytes], *, kept: int = 16_384) -> None:
+        super().__init__()
+        self._render = render
+        self._kept = kept
+
+    def __missing__(self, value: K) -> bytes:
+        if len(self) >= self._kept:
+            self.clear()
+        rendered = self[value] = self._render(value)
+        return rendered
 
 
 def tail(value: dict[str, Any]) -> bytes:

@@ -5,14 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from proxy.availability.memo import MemoKey
 from proxy.core.errors import BadRequest, Code
-from proxy.core.model import Query, ScheduleResult
+from proxy.core.model import BusyItem, Query, ScheduleResult
 from proxy.core.timefmt import format_utc
 from proxy.web.bodies import read_body
-from proxy.web.dialects.common import Parts, compact, join, join_paced, read_json_object, tail
+from proxy.web.dialects.common import (
+    Fragments,
+    Parts,
+    compact,
+    decode_json_object,
+    join,
+    join_paced,
+    read_json_object,
+)
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS
 
@@ -27,6 +36,29 @@ def parse_query(raw: Mapping[str, Any]) -> Query:
     schedules = schedules_of(raw.get("schedules"))
     start, end = parse_instant(raw.get("start"), "start"), parse_instant(raw.get("end"), "end")
     return Query(schedules=schedules, window=window_of(start, end))
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    """A POST body as it usually comes: exactly the three fields, of the right types."""
+
+    schedules: list[str]
+    start: str
+    end: str
+
+
+_DECODE = msgspec.json.Decoder(_Body).decode
+
+
+def parse_body(body: bytes) -> Query:
+    """A JSON body as a Query, or BadRequest saying what is wrong with it."""
+    try:
+        fields = _DECODE(body)
+    except msgspec.MsgspecError:
+        # Anything unusual is judged field by field, with our own messages.
+        return parse_query(decode_json_object(body))
+    schedules = schedules_of(fields.schedules)
+    start = parse_instant(fields.start, "start")
+    return Query(schedules=schedules, window=window_of(start, parse_instant(fields.end, "end")))
 
 
 def render_availability(query: Query, results: Mapping[str, ScheduleResult]) -> bytes:
@@ -45,25 +77,30 @@ def availability_parts(query: Query, results: Mapping[str, ScheduleResult]) -> P
         body = rendered.get(key)
         units = 0
         if body is None:
-            result = results[key]
-            body = rendered[key] = tail(
-                {
-                    "items": [
-                        {
-                            "status": item.status,
-                            "start": format_utc(item.start),
-                            "end": format_utc(item.end),
-                        }
-                        for item in result.items
-                    ],
-                    "error": None if result.error is None else {"code": result.error},
-                    "stale": result.stale,
-                }
-            )
-            units = len(result.items) + 1
+            body = rendered[key] = _schedule(results[key])
+            units = len(results[key].items) + 1
         opening = b',{"schedule":' if n else b'{"schedule":'
-        yield opening + compact(address) + b"," + body, units
+        yield opening + compact(address) + body, units
     yield b"]}", 0
+
+
+def _schedule(result: ScheduleResult) -> bytes:
+    """One entry's members after its address: items, error, stale, and the closing brace."""
+    if result.error is not None:
+        return b',"items":[],"error":{"code":' + compact(result.error) + _STALE[result.stale]
+    return b',"items":[' + b",".join(map(_ITEMS.__getitem__, result.items)) + _FINE[result.stale]
+
+
+def _item(item: BusyItem) -> bytes:
+    """One item, field by field."""
+    return compact(
+        {"status": item.status, "start": format_utc(item.start), "end": format_utc(item.end)}
+    )
+
+
+_ITEMS: Fragments[BusyItem] = Fragments(_item)
+_FINE = {False: b'],"error":null,"stale":false}', True: b'],"error":null,"stale":true}'}
+_STALE = {False: b'},"stale":false}', True: b'},"stale":true}'}
 
 
 async def availability(request: web.Request) -> web.Response:
@@ -76,7 +113,10 @@ async def availability(request: web.Request) -> web.Response:
         body = await service.recall(consumer, key)
         if body is not None:
             return _json_response(body)
-    query = parse_query(await _read_request(request))
+    if key is not None and request.method == "POST":
+        query = parse_body(key[2])
+    else:
+        query = parse_query(await _read_request(request))
     results = await service.lookup(consumer, query)
     body = await join_paced(availability_parts(query, results))
     if key is not None:
