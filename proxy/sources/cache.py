@@ -673,16 +673,41 @@ def _assemble_joined(days: list[CachedDay], first: int, window: Window) -> tuple
             continue
         start, end = _day_start(first + offset), _day_start(first + offset + 1)
         still: dict[Status, list[int]] = {}
+        # Per status: the start of the item joined last here, and how far joins reached.
+        joined: dict[Status, datetime] = {}
+        reach: dict[Status, datetime] = {}
         for item in items:
-            queue = waiting.get(item.status)
-            if queue and item.start == start:
-                index = queue.pop(0)
-                item = out[index] = BusyItem(out[index].start, item.end, item.status)
+            status = item.status
+            if item.start == start and status in waiting:
+                queue = waiting[status]
+                if queue:
+                    # The latest-starting piece takes the earliest-ending continuation: a
+                    # piece clipped at the window's start then meets its own continuation.
+                    index = queue.pop()
+                    joined[status] = out[index].start
+                    item = out[index] = BusyItem(out[index].start, item.end, status)
+                else:
+                    # More pieces continue than ended here (one fetch's edge made two equal
+                    # pieces one): this one continues the item joined last, not a fragment.
+                    index = len(out)
+                    item = BusyItem(joined[status], item.end, status)
+                    out.append(item)
+                reach[status] = max(reach.get(status, item.end), item.end)
             else:
                 index = len(out)
                 out.append(item)
             if item.end == end:
-                still.setdefault(item.status, []).append(index)
+                still.setdefault(status, []).append(index)
+        for status, queue in waiting.items():
+            # Fewer pieces continue than ended here: the rest end where the joins reach (the
+            # same time stays covered), rather than as fragments at the midnight.
+            if queue and status in reach:
+                for index in queue:
+                    out[index] = BusyItem(out[index].start, reach[status], status)
+                    if reach[status] == end:
+                        still.setdefault(status, []).append(index)
+        for queue in still.values():
+            queue.sort(key=lambda index: out[index].start)  # pop() takes the latest start
         waiting = still
     # Items that differ only beyond the window are one item inside it.
     return tuple(sorted(set(out)))
