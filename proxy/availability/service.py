@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 from proxy.access.consumers import Consumer, ConsumerRegistry
@@ -80,8 +80,10 @@ class Availability:
         limits: LimitSettings,
         wall_clock: WallClock,
         metrics: Metrics,
+        searches: Executor = _SEARCHES,
     ) -> None:
         self._chain = chain
+        self._searches = searches
         self._counts = metrics.consumer_requests
         self.memo = memo
         self._rate = rate
@@ -139,7 +141,9 @@ class Availability:
         # a thread of its own (one, so searches queue rather than crowd the loop out), while
         # the loop serves everyone else. Its inputs are frozen values; nothing is shared.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_SEARCHES, _search, question, consumer.policy, results)
+        return await loop.run_in_executor(
+            self._searches, _search, question, consumer.policy, results
+        )
 
     async def recall(
         self, consumer: Consumer, key: MemoKey, question: Question = "items"

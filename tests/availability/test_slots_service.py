@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 6, day, hour, minute, tzinfo=UTC)
 
 
-def service(fake: FakeSource) -> Availability:
+def service(fake: FakeSource, **extra: Any) -> Availability:
     """The service over cache -> fake, with one-day fetches so the cache splits by UTC day."""
     clock = ManualClock()
     metrics = Metrics()
@@ -44,6 +44,7 @@ def service(fake: FakeSource) -> Availability:
         rate=TokenBuckets(clock),
         limits=LimitSettings(max_schedules=10, max_window_days=31),
         wall_clock=FixedWallClock(NOW),
+        **extra,
     )
 
 
@@ -167,9 +168,21 @@ async def test_a_slot_question_is_admitted_as_lookup_admits(
     assert fake.calls == []
 
 
+class RecordingExecutor(ThreadPoolExecutor):
+    """A real thread pool that counts what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
 async def test_a_large_search_runs_beside_the_event_loop() -> None:
-    """Ten full calendars over a month are sorted and swept off the loop: while that search
-    runs, other tasks keep getting turns (on the loop they would get none until it ended)."""
+    """Ten full calendars over a month are sorted and swept on the search thread, not on the
+    event loop; a small search stays on the loop (no hop to a thread and back)."""
     people = [f"p{n}@x.example" for n in range(10)]
 
     def busy(day: int, minute: int) -> BusyItem:
@@ -180,23 +193,18 @@ async def test_a_large_search_runs_beside_the_event_loop() -> None:
         person: [busy(d, m) for d in range(28) for m in range(n, 1440, 70)]
         for n, person in enumerate(people)
     }
-    avail = service(FakeSource(calendars))
+    searches = RecordingExecutor()
+    avail = service(FakeSource(calendars), searches=searches)
     ask = question(*people, window=Window(start=at(1, 0), end=at(29, 0)), required=3,
                    optional=(False,) + (True,) * 9, interval=timedelta(minutes=5))  # fmt: skip
-    first = await avail.slots(consumer(), ask)  # fetched and cached
-    turns, done = 0, False
-
-    async def other_work() -> None:
-        nonlocal turns
-        while not done:
-            await asyncio.sleep(0)
-            turns += 1
-
-    beside = asyncio.create_task(other_work())
-    again = await avail.slots(consumer(), ask)
-    done = True
-    await beside
-    assert again == first
-    assert first.free.slots
-    # From the cache the search itself awaits a few times at most; beside it, thousands.
-    assert turns > 200, turns
+    large = await avail.slots(consumer(), ask)
+    assert searches.submitted == 1
+    assert large.free.slots
+    # One person's day: searched on the loop, by the same rules.
+    small = await avail.slots(
+        consumer(), question(people[0], window=Window(start=at(2, 0), end=at(3, 0)))
+    )
+    assert searches.submitted == 1
+    assert small.free.slots
+    assert all(s.start.minute % 15 == 0 for s in small.free.slots)
+    searches.shutdown()
