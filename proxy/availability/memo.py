@@ -18,6 +18,7 @@ it admits a new question.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Protocol
@@ -83,9 +84,11 @@ class ResponseMemo:
     def __init__(self, cache: Freshness, *, clock: Clock, max_bytes: int = MAX_BYTES) -> None:
         self._cache = cache
         self._clock = clock
-        # A plain dict in insertion order, bounded in bytes, oldest entries evicted first:
-        # an entry lives at most a TTL anyway.
-        self._entries: dict[MemoKey, Memoized] = {}
+        # In insertion order, bounded in bytes, oldest entries evicted first: an entry lives
+        # at most a TTL anyway. An OrderedDict, not a dict: once full, every new answer evicts
+        # the oldest, and a dict finds its first entry only past the slots of those removed
+        # before it.
+        self._entries: OrderedDict[MemoKey, Memoized] = OrderedDict()
         self._max_bytes = max_bytes
         self._bytes = 0
         self._purged_at = clock()
@@ -137,7 +140,7 @@ class ResponseMemo:
         self._entries[key] = entry
         self._bytes += entry.size
         while self._bytes > self._max_bytes:
-            self._drop(next(iter(self._entries)))
+            self._bytes -= self._entries.popitem(last=False)[1].size
 
     def clear(self) -> None:
         """Drop every entry (a connection was removed: its data must go now, not later)."""

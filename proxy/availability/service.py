@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 from proxy.access.consumers import Consumer, ConsumerRegistry
@@ -22,7 +23,7 @@ from proxy.core.connections import Connection
 from proxy.core.errors import Code, Forbidden, ProblemError, RateLimited
 from proxy.core.free_time import Participant, SlotAnswer, SlotQuestion, find_slots
 from proxy.core.model import ErrorCode, Query, ScheduleResult, Window
-from proxy.core.pacing import SLICE
+from proxy.core.pacing import SLICE, paced
 from proxy.core.policy import (
     Bounds,
     Policy,
@@ -40,6 +41,31 @@ from proxy.sources.cache import CachedScheduleSource
 
 Question = Literal["items", "slots"]
 """What a route asks for: per-person items (every view but the slot search), or free slots."""
+
+
+# A busy interval costs a search more than an item costs a lookup (widened, merged, swept
+# against open hours and the grid), so searches leave the loop at fewer items than paced()'s.
+_SEARCH_WEIGHT = 4
+_SEARCHES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="freebusy-slots")
+
+
+def _search(
+    question: SlotQuestion, policy: Policy, results: Mapping[str, ScheduleResult]
+) -> SlotAnswer:
+    """The slot answer for ``question`` from its participants' results (pure: thread-safe)."""
+    participants: list[Participant] = []
+    errors: list[tuple[str, ErrorCode]] = []
+    stale = False
+    reach = question.search.reach
+    for address, optional in zip(question.schedules, question.optional, strict=True):
+        result = results[address.casefold()]
+        stale = stale or result.stale
+        if result.error is not None:
+            errors.append((address, result.error))
+            participants.append(Participant(None, optional))
+        else:
+            participants.append(Participant(blocking_spans(result, policy, reach), optional))
+    return SlotAnswer(find_slots(question.search, participants), tuple(errors), stale)
 
 
 class Availability:
@@ -105,20 +131,15 @@ class Availability:
         """
         reach = question.search.reach
         window = await self._admit(consumer, question.query, "slots", span=reach)
-        policy = consumer.policy
         results = await self._chain.get_schedules(question.query.unique, window)
-        participants: list[Participant] = []
-        errors: list[tuple[str, ErrorCode]] = []
-        stale = False
-        for address, optional in zip(question.schedules, question.optional, strict=True):
-            result = results[address.casefold()]
-            stale = stale or result.stale
-            if result.error is not None:
-                errors.append((address, result.error))
-                participants.append(Participant(None, optional))
-            else:
-                participants.append(Participant(blocking_spans(result, policy, reach), optional))
-        return SlotAnswer(find_slots(question.search, participants), tuple(errors), stale)
+        items = sum(len(result.items) for result in results.values())
+        if not paced(items * _SEARCH_WEIGHT):
+            return _search(question, consumer.policy, results)
+        # A search over many busy intervals is many milliseconds of sorting and sweeping: on
+        # a thread of its own (one, so searches queue rather than crowd the loop out), while
+        # the loop serves everyone else. Its inputs are frozen values; nothing is shared.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_SEARCHES, _search, question, consumer.policy, results)
 
     async def recall(
         self, consumer: Consumer, key: MemoKey, question: Question = "items"

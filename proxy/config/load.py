@@ -7,7 +7,8 @@ included, so a configuration is fixed in one round rather than one restart per m
 Any key of a section can also be set from the environment, for containers: the variable
 ``FREEBUSY_PROXY_<SECTION>__<KEY>`` (two underscores between section and key, any letter case)
 overrides ``[section] key`` of the file, e.g. ``FREEBUSY_PROXY_SERVER__PORT=9000``. Its value is
-read as the key's type (``true``/``false``, numbers, lists as comma-separated items). Secrets
+read as the key's type (``true``/``false``, numbers, lists as comma-separated items); an empty
+value unsets an optional key. Secrets
 keep their own variables; ``[[consumers]]`` and ``[[feeds]]`` come only from the file.
 """
 
@@ -173,9 +174,15 @@ def _with_overrides(
         if hint is None:
             problems.append(f"{variable}: [{section}] has no key {key!r}")
             continue
-        value = _from_environment(environ[variable], hint, variable, f"{section}.{key}", problems)
         table = merged.get(section, {})
-        if value is not None and isinstance(table, Mapping):
+        if not isinstance(table, Mapping):
+            continue  # the file's own check names the section
+        if not environ[variable].strip() and _is_optional(hint):
+            # An empty value unsets an optional key the file sets (e.g. a storage_url).
+            merged[section] = {k: v for k, v in table.items() if k != key}
+            continue
+        value = _from_environment(environ[variable], hint, variable, f"{section}.{key}", problems)
+        if value is not None:
             merged[section] = {**table, key: value}
     return merged
 
@@ -198,6 +205,13 @@ def _from_environment(text: str, hint: Any, variable: str, where: str, problems:
     if isinstance(converted, bool | int | float):
         return converted
     return raw
+
+
+def _is_optional(hint: Any) -> bool:
+    """True for a field that may be None (unset)."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    return type(None) in typing.get_args(hint)
 
 
 def _is_list(hint: Any) -> bool:

@@ -37,7 +37,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
-from operator import attrgetter
+from itertools import islice
+from operator import attrgetter, lt
 from typing import TypeVar
 
 import msgspec
@@ -64,6 +65,7 @@ _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",
 OPENS, CLOSES, TWINS = 1, 2, 4
 _END = attrgetter("end")
 _FETCHED_AT = attrgetter("fetched_at")
+_ERROR = attrgetter("error")
 
 V = TypeVar("V")
 CacheKey = tuple[str, int]
@@ -219,15 +221,19 @@ class CachedScheduleSource:
         oldest: float | None = None
         for mailbox in dict.fromkeys(address.casefold() for address in addresses):
             held = _peek(self._entries, mailbox) or _NONE
-            for day in days:
-                entry = held.get(day)
-                if entry is None:
-                    # Not asked for since a sweep fetched it.
-                    entry = (_peek(self._probation, mailbox) or _NONE).get(day)
-                if entry is None or entry.error is not None:
+            entries = [held.get(day) for day in days]
+            if None in entries:
+                # Not asked for since a sweep fetched it.
+                trial = _peek(self._probation, mailbox) or _NONE
+                entries = [e or trial.get(day) for e, day in zip(entries, days, strict=True)]
+                if None in entries:
                     return None
-                if oldest is None or entry.fetched_at < oldest:
-                    oldest = entry.fetched_at
+            # Every code is a non-empty string: any() finds an error.
+            if any(map(_ERROR, entries)):
+                return None
+            earliest = min(map(_FETCHED_AT, entries))
+            if oldest is None or earliest < oldest:
+                oldest = earliest
         if oldest is None or self._clock() - oldest > self._ttl_s:
             return None
         return oldest + self._ttl_s
@@ -635,17 +641,16 @@ def _clipped(items: tuple[BusyItem, ...], low: datetime, high: datetime) -> tupl
     out of it, else clipped, sorted and distinct again."""
     if not items or (low <= items[0].start and max(map(_END, items)) <= high):
         return items
-    clipped = set()
+    clipped = []
     for item in items:
         start, end = item.start, item.end
         if low <= start and end <= high:
-            clipped.add(item)
+            clipped.append(item)
             continue
         start, end = max(start, low), min(end, high)
         if start < end:
-            clipped.add(BusyItem(start, end, item.status))
-    # Items that differ only beyond the window are one item inside it.
-    return tuple(sorted(clipped))
+            clipped.append(BusyItem(start, end, item.status))
+    return _sorted_distinct(clipped)
 
 
 def _assemble_joined(days: list[CachedDay], first: int, window: Window) -> tuple[BusyItem, ...]:
@@ -673,19 +678,52 @@ def _assemble_joined(days: list[CachedDay], first: int, window: Window) -> tuple
             continue
         start, end = _day_start(first + offset), _day_start(first + offset + 1)
         still: dict[Status, list[int]] = {}
+        # Per status: the start of the item joined last here, and how far joins reached.
+        joined: dict[Status, datetime] = {}
+        reach: dict[Status, datetime] = {}
         for item in items:
-            queue = waiting.get(item.status)
-            if queue and item.start == start:
-                index = queue.pop(0)
-                item = out[index] = BusyItem(out[index].start, item.end, item.status)
+            status = item.status
+            if item.start == start and status in waiting:
+                queue = waiting[status]
+                if queue:
+                    # The latest-starting piece takes the earliest-ending continuation: a
+                    # piece clipped at the window's start then meets its own continuation.
+                    index = queue.pop()
+                    joined[status] = out[index].start
+                    item = out[index] = BusyItem(out[index].start, item.end, status)
+                else:
+                    # More pieces continue than ended here (one fetch's edge made two equal
+                    # pieces one): this one continues the item joined last, not a fragment.
+                    index = len(out)
+                    item = BusyItem(joined[status], item.end, status)
+                    out.append(item)
+                reach[status] = max(reach.get(status, item.end), item.end)
             else:
                 index = len(out)
                 out.append(item)
             if item.end == end:
-                still.setdefault(item.status, []).append(index)
+                still.setdefault(status, []).append(index)
+        for status, queue in waiting.items():
+            # Fewer pieces continue than ended here: the rest end where the joins reach (the
+            # same time stays covered), rather than as fragments at the midnight.
+            if queue and status in reach:
+                for index in queue:
+                    out[index] = BusyItem(out[index].start, reach[status], status)
+                    if reach[status] == end:
+                        still.setdefault(status, []).append(index)
+        for queue in still.values():
+            queue.sort(key=lambda index: out[index].start)  # pop() takes the latest start
         waiting = still
-    # Items that differ only beyond the window are one item inside it.
-    return tuple(sorted(set(out)))
+    return _sorted_distinct(out)
+
+
+def _sorted_distinct(items: list[BusyItem]) -> tuple[BusyItem, ...]:
+    """The items sorted, each once: items that differ only beyond the window are one item
+    inside it. Usually they are in strictly ascending order already, which one pass of
+    comparisons shows (cheaper than hashing and sorting them)."""
+    if all(map(lt, items, islice(items, 1, None))):
+        return tuple(items)
+    return tuple(sorted(set(items)))
 
 
 def _clipped_each(items: Sequence[BusyItem], low: datetime, high: datetime) -> list[BusyItem]:

@@ -74,6 +74,8 @@ class _CallFailed:
     code: ErrorCode
     retry_after: float | None = None
     answered: bool = False
+    # Refused for the mailbox in the URL (403, or throttled there): another may be asked.
+    url_refused: bool = False
 
 
 def split_addresses(addresses: Sequence[str]) -> list[list[str]]:
@@ -165,16 +167,34 @@ class GraphScheduleSource:
         When Graph does not know the mailbox in the URL (404), the rest of the chunk is asked
         again as a mailbox that answered before: Graph then reports any other unknown address
         inside its answer, so a chunk of unknown addresses costs two calls, not one each.
-        Without such a mailbox the next address is tried, at most _URL_ATTEMPTS calls in all.
+        Without such a mailbox the next address is tried. When the mailbox in the URL is
+        refused (403: outside an application access policy) or throttled, the chunk is asked
+        as another of its mailboxes (or, on a 403, one that answered before), so one person's
+        mailbox does not fail everyone asked with them. At most _URL_ATTEMPTS calls in all.
         """
         rest = list(chunk)
         missing: dict[str, ScheduleResult] = {}
         mailbox = rest[0]
+        tried: set[str] = set()
+        refused: _CallFailed | None = None
         for _ in range(_URL_ATTEMPTS):
             outcome = await self._call(rest, part, window, deadline, mailbox=mailbox)
+            tried.add(mailbox.casefold())
+            if isinstance(outcome, _CallFailed):
+                if not outcome.url_refused or self._me is not None:
+                    return refused or outcome
+                refused = refused or outcome
+                if outcome.code is ErrorCode.UPSTREAM_ERROR:
+                    known = self._known
+                    if known is not None and known.casefold() not in tried:
+                        mailbox = known
+                        continue
+                other = next((a for a in rest if a.casefold() not in tried), None)
+                if other is None:
+                    return refused
+                mailbox = other
+                continue
             if not isinstance(outcome, _MailboxNotFound):
-                if isinstance(outcome, _CallFailed):
-                    return outcome
                 self._known = mailbox
                 return missing | outcome
             folded = mailbox.casefold()
@@ -187,6 +207,8 @@ class GraphScheduleSource:
                 return missing
             known = self._known
             mailbox = known if known is not None and known.casefold() not in missing else rest[0]
+        if refused is not None and not missing:
+            return refused
         # Graph kept refusing the mailbox asked as: the rest stay unanswered, not unknown.
         return missing | {
             a.casefold(): ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR) for a in rest
@@ -214,7 +236,9 @@ class GraphScheduleSource:
             async with self._gate.hold(mailbox.casefold()) as admitted:
                 if admitted is False:
                     # Our own per-mailbox budget is spent: Graph would only answer 429.
-                    return _CallFailed(ErrorCode.THROTTLED, retry_after=BUDGET_RETRY_AFTER_S)
+                    return _CallFailed(
+                        ErrorCode.THROTTLED, retry_after=BUDGET_RETRY_AFTER_S, url_refused=True
+                    )
                 bound = deadline - self._clock()
                 if self._retry.attempt_s is not None:
                     bound = min(bound, self._retry.attempt_s)
@@ -240,7 +264,11 @@ class GraphScheduleSource:
                     if status == 404 and self._me is None:
                         return _MAILBOX_NOT_FOUND
                     if status not in _RETRYABLE:
-                        return _CallFailed(ErrorCode.UPSTREAM_ERROR, answered=status < 500)
+                        return _CallFailed(
+                            ErrorCode.UPSTREAM_ERROR,
+                            answered=status < 500,
+                            url_refused=status == 403,
+                        )
                     failure = (
                         ErrorCode.THROTTLED if status == 429 else ErrorCode.UPSTREAM_UNAVAILABLE
                     )
@@ -255,7 +283,7 @@ class GraphScheduleSource:
                 break
             await asyncio.sleep(wait)
         if failure is ErrorCode.THROTTLED:
-            return _CallFailed(failure, retry_after=throttled_for)
+            return _CallFailed(failure, retry_after=throttled_for, url_refused=True)
         return _CallFailed(failure)
 
     async def _post(

@@ -17,11 +17,13 @@ async def read_body(request: web.Request) -> bytes:
     aiohttp limits the size (``client_max_size``: 413) but not the time; a client sending a
     byte a minute would otherwise hold a handler for as long as it likes.
     """
-    timeout = request.config_dict[SETTINGS].server.body_timeout_seconds
+    timeout = 0.0
     try:
         if request.content.is_eof():
-            # All of it has arrived (a small body comes with its headers): nothing to time.
+            # All of it has arrived (a small body comes with its headers): nothing to time,
+            # and no lookup of the settings through the app chain.
             return await request.read()
+        timeout = request.config_dict[SETTINGS].server.body_timeout_seconds
         async with asyncio.timeout(timeout):
             return await request.read()
     except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -164,3 +165,38 @@ async def test_a_slot_question_is_admitted_as_lookup_admits(
         await service(fake).slots(consumer(), question(*who, window=window))
     assert refused.value.code is code
     assert fake.calls == []
+
+
+async def test_a_large_search_runs_beside_the_event_loop() -> None:
+    """Ten full calendars over a month are sorted and swept off the loop: while that search
+    runs, other tasks keep getting turns (on the loop they would get none until it ended)."""
+    people = [f"p{n}@x.example" for n in range(10)]
+
+    def busy(day: int, minute: int) -> BusyItem:
+        start = at(1, 0) + timedelta(days=day, minutes=minute)
+        return BusyItem(start, start + timedelta(minutes=25), Status.BUSY)
+
+    calendars = {
+        person: [busy(d, m) for d in range(28) for m in range(n, 1440, 70)]
+        for n, person in enumerate(people)
+    }
+    avail = service(FakeSource(calendars))
+    ask = question(*people, window=Window(start=at(1, 0), end=at(29, 0)), required=3,
+                   optional=(False,) + (True,) * 9, interval=timedelta(minutes=5))  # fmt: skip
+    first = await avail.slots(consumer(), ask)  # fetched and cached
+    turns, done = 0, False
+
+    async def other_work() -> None:
+        nonlocal turns
+        while not done:
+            await asyncio.sleep(0)
+            turns += 1
+
+    beside = asyncio.create_task(other_work())
+    again = await avail.slots(consumer(), ask)
+    done = True
+    await beside
+    assert again == first
+    assert first.free.slots
+    # From the cache the search itself awaits a few times at most; beside it, thousands.
+    assert turns > 200, turns

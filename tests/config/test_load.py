@@ -380,6 +380,17 @@ def test_settings_come_from_the_environment_by_one_naming_rule(tmp_path: Path) -
     assert settings.limits.max_schedules == 7
 
 
+def test_an_empty_variable_unsets_an_optional_key_of_the_file(tmp_path: Path) -> None:
+    """A container can take back an optional key the shared file sets; a required or typed
+    key cannot be emptied that way."""
+    text = VALID.replace('client_id = "c"', 'client_id = "c"\nca_file = "missing.pem"')
+    assert problems(tmp_path, text)  # the file alone names a missing CA file
+    environ = {**ENV, "FREEBUSY_PROXY_GRAPH__CA_FILE": ""}
+    assert load_settings(write(tmp_path, text), environ=environ).graph.ca_file is None
+    found = problems(tmp_path, VALID, {**ENV, "FREEBUSY_PROXY_SERVER__PORT": ""})
+    assert any(p.startswith("FREEBUSY_PROXY_SERVER__PORT: server.port: must be an") for p in found)
+
+
 def test_environment_settings_are_judged_like_the_file(tmp_path: Path) -> None:
     """A bad variable is named with the key it sets; secrets and consumers are not taken."""
     environ = {

@@ -57,6 +57,24 @@ def test_redirect_uri_is_required_unless_the_proxy_listens_on_loopback(tmp_path:
     assert settings.connect.redirect_uri == "https://freebusy.example.com/connect/callback"
 
 
+async def test_a_sign_in_under_another_host_name_is_refused_with_a_page(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """Opened under a name that is not loopback (no redirect_uri configured), the start page
+    says what to do, as a page with 400, and starts no sign-in."""
+    proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
+    async with aiohttp.ClientSession() as session:
+        url = proxy.make_url("/connect/individual")
+        headers = {"Host": "freebusy.example.com"}
+        async with session.get(url, headers=headers, allow_redirects=False) as refused:
+            assert refused.status == 400
+            assert refused.content_type == "text/html"
+            assert "Open this page on this computer" in await refused.text()
+            assert "Set-Cookie" not in refused.headers
+        async with session.get(url, allow_redirects=False) as started:
+            assert started.status == 302
+
+
 async def test_an_answer_finishes_a_sign_in_only_in_the_browser_that_started_it(
     make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
 ) -> None:

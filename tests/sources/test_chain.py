@@ -7,7 +7,7 @@ import operator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from proxy.core.clock import ManualClock
@@ -222,6 +222,26 @@ def union(items: tuple[BusyItem, ...]) -> dict[Status, list[tuple[datetime, date
     return merged
 
 
+def _span(start: int, length: int, status: Status = Status.FREE) -> BusyItem:
+    """An item ``start`` quarter-hours after Monday, ``length`` quarter-hours long."""
+    return BusyItem(
+        MONDAY + timedelta(minutes=15 * start), MONDAY + timedelta(minutes=15 * (start + length)),
+        status,
+    )  # fmt: skip
+
+
+def _quarters(start: int, length: int) -> Window:
+    return Window(
+        start=MONDAY + timedelta(minutes=15 * start),
+        end=MONDAY + timedelta(minutes=15 * (start + length)),
+    )
+
+
+# Found by this test: pieces joined at a midnight in the wrong pairs (one clipped at the
+# window's start), across a full day between, and after a fetch's edge merged equal pieces.
+@example(items=[_span(96, 98), _span(97, 97), _span(98, 95)], warm=[], window=_quarters(97, 97))
+@example(items=[_span(0, 194), _span(1, 193), _span(2, 191)], warm=[], window=_quarters(1, 193))
+@example(items=[_span(209, 80), _span(209, 81)], warm=[_quarters(0, 1)], window=_quarters(0, 289))
 @given(items=_ITEMS, warm=st.lists(_WINDOWS, max_size=3), window=_WINDOWS)
 async def test_cached_answers_equal_the_source_for_any_calendar_and_window(
     items: list[BusyItem], warm: list[Window], window: Window

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.config.schema import CacheSettings
-from proxy.mock import MOCK_DOMAIN, RunningMock
+from proxy.mock import MOCK_DOMAIN, Fault, RunningMock
 from tests.support.proxies import ask, cache_of, chain_proxy, graph_calls
 
 WEEK = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-23T00:00:00Z"}
@@ -93,3 +93,40 @@ async def test_a_one_off_sweep_pushes_out_only_other_one_off_days(
     calls = graph_calls(mock_graph)
     assert (await ask(client, [person.upper()], WEEK))[0] == 200
     assert graph_calls(mock_graph) == calls
+
+
+async def test_a_mailbox_refused_in_the_url_does_not_fail_the_others(
+    aiohttp_client: Any, mock_graph: RunningMock
+) -> None:
+    """Graph refuses the first mailbox of a chunk as the one in the URL (403: outside an
+    application access policy; or 429: throttled there): the chunk is asked again as
+    another of its mailboxes, and everyone in it is answered, that person included."""
+    client = await chain_proxy(aiohttp_client, mock_graph, max_retries=1)
+    first, second, third = mock_graph.graph.organisation.addresses()[:3]
+    for status, retry_after in ((403, None), (429, "0")):
+        mock_graph.graph.add_fault(
+            Fault(kind="status", status=status, retry_after=retry_after, mailbox=first, count=None)
+        )
+        # Each round in a month of its own: nothing of it cached yet.
+        month = 4 if status == 403 else 5
+        window = {"start": f"2026-0{month}-06T00:00:00Z", "end": f"2026-0{month}-07T00:00:00Z"}
+        before = graph_calls(mock_graph)
+        code, body = await ask(client, [first, second, third], window)
+        assert code == 200, body
+        assert [entry["error"] for entry in body["schedules"]] == [None, None, None]
+        recent = mock_graph.graph.stats()["recent"]
+        assert recent[-1]["mailbox"].casefold() == second.casefold()
+        assert recent[-1]["status"] == 200
+        # 403 is not retried as the same mailbox; a 429 is, once (max_retries=1).
+        assert graph_calls(mock_graph) - before == (2 if status == 403 else 3)
+        mock_graph.graph.clear_faults()
+    # Alone in its chunk, it is asked as the mailbox that answered before.
+    mock_graph.graph.add_fault(Fault(kind="status", status=403, mailbox=first, count=None))
+    alone = {"start": "2026-06-06T00:00:00Z", "end": "2026-06-07T00:00:00Z"}
+    code, body = await ask(client, [first], alone)
+    assert code == 200
+    assert body["schedules"][0]["error"] is None
+    assert mock_graph.graph.stats()["recent"][-1]["mailbox"].casefold() == second.casefold()
+    # With no other mailbox to ask as, the refusal is reported.
+    fresh = await chain_proxy(aiohttp_client, mock_graph)
+    assert (await ask(fresh, [first], alone))[0] == 502

@@ -74,6 +74,13 @@ FAILURES: dict[str, tuple[int, str, str]] = {
         "Microsoft's identity platform did not complete the sign-in. Nothing was connected.",
     ),
     "disabled": (404, "Not available", "This kind of connection is not enabled here."),
+    "wrong_address": (
+        400,
+        "Open this page on this computer",
+        "Without a redirect URI in its configuration, this proxy takes sign-ins only at its "
+        "loopback address (http://localhost:PORT/connect). Open it there, or ask the operator "
+        "to set [connect] redirect_uri.",
+    ),
     "too_many_sign_ins": (
         429,
         "Too many sign-ins",

@@ -40,17 +40,14 @@ _CALLBACK_FIELDS = 16
 BOUNCED = "bounced"
 
 
-def _redirect_uri(request: web.Request) -> str:
-    """The configured redirect URI, or one for the loopback Host the browser used."""
+def _redirect_uri(request: web.Request) -> str | None:
+    """The configured redirect URI, one for the loopback Host the browser used, or None."""
     configured = request.app[SETTINGS].connect.redirect_uri
     if configured:
         return configured
     host = request.headers.get("Host", "")
     if not _LOOPBACK_HOST.match(host):
-        raise BadRequest(
-            "sign-ins through this address need [connect] redirect_uri in the configuration",
-            code=Code.INVALID_REQUEST,
-        )
+        return None
     return f"http://{host}/connect/callback"
 
 
@@ -66,6 +63,10 @@ async def start(request: web.Request) -> web.StreamResponse:
     if kind not in settings.kinds:
         return _failure("disabled")
     redirect_uri = _redirect_uri(request)
+    if redirect_uri is None:
+        # A person opened the page under another name (a LAN address, a tunnel): tell them in
+        # a page, not in problem+json.
+        return _failure("wrong_address")
     runtime = request.app[CONNECT]
     trusted = trusted_networks(request.app[SETTINGS].server.trusted_proxies)
     client = client_of(request, trusted)

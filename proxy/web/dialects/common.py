@@ -1,4 +1,5 @@
-"""Pieces every dialect shares: reading a JSON body, the bearer challenge, paced rendering."""
+"""Pieces every dialect shares: reading a JSON body, the bearer challenge, paced rendering,
+the JSON answer and the memo's view of a JSON body."""
 
 from __future__ import annotations
 
@@ -19,6 +20,26 @@ Parts = Iterator[tuple[bytes, int]]
 
 Each piece is computed when asked for, so join_paced can give the event loop a turn between
 slices of work however large the answer is; join() is the same answer at once."""
+
+
+def json_response(body: bytes) -> web.Response:
+    """A rendered JSON answer, never cached by anyone on the way."""
+    return web.Response(
+        body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def json_body_key(request: web.Request) -> bytes | None:
+    """The JSON body as sent, for the response memo; None unless it is sent as
+    ``application/json`` (anything else is parsed: parameters, letter case)."""
+    # The common spelling compared as is, before aiohttp parses the header.
+    if (
+        request.headers.get("Content-Type") != "application/json"
+        and request.content_type != "application/json"
+    ):
+        return None
+    return await read_body(request)
+
 
 # With a realm: httplib2 (Google's Python client) rejects a bare "Bearer" challenge.
 BEARER_CHALLENGE = 'Bearer realm="freebusy-proxy"'

@@ -12,7 +12,6 @@ from proxy.availability.memo import MemoKey
 from proxy.core.errors import BadRequest, Code
 from proxy.core.model import BusyItem, Query, ScheduleResult
 from proxy.core.timefmt import format_utc
-from proxy.web.bodies import read_body
 from proxy.web.dialects.common import (
     Fragments,
     Parts,
@@ -20,6 +19,8 @@ from proxy.web.dialects.common import (
     decode_json_object,
     join,
     join_paced,
+    json_body_key,
+    json_response,
     read_json_object,
 )
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
@@ -112,7 +113,7 @@ async def availability(request: web.Request) -> web.Response:
     if key is not None:
         body = await service.recall(consumer, key)
         if body is not None:
-            return _json_response(body)
+            return json_response(body)
     if key is not None and request.method == "POST":
         query = parse_body(key[2])
     else:
@@ -121,13 +122,7 @@ async def availability(request: web.Request) -> web.Response:
     body = await join_paced(availability_parts(query, results))
     if key is not None:
         service.remember(consumer, key, query, results, body)
-    return _json_response(body)
-
-
-def _json_response(body: bytes) -> web.Response:
-    return web.Response(
-        body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
-    )
+    return json_response(body)
 
 
 async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
@@ -139,13 +134,8 @@ async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
             "GET",
             request.rel_url.raw_query_string.encode("utf-8", "surrogateescape"),
         )
-    # The common spelling compared as is; anything else parsed (parameters, letter case).
-    if (
-        request.headers.get("Content-Type") != "application/json"
-        and request.content_type != "application/json"
-    ):
-        return None
-    return (consumer, "POST", await read_body(request))
+    body = await json_body_key(request)
+    return None if body is None else (consumer, "POST", body)
 
 
 async def _read_request(request: web.Request) -> Mapping[str, Any]:

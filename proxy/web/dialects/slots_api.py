@@ -36,8 +36,7 @@ from proxy.core.free_time import (
 )
 from proxy.core.timefmt import format_utc
 from proxy.core.zones import resolve_zone
-from proxy.web.bodies import read_body
-from proxy.web.dialects.common import read_json_object
+from proxy.web.dialects.common import json_body_key, json_response, read_json_object
 from proxy.web.dialects.query import parse_instant, schedules_of, window_of
 from proxy.web.keys import AVAILABILITY, CONSUMERS
 
@@ -248,26 +247,16 @@ async def slots(request: web.Request) -> web.Response:
     if key is not None:
         body = await service.recall(consumer, key, "slots")
         if body is not None:
-            return _json_response(body)
+            return json_response(body)
     question = parse_slots(await read_json_object(request))
     answer = await service.slots(consumer, question)
     body = render_slots(question, answer)
     if key is not None:
         service.remember_slots(consumer, key, question, answer, body)
-    return _json_response(body)
-
-
-def _json_response(body: bytes) -> web.Response:
-    return web.Response(
-        body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
-    )
+    return json_response(body)
 
 
 async def _memo_key(request: web.Request, consumer: str) -> MemoKey | None:
     """The request as sent, for the memo; None when it could not succeed as it stands."""
-    if (
-        request.headers.get("Content-Type") != "application/json"
-        and request.content_type != "application/json"
-    ):
-        return None
-    return (consumer, SLOTS, await read_body(request))
+    body = await json_body_key(request)
+    return None if body is None else (consumer, SLOTS, body)
