@@ -7,10 +7,11 @@ cache's TTL. Graph's ``not_found`` is one key per mailbox, for the same TTL. Tra
 failures are never stored.
 
 One script reads every day asked for and, for each day missing, takes its fetch lock
-(``SET NX``): days locked by this replica are fetched from below, stored, unlocked and
-announced on the channel; days another replica is fetching are awaited (the announcement,
-or the lock's lifetime at most) and read again. So concurrent identical misses on any number
-of replicas make one Graph call.
+(``SET NX``). A mailbox with a day locked by this replica is fetched from below over the
+whole window asked for (the window the cache aligned, so batching folds it with others); its
+locked days are stored, unlocked and announced on the channel. A mailbox whose missing days
+another replica is fetching is awaited (the announcement, or the lock's lifetime at most)
+and read again. So concurrent identical misses on any number of replicas make one Graph call.
 
 A day read from Redis carries its age (``ScheduleResult.age_s``), so the in-process cache
 expires it when it would have expired had this replica fetched it. ``forget()`` on one
@@ -207,6 +208,8 @@ class SharedDays:
                 # Still being fetched elsewhere after a lock's lifetime: fetch it here too.
                 await self._fetch(asked, mine, store=True)
                 break
+            # A mailbox fetched here comes whole, the days others are fetching included.
+            theirs = {m: days for m, days in theirs.items() if m not in mine}
             waiting = [self._key_day(m, d) for m, days in theirs.items() for d in days]
             await asyncio.gather(self._fetch(asked, mine, store=True), self._await(waiting))
             open_days = {m: days for m, days in theirs.items() if m not in asked.errors}
@@ -290,22 +293,18 @@ class SharedDays:
     # --- fetching ---------------------------------------------------------------------
 
     async def _fetch(self, asked: _Asked, days: dict[str, list[int]], *, store: bool) -> None:
-        """Fetch these mailboxes' days from below (one call per distinct day range), store
-        them for the other replicas and announce them."""
-        groups: dict[tuple[int, int], list[str]] = {}
-        for mailbox, wanted in days.items():
-            if wanted and mailbox not in asked.errors:
-                groups.setdefault((min(wanted), max(wanted)), []).append(mailbox)
-        if not groups:
+        """Fetch every day asked for of the mailboxes missing some, in one fetch from below;
+        store the missing ones for the other replicas and announce them."""
+        mailboxes = [m for m, wanted in days.items() if wanted and m not in asked.errors]
+        if not mailboxes:
             return
-        self._lookups.labels("fetched").inc(sum(len(d) for d in days.values()))
-        generation = self._generation
-        await asyncio.gather(
-            *(
-                self._fetch_range(asked, mailboxes, first, last, days, store, generation)
-                for (first, last), mailboxes in groups.items()
-            )
-        )
+        # The whole window the cache asked for, not just the days Redis lacks: the cache
+        # aligned it (reach-ahead) with other requests' windows, so batching below folds
+        # their mailboxes into one call; windows cut to what each mailbox lacks would each
+        # need a call of their own.
+        self._lookups.labels("fetched").inc(sum(len(days[m]) for m in mailboxes))
+        first, last = asked.days[0], asked.days[-1]
+        await self._fetch_range(asked, mailboxes, first, last, days, store, self._generation)
 
     async def _fetch_range(
         self,
@@ -335,6 +334,8 @@ class SharedDays:
                     writes.append((self._key_unknown(mailbox), b"1"))
                 continue
             per_day = split_by_day(result.items, first, last)
+            # Every day of this mailbox's answer now comes from this fetch.
+            asked.age[mailbox] = 0.0
             for day in range(first, last + 1):
                 pieces = tuple(sorted(per_day.get(day, ())))
                 asked.pieces[(mailbox, day)] = pieces
