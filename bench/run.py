@@ -114,6 +114,9 @@ async def server(
         process = await asyncio.create_subprocess_exec(
             *argv,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            # `python -m` puts the working folder first on sys.path: it must be ROOT, or the
+            # checkout the benchmark was started from is what runs.
+            cwd=str(ROOT),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=stderr,
         )
