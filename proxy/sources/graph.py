@@ -167,10 +167,11 @@ class GraphScheduleSource:
         When Graph does not know the mailbox in the URL (404), the rest of the chunk is asked
         again as a mailbox that answered before: Graph then reports any other unknown address
         inside its answer, so a chunk of unknown addresses costs two calls, not one each.
-        Without such a mailbox the next address is tried. When the mailbox in the URL is
-        refused (403: outside an application access policy) or throttled, the chunk is asked
-        as another of its mailboxes (or, on a 403, one that answered before), so one person's
-        mailbox does not fail everyone asked with them. At most _URL_ATTEMPTS calls in all.
+        Without such a mailbox the next address is tried. A mailbox Graph refuses in the URL
+        (403: an application access policy leaves it out) is answered as refused, and the
+        rest of the chunk is asked as another mailbox: the policy holds for that mailbox (it
+        is never read through another), and nobody else fails with it. A throttled mailbox's
+        chunk is asked whole as another of its mailboxes. At most _URL_ATTEMPTS calls in all.
         """
         rest = list(chunk)
         missing: dict[str, ScheduleResult] = {}
@@ -179,25 +180,28 @@ class GraphScheduleSource:
         refused: _CallFailed | None = None
         for _ in range(_URL_ATTEMPTS):
             outcome = await self._call(rest, part, window, deadline, mailbox=mailbox)
-            tried.add(mailbox.casefold())
+            folded = mailbox.casefold()
+            tried.add(folded)
             if isinstance(outcome, _CallFailed):
                 if not outcome.url_refused or self._me is not None:
                     return refused or outcome
                 refused = refused or outcome
                 if outcome.code is ErrorCode.UPSTREAM_ERROR:
+                    missing[folded] = ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
+                    rest = [address for address in rest if address.casefold() != folded]
                     known = self._known
-                    if known is not None and known.casefold() not in tried:
+                    if known is not None and known.casefold() not in tried and rest:
                         mailbox = known
                         continue
                 other = next((a for a in rest if a.casefold() not in tried), None)
                 if other is None:
+                    # Refused as every mailbox tried: Graph's answer for the whole chunk.
                     return refused
                 mailbox = other
                 continue
             if not isinstance(outcome, _MailboxNotFound):
                 self._known = mailbox
                 return missing | outcome
-            folded = mailbox.casefold()
             if any(address.casefold() == folded for address in rest):
                 missing[folded] = ScheduleResult.failed(ErrorCode.NOT_FOUND)
                 rest = [address for address in rest if address.casefold() != folded]
@@ -207,7 +211,9 @@ class GraphScheduleSource:
                 return missing
             known = self._known
             mailbox = known if known is not None and known.casefold() not in missing else rest[0]
-        if refused is not None and not missing:
+        if refused is not None and all(
+            r.error is ErrorCode.UPSTREAM_ERROR for r in missing.values()
+        ):
             return refused
         # Graph kept refusing the mailbox asked as: the rest stay unanswered, not unknown.
         return missing | {
