@@ -32,6 +32,13 @@ _GET_SCHEDULE_SUFFIX = "/calendar/getSchedule"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+def method_label(method: str) -> str:
+    """The method as labels and log lines name it: a standard one, or "other"."""
+    # Any token is a valid HTTP method: unknown ones share one name, so a client cannot grow
+    # label sets or write words of its choosing into the logs.
+    return method if method in _METHODS else "other"
+
+
 class Metrics:
     """Every metric the proxy exports, registered in a registry of its own."""
 
@@ -127,8 +134,7 @@ class Metrics:
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and observe its duration."""
-        # Any token is a valid HTTP method: unknown ones share a label value.
-        self.requests.inc((route, method if method in _METHODS else "other", str(status)))
+        self.requests.inc((route, method_label(method), str(status)))
         self.request_seconds.observe(route, seconds)
 
     def consumer_counts(self, name: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from proxy.observability.logs import direct_lines
+from proxy.observability.metrics import method_label
 from proxy.web.envelope import ROUTE_TEMPLATE, UNMATCHED
 
 
@@ -46,12 +47,16 @@ class AccessLogger(AbstractAccessLogger):
         """Write the access line."""
         if self._direct is not None:
             self._direct.info(
-                f"{request.method} {route_template(request)} {response.status}",
+                f"{method_label(request.method)} {route_template(request)} {response.status}",
                 f" {time * 1000:.1f}ms",
             )
             return
         self.logger.info(
-            "%s %s %d %.1fms", request.method, route_template(request), response.status, time * 1000
+            "%s %s %d %.1fms",
+            method_label(request.method),
+            route_template(request),
+            response.status,
+            time * 1000,
         )
 
     @property

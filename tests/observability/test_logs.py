@@ -163,6 +163,24 @@ async def test_oversized_authorization_header_is_not_logged(
     assert REDACTED in caplog.text
 
 
+async def test_the_access_line_names_unknown_methods_other(
+    proxy: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any token is an HTTP method: one of a client's choosing is logged (and counted) as
+    "other", so nobody writes words of their own into the logs or grows the label sets."""
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    async with proxy.request("PROPFIND", "/v1/availability") as resp:
+        assert resp.status == 405
+    async with proxy.get("/healthz") as resp:
+        assert resp.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert any(line.startswith("other unmatched 405 ") for line in lines), lines
+    assert any(line.startswith("GET /healthz 200 ") for line in lines), lines
+    assert "PROPFIND" not in caplog.text
+    async with proxy.get("/metrics") as resp:
+        assert "PROPFIND" not in await resp.text()
+
+
 def test_a_direct_line_reads_as_the_record_would() -> None:
     """The access log's finished lines (no LogRecord) are what the record path writes for the
     same message: the same JSON fields and values but the time, a registered secret
