@@ -388,6 +388,10 @@ class CachedScheduleSource:
                 self._unknown_held = True
             sweep = len(days) * (last - first + 1) > SWEEP_DAYS
             for mailbox, fetched in days.items():
+                if long and pacer.due(last - first + 1):
+                    await asyncio.sleep(0)
+                    if generation != self._generation:
+                        break  # forgotten meanwhile: keep nothing more of this fetch
                 self._store(mailbox, fetched, sweep=sweep)
         for mailbox in unknown:
             codes[mailbox] = ErrorCode.NOT_FOUND

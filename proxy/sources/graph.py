@@ -19,6 +19,7 @@ from proxy.core.clock import Clock
 from proxy.core.errors import Code, TokenError, UpstreamFailure
 from proxy.core.minimize import decode_answer, minimize_answer
 from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.core.pacing import Pacer
 from proxy.core.ports import CallGate, TokenProvider
 from proxy.core.timefmt import format_graph_local
 from proxy.observability.audit_record import count_upstream_call
@@ -37,6 +38,7 @@ _BACKOFF_CAP_S = 8.0
 # When our own per-mailbox budget refuses a call: its counting slot is a minute long.
 BUDGET_RETRY_AFTER_S = 60.0
 _ENCODE = msgspec.json.Encoder().encode
+_NONE = ScheduleResult(items=())
 _WHOLE_FAILURE_PRIORITY = (
     ErrorCode.THROTTLED,
     ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -157,7 +159,7 @@ class GraphScheduleSource:
         failed = [outcome for outcome in outcomes if isinstance(outcome, _CallFailed)]
         if len(failed) == len(outcomes):
             raise _whole_failure(failed)
-        return _merge(jobs, outcomes)
+        return await _merge(jobs, outcomes)
 
     async def _fetch_chunk(
         self, chunk: list[str], part: Window, window: Window, deadline: float
@@ -359,14 +361,18 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))  # noqa: S311
 
 
-def _merge(
+async def _merge(
     jobs: list[tuple[list[str], Window]],
     outcomes: Sequence[dict[str, ScheduleResult] | _CallFailed],
 ) -> dict[str, ScheduleResult]:
-    """Join sub-window results per address; any failed part fails that address."""
+    """Join sub-window results per address; any failed part fails that address. Many
+    addresses over many sub-windows are many thousand items: the loop gets turns between."""
     merged: dict[str, ScheduleResult] = {}
+    pacer = Pacer()
     for (chunk, _part), outcome in zip(jobs, outcomes, strict=True):
         for address in chunk:
+            if len(jobs) > 1 and pacer.due(1 + len(merged.get(address.casefold(), _NONE).items)):
+                await asyncio.sleep(0)
             key = address.casefold()
             result = (
                 ScheduleResult.failed(outcome.code)
