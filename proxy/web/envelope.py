@@ -37,7 +37,7 @@ from proxy.config.schema import CorsSettings
 from proxy.core.errors import Code, ProblemError
 from proxy.observability.audit import AuditTrail
 from proxy.observability.audit_record import CURRENT, AuditRecord
-from proxy.observability.metrics import Metrics
+from proxy.observability.metrics import Metrics, method_label
 from proxy.web.cors import expose, is_preflight, preflight
 from proxy.web.headers import UNAUDITED_PATHS, add_standard_headers, check_query_length
 from proxy.web.problems import http_problem, problem_response
@@ -233,7 +233,8 @@ def _log_bug(request: web.Request, exc: BaseException) -> None:
     """
     frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
     route = request.get(ROUTE_TEMPLATE, UNMATCHED)
-    log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, route, frames)
+    method = method_label(request.method)
+    log.error("unhandled %s on %s %s\n%s", type(exc).__name__, method, route, frames)
 
 
 def _client_gone(request: web.Request) -> bool:

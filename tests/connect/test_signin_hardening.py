@@ -107,6 +107,29 @@ async def test_an_answer_finishes_a_sign_in_only_in_the_browser_that_started_it(
         assert "Connected" in await done.text()
 
 
+async def test_the_re_post_page_carries_no_wording_of_the_platform(
+    make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
+) -> None:
+    """The page that posts a cross-site answer again holds only what finishing the sign-in
+    reads: an error's description and URI (the platform's own words) are left behind."""
+    proxy = await make_proxy(mock_graph, settings=connect_settings(mock_graph, tmp_path / "c.db"))
+    answer = {
+        "error": "access_denied",
+        "error_description": "AADSTS65004: CANARY-platform-words",
+        "error_uri": "https://login.example/error?CANARY-uri",
+        "state": "some-state",
+    }
+    url = proxy.make_url("/connect/callback")
+    async with aiohttp.ClientSession() as session, session.post(url, data=answer) as bounced:
+        page = await bounced.text()
+    assert bounced.status == 200
+    assert 'name="error" value="access_denied"' in page
+    assert 'name="state" value="some-state"' in page
+    assert "CANARY" not in page
+    assert "error_description" not in page
+    assert "error_uri" not in page
+
+
 async def test_floods_of_sign_ins_are_limited_per_client_and_push_no_one_out(
     make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
 ) -> None:

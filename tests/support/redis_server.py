@@ -37,7 +37,11 @@ class RedisServer:
 
     async def start(self) -> None:
         """Start the server (on the same port as before) and wait until it answers."""
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed: apt-get install redis-server (.ci/run does it)"
+            )
         self._process = await asyncio.create_subprocess_exec(
             binary,
             "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -38,6 +38,8 @@ _LOOPBACK_HOST = re.compile(r"^(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1
 # What the identity platform posts back, and our own marker of a re-post (pages.bounce).
 _CALLBACK_FIELDS = 16
 BOUNCED = "bounced"
+# What msal's auth-code flow and our callback read from the answer.
+_BOUNCED_FIELDS = frozenset({"code", "state", "client_info", "session_state", "error"})
 
 
 def _redirect_uri(request: web.Request) -> str | None:
@@ -120,8 +122,9 @@ async def callback(request: web.Request) -> web.Response:
     binding = request.cookies.get(BINDING_COOKIE)
     bounced = answer.pop(BOUNCED, None) is not None
     if binding is None and request.method == "POST" and not bounced:
-        # A cross-site POST carries no SameSite=Lax cookie: post it again from our own page.
-        return pages.bounce(answer)
+        # A cross-site POST carries no SameSite=Lax cookie: post it again from our own page,
+        # with only what finishing the sign-in reads (never the platform's error wording).
+        return pages.bounce({k: v for k, v in answer.items() if k in _BOUNCED_FIELDS})
     found, pending = runtime.flows.take(answer.get("state"), browser=binding)
     if pending is None:
         if found == "other_browser":
