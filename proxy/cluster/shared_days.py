@@ -31,6 +31,7 @@ import msgspec
 from proxy.cluster.link import REDIS_ERRORS, ClusterLink
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.pacing import Pacer
 from proxy.core.ports import ScheduleSource
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class SharedDays:
             open_days = {m: days for m, days in theirs.items() if m not in asked.errors}
             if not open_days:
                 break
-        return self._answer(mailboxes, asked)
+        return await self._answer(mailboxes, asked)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -245,8 +246,12 @@ class SharedDays:
                 link.failed(exc)
                 return None, {}
             at = 0
+            # Up to thousands of days decoded: the event loop gets turns between slices.
+            pacer = Pacer()
             for mailbox in chunk:
                 days = open_days[mailbox]
+                if pacer.due(len(days)):
+                    await asyncio.sleep(0)
                 unknown_ms = int(rows[at])
                 at += 1
                 if unknown_ms > 0:
@@ -324,7 +329,10 @@ class SharedDays:
                 asked.failures[mailbox] = exc
             results = {}
         writes: list[tuple[str, bytes]] = []
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(last - first + 1):
+                await asyncio.sleep(0)
             if mailbox in asked.failures:
                 continue
             result = results.get(mailbox) or ScheduleResult.failed(ErrorCode.UPSTREAM_ERROR)
@@ -366,10 +374,13 @@ class SharedDays:
 
     # --- answering --------------------------------------------------------------------
 
-    def _answer(self, mailboxes: list[str], asked: _Asked) -> dict[str, ScheduleResult]:
+    async def _answer(self, mailboxes: list[str], asked: _Asked) -> dict[str, ScheduleResult]:
         """Each mailbox's pieces in day order (or its error); raise if all failed as a whole."""
         results: dict[str, ScheduleResult] = {}
+        pacer = Pacer()
         for mailbox in mailboxes:
+            if pacer.due(len(asked.days)):
+                await asyncio.sleep(0)
             failure = asked.failures.get(mailbox)
             error = asked.errors.get(mailbox)
             if failure is not None:
