@@ -7,7 +7,7 @@ figure 6 needs redis-server (apt-get install -y redis-server).
 Options: --duration SECONDS per throughput run (default 10), --requests for the mixed
 workload (default 5000), --lag-seconds and --lag-rate for the event-loop figure (default
 75 s, past one purge of the full cache, at 1,000 requests a second), --min-fetch-days N
-for the proxy's reach-ahead (default: its own default, 8), --quick for a smoke run.
+for the proxy's fetch blocks (default: its own default, 8), --quick for a smoke run.
 
 Everything runs on this machine: the mock Graph (500 mailboxes) and the load generators in
 this process, the proxy (`serve --config`, as a deployment runs it) and the bare aiohttp
@@ -416,7 +416,7 @@ async def cold_path(
 
     Two direct baselines: the consumer's own question (one day), and the call the proxy
     really makes on a miss (``cache.min_fetch_days`` days), to tell the proxy's own overhead
-    from the cost of reaching ahead.
+    from the cost of fetching the whole block of days.
     """
     addresses = mock.graph.organisation.addresses()
     if samples + 20 > len(addresses):
@@ -645,13 +645,15 @@ async def redis_server() -> AsyncIterator[str]:
 
 
 async def round_trips(session: aiohttp.ClientSession, base: str) -> float:
-    """Redis round trips a replica has made, from its /metrics."""
+    """Redis round trips a replica has made for requests, from its /metrics (not its
+    once-a-second membership beat, which no request makes)."""
     async with session.get(base + "/metrics") as resp:
         text = await resp.text()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
         if line.startswith("freebusy_cluster_round_trips_total{")
+        and 'purpose="membership"' not in line
     )
 
 
@@ -910,7 +912,7 @@ def cluster_rows(six: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
          f" (max {six['max_concurrent_per_mailbox']} in flight per mailbox)",
          f"{six['ratio']:.2f}x", "<= 1.2x, 0 breaches"),
         ("   schedules asked of Graph (a mailbox in a call), 3 replicas vs 1",
-         f"{six['cluster_schedules']:,} vs {six['single_schedules']:,} (batches form per replica)",
+         f"{six['cluster_schedules']:,} vs {six['single_schedules']:,}",
          f"{six['cluster_schedules'] / max(1, six['single_schedules']):.2f}x", "-"),
         ("   Redis round trips per cached request",
          f"in-process hit {six['local_round_trips']:.2f}, "

@@ -57,6 +57,10 @@ def test_the_replicas_config_shares_through_the_redis_service(tmp_path: Path) ->
     assert len(env[CLUSTER_KEY_ENV]) >= MIN_CLUSTER_KEY_LENGTH
     assert env[REDIS_PASSWORD_ENV] in services["redis"]["command"]
     assert "--appendonly" in services["redis"]["command"]
+    # Each replica advertises where the others reach it (its own service, its own port).
+    for name in REPLICAS:
+        advertised = services[name]["environment"]["FREEBUSY_PROXY_CLUSTER__ADVERTISE_URL"]
+        assert advertised == f"http://{name}:8080"
     document = tomllib.loads((ROOT / "config" / "cluster.toml").read_text())
     assert document["cluster"]["redis_url"].startswith("redis://redis:6379/")
     fake_ca = tmp_path / "mock-ca.pem"
@@ -72,8 +76,10 @@ def test_the_replicas_config_shares_through_the_redis_service(tmp_path: Path) ->
 
 
 def test_the_balancer_checks_readiness_of_every_replica() -> None:
-    """HAProxy balances over the three replicas on 8080 and takes one out on its /readyz."""
+    """HAProxy balances over the three replicas on 8080, takes one out on its /readyz, and
+    refuses the replicas' own /cluster/ routes from outside."""
     text = (ROOT / "config" / "haproxy.cfg").read_text()
+    assert "http-request deny deny_status 404 if { path_beg /cluster/ }" in text
     assert _mounts(_services()["balancer"])["/usr/local/etc/haproxy/haproxy.cfg"] == (
         "./config/haproxy.cfg"
     )

@@ -118,6 +118,8 @@ class ClusterLink:
         self._rejoined_at = 0.0
         self._handlers: dict[str, list[EventHandler]] = {}
         self.on_join: list[Callable[[], Awaitable[None]]] = []
+        # Run before the client closes, each for at most a second.
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
         self._landing: dict[bytes, list[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -200,7 +202,11 @@ class ClusterLink:
         await self._joined(first=True)
 
     async def close(self) -> None:
-        """Stop listening and probing, and close the client."""
+        """Say goodbye (the on_close hooks), stop listening and probing, close the client."""
+        for hook in self.on_close:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SOCKET_TIMEOUT_S):
+                    await hook()
         self._closed = True
         for task in [self._listener, self._prober, *self._tasks]:
             if task is not None:

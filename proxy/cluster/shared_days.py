@@ -29,8 +29,9 @@ from typing import Any, Protocol
 import msgspec
 
 from proxy.cluster.link import REDIS_ERRORS, ClusterLink
+from proxy.cluster.packing import pack_items, unpack_items
 from proxy.core.errors import UpstreamFailure
-from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Window
 from proxy.core.pacing import Pacer
 from proxy.core.ports import ScheduleSource
 
@@ -38,19 +39,9 @@ log = logging.getLogger(__name__)
 
 # Format version of the day values, in their keys: a change of encoding starts afresh.
 DAY_KIND = "d1"
-# Status numbers in stored days: append only.
-STATUSES = (
-    Status.FREE,
-    Status.TENTATIVE,
-    Status.BUSY,
-    Status.OOF,
-    Status.WORKING_ELSEWHERE,
-    Status.UNKNOWN,
-)
-_STATUS_NUMBER = {status: number for number, status in enumerate(STATUSES)}
 _TICK = timedelta(microseconds=1)
 _MIDNIGHT = time(tzinfo=UTC)
-_US = 1_000_000
+_DAY = timedelta(days=1)
 # Most keys one read script touches (a big request is read in several).
 _KEYS_PER_READ = 3_000
 _SCHEDULE_CODES = frozenset(code.value for code in ErrorCode)
@@ -111,32 +102,16 @@ class LocalDays(Protocol):
 
 
 def encode_day(items: Iterable[BusyItem], midnight: datetime) -> bytes:
-    """A day's pieces as stored: start and end offsets in microseconds, a status number."""
-    flat: list[int] = []
-    for item in items:
-        flat += (
-            (item.start - midnight) // _TICK,
-            (item.end - midnight) // _TICK,
-            _STATUS_NUMBER[item.status],
-        )
-    return _encode(flat)
+    """A day's pieces as stored: msgpack of pack_items() from midnight."""
+    return _encode(pack_items(items, midnight))
 
 
 def decode_day(value: bytes, midnight: datetime) -> tuple[BusyItem, ...]:
     """The pieces encode_day() stored; ValueError when the value is not one."""
     try:
-        flat = _decode(value)
+        return unpack_items(_decode(value), midnight, _DAY)
     except msgspec.DecodeError as exc:
         raise ValueError("not a stored day") from exc
-    if len(flat) % 3:
-        raise ValueError("not a stored day")
-    items = []
-    for index in range(0, len(flat), 3):
-        start, end, number = flat[index : index + 3]
-        if not 0 <= number < len(STATUSES) or not 0 <= start < end <= 86_400 * _US:
-            raise ValueError("not a stored day")
-        items.append(BusyItem(midnight + start * _TICK, midnight + end * _TICK, STATUSES[number]))
-    return tuple(items)
 
 
 def day_start(day: int) -> datetime:
@@ -304,7 +279,7 @@ class SharedDays:
         if not mailboxes:
             return
         # The whole window the cache asked for, not just the days Redis lacks: the cache
-        # aligned it (reach-ahead) with other requests' windows, so batching below folds
+        # aligned it (whole blocks on the grid) with other requests' windows, so batching folds
         # their mailboxes into one call; windows cut to what each mailbox lacks would each
         # need a call of their own.
         self._lookups.labels("fetched").inc(sum(len(days[m]) for m in mailboxes))

@@ -158,7 +158,8 @@ class CacheSettings:
     max_unknown_mailboxes: AtLeastOne = 10_000
     # 0 turns serve-stale off: when Graph fails, nothing older than ttl_seconds is served.
     stale_max_age_seconds: Annotated[float, Meta(ge=0)] = 0.0
-    # A miss fetches at least this many days, so "today" and "the next 7 days" share a fetch.
+    # A miss fetches the whole blocks of this many days (on a grid fixed by the calendar)
+    # that hold it: requests over nearby days, and every replica, share fetches and calls.
     min_fetch_days: Annotated[int, Meta(ge=1, le=61)] = 8
 
 
@@ -197,6 +198,17 @@ class ClusterSettings:
     # A Graph call through the shared gate is cut off after this long; its lease on one of
     # the mailbox's slots lasts a second longer, so a replica that dies frees its slots.
     lease_seconds: Annotated[float, Meta(ge=1, le=120)] = 10.0
+    # Each window's misses are fetched by one replica (picked by hashing the window over
+    # the replicas alive), so they share its calls as one process's would; the others
+    # send it their misses, signed with the cluster key. Off with connections in SQLite,
+    # which only the replica holding them can use.
+    forward_misses: bool = True
+    # How long the owner's batch stays open for misses forwarded to it: they come from
+    # several replicas, spread by the hop, and [batching] wait_ms is one process's window.
+    forward_wait_ms: Annotated[float, Meta(ge=0, le=1000)] = 20.0
+    # Where the other replicas reach this one (http://10.0.0.5:8080). Default: the host it
+    # listens on and the port it bound, or this machine's host name when it listens on all.
+    advertise_url: Annotated[str, Meta(pattern="^https?://[^/?#]+$")] | None = None
     # Never in a file: filled from FREEBUSY_PROXY_CLUSTER_KEY and FREEBUSY_PROXY_REDIS_PASSWORD.
     cluster_key: str | None = field(default=None, repr=False)
     redis_password: str | None = field(default=None, repr=False)

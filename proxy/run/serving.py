@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.web.cluster_api import listening
 from proxy.web.keys import LOOP_LAG
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ async def _serve(
     await runner.setup()
     try:
         bound = await start_site(runner, host, port, reuse_port=reuse_port)
+        listening(app, host, bound)
         # What start-up made (modules, the app, its settings) lives as long as the process:
         # out of the collector's generations, a full collection walks only what requests
         # made since (see bench/NOTES.md).

@@ -60,8 +60,27 @@ class BatchingScheduleSource:
         self, addresses: Sequence[str], window: Window
     ) -> dict[str, ScheduleResult]:
         """Results for ``addresses``, fetched in a call shared with concurrent fetches."""
+        return await self._fetch(addresses, window, wait_s=self._wait_s)
+
+    async def join(
+        self, addresses: Sequence[str], window: Window, *, wait_s: float
+    ) -> dict[str, ScheduleResult]:
+        """As get_schedules(), but always through a batch, idle or not, open ``wait_s`` if
+        this opens it: for fetches other replicas forward, which come while theirs are busy
+        and spread by the hop, whatever this one is doing."""
+        return await self._fetch(addresses, window, wait_s=wait_s, at_once_when_idle=False)
+
+    async def _fetch(
+        self,
+        addresses: Sequence[str],
+        window: Window,
+        *,
+        wait_s: float,
+        at_once_when_idle: bool = True,
+    ) -> dict[str, ScheduleResult]:
         batch = self._open.get(window)
-        if batch is None and (not self._in_flight or self._wait_s <= 0):
+        idle = not self._in_flight and at_once_when_idle
+        if batch is None and (idle or wait_s <= 0):
             # Idle: nobody to wait for and nobody can join, so call in this very task.
             self._metrics.batch_schedules.observe(len(addresses))
             self._metrics.batch_callers.observe(1)
@@ -73,7 +92,7 @@ class BatchingScheduleSource:
         if batch is None:
             batch = _Batch(window=window, done=asyncio.get_running_loop().create_future())
             self._open[window] = batch
-            batch.timer = asyncio.get_running_loop().call_later(self._wait_s, self._send, batch)
+            batch.timer = asyncio.get_running_loop().call_later(wait_s, self._send, batch)
         for address in addresses:
             batch.addresses.setdefault(address.casefold(), address)
         batch.callers += 1

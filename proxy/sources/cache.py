@@ -50,6 +50,7 @@ from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
 from proxy.core.pacing import Pacer, paced
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
+from proxy.sources.graph import MAX_SPAN_PER_CALL
 
 DAY = timedelta(days=1)
 # A fetch of more mailbox-days than this is a sweep; the days it fetched are on probation
@@ -57,6 +58,7 @@ DAY = timedelta(days=1)
 SWEEP_DAYS = 1_000
 PROBATION_SHARE = 2
 _TICK = timedelta(microseconds=1)
+MAX_DAYS_PER_CALL = MAX_SPAN_PER_CALL.days
 _MIDNIGHT_UTC = time(tzinfo=UTC)
 # Label values of freebusy_cache_lookups.
 _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
@@ -332,10 +334,7 @@ class CachedScheduleSource:
         """One upstream fetch per distinct missing day range, for all mailboxes missing it."""
         groups: dict[tuple[int, int], list[str]] = {}
         for mailbox, days in missing.items():
-            # Reaching ahead makes later, overlapping questions hits and aligns the ranges
-            # of different requests, so their mailboxes can share a batch.
-            last = max(days[-1], days[0] + self._min_fetch_days - 1)
-            groups.setdefault((days[0], last), []).append(mailbox)
+            groups.setdefault(self._fetch_range(days[0], days[-1]), []).append(mailbox)
         started: dict[CacheKey, asyncio.Task[_Fetched]] = {}
         for (first, last), mailboxes in groups.items():
             task = asyncio.get_running_loop().create_task(self._fetch(mailboxes, first, last))
@@ -349,6 +348,21 @@ class CachedScheduleSource:
             self._tasks.add(task)
             task.add_done_callback(partial(self._landed, keys))
         return started
+
+    def _fetch_range(self, first: int, last: int) -> tuple[int, int]:
+        """The days fetched for missing days ``first`` to ``last``: the whole blocks of
+        min_fetch_days days, on a grid fixed by the calendar, that hold them.
+
+        On a fixed grid, requests over different days inside a block, and every replica,
+        fetch the same windows: later questions are hits, concurrent misses share a batch,
+        and a day one replica fetched is never half of another's window. Unless rounding out
+        would take more getSchedule calls than the days themselves need (long windows).
+        """
+        size = self._min_fetch_days
+        start, end = first - first % size, last - last % size + size - 1
+        if _calls(end - start + 1) > _calls(max(last - first + 1, size)):
+            return first, max(last, first + size - 1)
+        return start, end
 
     def _landed(self, keys: list[CacheKey], task: asyncio.Task[_Fetched]) -> None:
         self._tasks.discard(task)
@@ -571,6 +585,11 @@ _SCHEDULE_CODES = frozenset(code.value for code in ErrorCode)
 def _day(instant: datetime) -> int:
     """Ordinal of the UTC day containing ``instant`` (which is UTC)."""
     return instant.toordinal()
+
+
+def _calls(days: int) -> int:
+    """getSchedule calls that many days take per chunk of addresses."""
+    return -(-days // MAX_DAYS_PER_CALL)
 
 
 def _day_of_end(end: datetime) -> int:

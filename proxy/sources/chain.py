@@ -13,7 +13,11 @@ the breaker's state, and the gate (leased mailbox slots, the budget, Retry-After
 each falling back to this process's own pieces, at 1/fallback_replicas of the limits, while
 Redis is unreachable::
 
-    cache -> shared days -> batching -> breaker (shared) -> router -> Graph -> shared gate
+    cache -> shared days -> forwarding -> batching -> breaker (shared) -> router -> Graph
+          -> shared gate
+
+Forwarding sends a miss whose window another replica owns to that replica, whose batching
+folds it with its own: the cluster's misses share calls as one process's do.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from proxy.config.schema import Settings
-from proxy.core.clock import Clock
+from proxy.core.clock import Clock, SystemWallClock, WallClock
 from proxy.core.ports import CallGate, ConnectionDirectory, ScheduleSource, TokenProvider
 from proxy.observability.metrics import Metrics
 from proxy.sources.batching import BatchingScheduleSource
@@ -35,9 +39,13 @@ from proxy.sources.graph import GraphScheduleSource, RetryPolicy
 from proxy.sources.readiness import Readiness
 from proxy.sources.router import RoutingScheduleSource
 
+SYSTEM_WALL_CLOCK = SystemWallClock()
+
 if TYPE_CHECKING:
     # Imported where used: without [cluster], Redis' client is never loaded.
+    from proxy.cluster.forwarding import Forwarder
     from proxy.cluster.link import ClusterLink
+    from proxy.cluster.members import Members
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,8 +56,13 @@ class Chain:
     breaker: CircuitBreaker
     gate: CallGate
     readiness: Readiness
+    # The batching every fetch of this process goes through (forwarded ones included).
+    batcher: BatchingScheduleSource
     # The Redis link replicas share through, when [cluster] is set.
     cluster: ClusterLink | None = None
+    # With [cluster] forward_misses: who owns which window, and the link sending misses there.
+    members: Members | None = None
+    forwarder: Forwarder | None = None
 
 
 def build_chain(
@@ -61,6 +74,7 @@ def build_chain(
     clock: Clock,
     metrics: Metrics,
     cluster: ClusterLink | None = None,
+    wall_clock: WallClock = SYSTEM_WALL_CLOCK,
 ) -> Chain:
     """Build the chain in front of Graph for these settings.
 
@@ -131,18 +145,35 @@ def build_chain(
         cool_down_s=settings.throttle.breaker_cool_down_seconds,
         clock=clock,
     )
-    batched: ScheduleSource = BatchingScheduleSource(
+    batcher = BatchingScheduleSource(
         BreakerScheduleSource(upstream, breaker, metrics=metrics),
         wait_s=settings.batching.wait_ms / 1000,
         max_schedules=settings.batching.max_schedules,
         metrics=metrics,
     )
-    tier = None
+    batched: ScheduleSource = batcher
+    tier = members = forwarder = None
     if cluster is not None:
         from proxy.cluster.shared_breaker import BreakerShare
         from proxy.cluster.shared_days import SharedDays
 
         BreakerShare(cluster, breaker)
+        if forwarding(settings):
+            from proxy.cluster.forwarding import Forwarder, signing_key
+            from proxy.cluster.members import Members
+
+            members = Members(cluster, clock=clock, metrics=metrics)
+            batched = forwarder = Forwarder(
+                batcher,
+                members,
+                key=signing_key(settings.cluster.cluster_key or ""),
+                wall_clock=wall_clock,
+                # The owner's fetch is cut off at Graph's timeout; then this one fetches.
+                timeout_s=graph.timeout_seconds + 1,
+                max_schedules=settings.batching.max_schedules,
+                metrics=metrics,
+            )
+            cluster.on_close.append(forwarder.close)
         batched = tier = SharedDays(batched, cluster, ttl_s=settings.cache.ttl_seconds)
     cache = CachedScheduleSource(
         batched,
@@ -158,4 +189,21 @@ def build_chain(
         tier.attach(cache)
         cache.forget_hooks.append(tier.forgotten)
     readiness = Readiness(tokens=app_tokens, session=session, base_url=graph.base_url, clock=clock)
-    return Chain(cache=cache, breaker=breaker, gate=gate, readiness=readiness, cluster=cluster)
+    return Chain(
+        cache=cache,
+        breaker=breaker,
+        gate=gate,
+        readiness=readiness,
+        batcher=batcher,
+        cluster=cluster,
+        members=members,
+        forwarder=forwarder,
+    )
+
+
+def forwarding(settings: Settings) -> bool:
+    """Whether replicas forward misses to their window's owner: [cluster] with
+    forward_misses, and no connections in SQLite (which only their own replica can use)."""
+    cluster, connect = settings.cluster, settings.connect
+    local_connections = bool(connect.kinds) and connect.storage_url is None
+    return cluster.redis_url is not None and cluster.forward_misses and not local_connections

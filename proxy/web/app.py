@@ -30,7 +30,7 @@ from proxy.observability.audit import AuditTrail
 from proxy.observability.logs import http_logger
 from proxy.observability.looplag import LoopLag
 from proxy.observability.metrics import Metrics
-from proxy.sources.chain import build_chain
+from proxy.sources.chain import build_chain, forwarding
 from proxy.sources.credentials import MsalAppTokens
 from proxy.sources.tls import client_ssl_context
 from proxy.web.access_log import AccessLogger
@@ -66,7 +66,12 @@ def init_app(
     app.cleanup_ctx.append(partial(_audit_trail, trail))
     app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(partial(_resources, clock=clock))
-    setup_routes(app, envelope, connect_routes=bool(settings.connect.kinds))
+    setup_routes(
+        app,
+        envelope,
+        connect_routes=bool(settings.connect.kinds),
+        cluster_routes=forwarding(settings),
+    )
     return app
 
 
@@ -133,6 +138,7 @@ async def _resources(app: web.Application, *, clock: Clock) -> AsyncIterator[Non
             clock=clock,
             metrics=metrics,
             cluster=cluster,
+            wall_clock=app[WALL_CLOCK],
         )
         if cluster is not None:
             # After the chain: its pieces hear what happened while this replica was away.

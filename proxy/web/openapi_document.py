@@ -761,6 +761,40 @@ def _admin_operation(operation_id: str, summary: str, schema: str) -> dict[str, 
     }
 
 
+def _cluster_fetch_operation() -> dict[str, Any]:
+    binary = {"type": "string", "format": "binary"}
+    errors = {
+        400: "Not a forwarded fetch, or more than one getSchedule call's worth.",
+        401: "Not signed by a replica: no signature, a wrong or expired one, or one used before.",
+        404: "Not served here: no [cluster], or forward_misses is off.",
+        405: "Method not allowed here.",
+        413: _COMMON_ERRORS[413],
+        500: _COMMON_ERRORS[500],
+    }
+    return {
+        "post": {
+            "operationId": "clusterFetch",
+            "summary": "A miss another replica forwarded to the replica owning its window",
+            "description": (
+                "Replicas only: the body is msgpack (addresses and a window), signed with the "
+                "cluster key in X-Freebusy-Cluster-Signature; the answer is msgpack holding, "
+                "per address, an error code or items packed as integers (status, start, end)."
+            ),
+            "tags": ["Cluster"],
+            "security": [{"clusterSignature": []}],
+            "requestBody": {"required": True, **_body(binary, "application/octet-stream")},
+            "responses": {
+                "200": {
+                    "description": "The fetch's results, packed.",
+                    "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+                    **_body(binary, "application/octet-stream"),
+                },
+                **_errors("Problem", _PROBLEM, errors),
+            },
+        }
+    }
+
+
 def _availability_operations() -> dict[str, Any]:
     ok = {
         "200": {
@@ -1020,6 +1054,7 @@ def build_document() -> dict[str, Any]:
             "/admin/economy": _admin_operation(
                 "adminEconomy", "Graph calls, cache hit rate, throttling", "AdminEconomy"
             ),
+            "/cluster/fetch": _cluster_fetch_operation(),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -1042,6 +1077,15 @@ def build_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "The admin key ([connect] admin_key_sha256).",
+                },
+                "clusterSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Freebusy-Cluster-Signature",
+                    "description": (
+                        "time.nonce.HMAC-SHA256 of the body, with a key derived from "
+                        "FREEBUSY_PROXY_CLUSTER_KEY: replicas only."
+                    ),
                 },
                 "feedToken": {
                     "type": "apiKey",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
-from proxy.web import openapi, probes
+from proxy.web import cluster_api, openapi, probes
 from proxy.web.connect import views as connect
 from proxy.web.console import admin_api, assets, screens
 from proxy.web.console.frame import page_problem
@@ -14,7 +16,9 @@ from proxy.web.dialects.graph_dropin import graph_app
 from proxy.web.envelope import Envelope
 
 
-def setup_routes(app: web.Application, envelope: Envelope, *, connect_routes: bool) -> None:
+def setup_routes(
+    app: web.Application, envelope: Envelope, *, connect_routes: bool, cluster_routes: bool
+) -> None:
     """Register every route the proxy serves, and last the fallback for what it does not."""
     router = app.router
     envelope.add(router, "GET", "/v1/availability", native.availability)
@@ -37,6 +41,9 @@ def setup_routes(app: web.Application, envelope: Envelope, *, connect_routes: bo
     if connect_routes:
         connect.setup_connect_routes(router, envelope)
         envelope.add(router, "POST", "/admin/connections/{id}/revoke", admin_api.revoke_connection)
+    if cluster_routes:
+        # Other replicas' misses for the windows this one fetches.
+        cluster_api.setup_cluster_route(app, partial(envelope.add, router, "POST"))
     # Each dialect's sub-app answers errors in that dialect's shape.
     app.add_subapp("/v1.0", graph_app(envelope))
     app.add_subapp("/calendar/v3", google_app(envelope))

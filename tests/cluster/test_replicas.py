@@ -73,29 +73,27 @@ async def test_a_replica_fetches_the_window_its_cache_asks_for(
     mock_graph: RunningMock, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """Days another replica already shared do not cut a mailbox's fetch short: a request's
-    mailboxes go upstream together over the window its cache asked for (reach-ahead
-    included), as one process would send them, not in a call per leftover day range."""
+    mailboxes go upstream together over the window its cache asked for (whole blocks of
+    days), as one process would send them, not in a call per leftover day range."""
     config = cluster_config(mock_graph, redis_server.url, tmp_path / "proxy.toml")
     people = mock_graph.graph.organisation.addresses()
+    later = ("2026-03-20T00:00:00Z", "2026-03-30T00:00:00Z")
     async with running_replicas(config, count=2) as (a, b), aiohttp.ClientSession() as session:
         mock_graph.graph.reset()
-        # Through A: the first's days 16 to 23 March (one day asked, eight fetched).
+        # Through A: the first's days 13 to 20 March (one day asked, its block fetched).
         status, _ = await ask_replica(session, a, people[:1], *DAY)
         assert status == 200
         assert graph_calls(mock_graph) == 1
-        # Through B: 20 March for both; B's cache lacks both, Redis the first's 24 to 27.
-        status, both = await ask_replica(
-            session, b, people[:2], "2026-03-20T00:00:00Z", "2026-03-21T00:00:00Z"
-        )
+        # Through B: 20 to 29 March for both, the blocks 13 March to 5 April; B's cache lacks
+        # both, Redis the first's 21 March on.
+        status, both = await ask_replica(session, b, people[:2], *later)
         assert status == 200
         assert graph_calls(mock_graph) == 2, "one request's mailboxes went in separate calls"
         call = mock_graph.graph.stats()["recent"][-1]
         assert sorted(call["schedules"]) == sorted(people[:2])
-        assert (call["start"], call["end"]) == ("2026-03-20T00:00:00Z", "2026-03-28T00:00:00Z")
+        assert (call["start"], call["end"]) == ("2026-03-13T00:00:00Z", "2026-04-06T00:00:00Z")
         # What B answers is the calendar, whichever replica fetched which day.
-        status, direct = await ask_replica(
-            session, a, people[:2], "2026-03-20T00:00:00Z", "2026-03-21T00:00:00Z"
-        )
+        status, direct = await ask_replica(session, a, people[:2], *later)
         assert (status, direct) == (200, both)
 
 

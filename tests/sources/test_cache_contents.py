@@ -36,7 +36,8 @@ async def test_cache_holds_only_status_start_end(
     assert status == 200
     # The upstream answers for this very query did carry subjects and locations.
     entries = cache_of(client).entries()
-    assert len(entries) == 6 * 8  # a week, fetched with min_fetch_days 8
+    # 9 to 15 March, fetched in the two blocks of 8 days on the grid holding it (5 to 20).
+    assert len(entries) == 6 * 16
     # The unknown address is remembered once, apart from the days.
     assert cache_of(client).unknown() == [f"nobody@{MOCK_DOMAIN}"]
     items = 0

@@ -93,15 +93,34 @@ async def test_misses_for_other_mailboxes_join_the_open_batch() -> None:
     assert [sorted(call.addresses) for call in fake.calls] == [[ADELE], [ALEX, MEGAN]]
 
 
-async def test_a_miss_reaches_ahead_and_later_days_are_hits() -> None:
-    """A miss fetches min_fetch_days at once, so the next days' questions are answered in memory."""
-    fake = FakeSource({ADELE: [item(9, 1), item(24 + 9, 1), item(5 * 24 + 9, 1)]})
+async def test_a_miss_fetches_its_block_and_later_days_in_it_are_hits() -> None:
+    """A miss fetches the whole block of min_fetch_days days holding it, on a grid fixed by
+    the calendar (13 to 20 March for Monday 16 March), so other questions inside the block
+    are answered in memory; a question reaching into the next block fetches that one whole."""
+    fake = FakeSource({ADELE: [item(-48 + 9, 1), item(24 + 9, 1), item(4 * 24 + 9, 1)]})
     cache, _ = chain(fake, min_fetch_days=8)
     await cache.get_schedules([ADELE], day())
-    assert fake.calls[0].window == day(0, 8)
-    answer = await cache.get_schedules([ADELE], day(1, 5))
+    assert fake.calls[0].window == day(-3, 8)
+    answer = await cache.get_schedules([ADELE], day(-3, 8))
+    assert answer[ADELE].items == (item(-48 + 9, 1), item(24 + 9, 1), item(4 * 24 + 9, 1))
+    answer = await cache.get_schedules([ADELE], day(1, 4))
     assert len(fake.calls) == 1
-    assert answer[ADELE].items == (item(24 + 9, 1), item(5 * 24 + 9, 1))
+    assert answer[ADELE].items == (item(24 + 9, 1), item(4 * 24 + 9, 1))
+    await cache.get_schedules([ADELE], day(4, 2))
+    assert [call.window for call in fake.calls[1:]] == [day(5, 8)]
+
+
+async def test_a_long_miss_is_not_rounded_out_into_another_call() -> None:
+    """A window that one getSchedule call holds is fetched in one call, even where its
+    blocks would not fit in one; with min_fetch_days 1 exactly the days missing are asked."""
+    fake = FakeSource({ADELE: []})
+    cache, _ = chain(fake, min_fetch_days=8)
+    await cache.get_schedules([ADELE], day(0, 61))
+    assert [call.window for call in fake.calls] == [day(0, 61)]
+    fake = FakeSource({ADELE: []})
+    cache, _ = chain(fake, min_fetch_days=1)
+    await cache.get_schedules([ADELE], day(2, 3))
+    assert [call.window for call in fake.calls] == [day(2, 3)]
 
 
 async def test_not_found_is_cached_and_transient_errors_are_not() -> None:

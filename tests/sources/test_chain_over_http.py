@@ -58,16 +58,22 @@ async def test_sliding_windows_share_entries(aiohttp_client: Any, mock_graph: Ru
             assert "2026-03-16T10:00:00Z" <= item["start"] < item["end"] <= "2026-03-17T10:00:00Z"
 
 
-async def test_a_miss_reaches_ahead(aiohttp_client: Any, mock_graph: RunningMock) -> None:
-    """After "today", "the next 7 days" is answered from the same single fetch."""
+async def test_a_miss_fetches_whole_blocks(aiohttp_client: Any, mock_graph: RunningMock) -> None:
+    """ "Today" fetches its block of 8 days on the calendar's grid (13 to 20 March), "the next
+    7 days" the next block for the days beyond it, and then every question up to that block's
+    end is answered from memory."""
     client = await chain_proxy(aiohttp_client, mock_graph)
     addresses = people(mock_graph, 2)
     assert (await ask(client, addresses, {**DAY, "start": "2026-03-16T15:00:00Z"}))[0] == 200
     week = {"start": "2026-03-16T15:00:00Z", "end": "2026-03-23T15:00:00Z"}
     assert (await ask(client, addresses, week))[0] == 200
-    assert graph_calls(mock_graph) == 1
-    (entry,) = mock_graph.graph.stats()["recent"]
-    assert (entry["start"], entry["end"]) == ("2026-03-16T00:00:00Z", "2026-03-24T00:00:00Z")
+    later = {"start": "2026-03-14T00:00:00Z", "end": "2026-03-29T00:00:00Z"}
+    assert (await ask(client, addresses, later))[0] == 200
+    windows = [(e["start"], e["end"]) for e in mock_graph.graph.stats()["recent"]]
+    assert windows == [
+        ("2026-03-13T00:00:00Z", "2026-03-21T00:00:00Z"),
+        ("2026-03-21T00:00:00Z", "2026-03-29T00:00:00Z"),
+    ]
 
 
 async def test_concurrent_identical_requests_make_one_call(
@@ -103,13 +109,14 @@ async def test_concurrent_misses_for_different_mailboxes_are_batched(
     # A call in flight makes the batcher wait for company (an idle proxy sends at once).
     blocker = people(mock_graph, 1, skip=30)[0]
     mock_graph.graph.add_fault(Fault(kind="latency", delay_ms=600_000, count=None, mailbox=blocker))
-    held = asyncio.create_task(ask(client, [blocker], day(2)))
+    # In another block of 8 days than the groups' (13 to 20 March): a window of its own.
+    held = asyncio.create_task(ask(client, [blocker], day(24)))
     await until(lambda: graph_calls(mock_graph) == 1)
     groups = [people(mock_graph, 5, skip=5 * i) for i in range(4)]
     answers = await asyncio.gather(*(ask(client, group) for group in groups))
     assert [status for status, _ in answers] == [200] * 4
     recent = mock_graph.graph.stats()["recent"]
-    batched = [entry for entry in recent if entry["start"].startswith("2026-03-16")]
+    batched = [entry for entry in recent if entry["start"].startswith("2026-03-13")]
     assert len(batched) == 1
     assert sorted(s.casefold() for s in batched[0]["schedules"]) == sorted(
         a.casefold() for group in groups for a in group
@@ -422,10 +429,11 @@ async def test_forget_drops_a_mailbox(aiohttp_client: Any, mock_graph: RunningMo
     """cache.forget() removes every day cached for an address; the next request refetches."""
     client = await chain_proxy(aiohttp_client, mock_graph)
     keep, drop = people(mock_graph, 2)
+    # 16 to 22 March: two blocks of 8 days on the grid (13 to 28 March) are fetched.
     week = {"start": "2026-03-16T00:00:00Z", "end": "2026-03-23T00:00:00Z"}
     await ask(client, [keep, drop], week)
     cache = cache_of(client)
-    assert cache.forget([drop.upper()]) == 8
+    assert cache.forget([drop.upper()]) == 16
     assert {key[0] for key, _ in cache.entries()} == {keep.casefold()}
     calls = graph_calls(mock_graph)
     await ask(client, [keep, drop], week)

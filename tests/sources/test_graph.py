@@ -63,8 +63,9 @@ async def test_requests_ask_graph_for_utc(
     assert (body["start"], body["end"]) == ("2026-03-16T08:00:00Z", "2026-03-16T16:00:00Z")
     (recent,) = mock_graph.graph.stats()["recent"]
     assert recent["prefer_tz"] == "UTC"
-    # The cache fetches whole UTC days, so the call covers the requested window from midnight.
-    assert recent["start"] == "2026-03-16T00:00:00Z"
+    # The cache fetches whole UTC days (its block of 8 on the calendar's grid, 13 to 20
+    # March), so the call covers the requested window from a midnight.
+    assert (recent["start"], recent["end"]) == ("2026-03-13T00:00:00Z", "2026-03-21T00:00:00Z")
 
 
 async def test_identity_platform_5xx_is_502_not_500(

@@ -17,7 +17,8 @@ from proxy.web.app import init_app
 from proxy.web.openapi_document import build_document, render
 from tests.support.leaks import assert_no_leak
 from tests.support.paths import ROOT
-from tests.support.proxies import KEY_ALL, ProxyFactory, proxy_settings
+from tests.support.proxies import KEY_ALL, ProxyFactory
+from tests.support.replicas import cluster_settings
 
 SHIPPED = ROOT / "proxy" / "web" / "openapi.json"
 # Moderate, fixed: the run must stay within minutes on two cores and be reproducible.
@@ -61,8 +62,9 @@ def _routes(app: web.Application) -> set[tuple[str, str]]:
 
 
 def test_every_route_is_documented_and_nothing_else(mock_graph: RunningMock) -> None:
-    """Each route the app serves is an operation in the document, and vice versa."""
-    app = init_app(proxy_settings(mock_graph))
+    """Each route the app serves is an operation in the document, and vice versa (with
+    [cluster] set, so replicas' own route is served; building the app opens no connection)."""
+    app = init_app(cluster_settings(mock_graph, "redis://127.0.0.1:9/0"))
     documented = {
         (method.upper(), path)
         for path, operations in build_document()["paths"].items()
@@ -79,6 +81,8 @@ def test_every_operation_documents_its_errors() -> None:
             responses = operation["responses"]
             if operation.get("security") == [{"adminKey": []}]:
                 assert {"401", "500"} <= set(responses), (method, path)
+            elif operation.get("security") == [{"clusterSignature": []}]:
+                assert {"400", "401", "404", "500"} <= set(responses), (method, path)
             elif operation.get("security") != []:
                 assert {"400", "401", "403", "500"} <= set(responses), (method, path)
             for status, response in responses.items():

@@ -1,0 +1,297 @@
+"""Misses forwarded to the replica that owns their window, so the cluster batches as one.
+
+A link of the chain between the shared days and batching. Batching folds concurrent fetches
+for one window into one getSchedule call, but only those of one process: three replicas each
+folding a third of the misses make far more calls than one process. So each window has an
+owner among the live replicas (``Members.owner``), and a replica sends a fetch for a window
+it does not own to that owner's ``POST /cluster/fetch``, where it joins the owner's batch.
+
+The ask carries the addresses and the window; the answer only, per address, an error code or
+the items as packed integers (status, start and end), or the code of a whole failure. Both are
+msgpack, and the ask is signed with a key derived from FREEBUSY_PROXY_CLUSTER_KEY (time, nonce
+and body), so only replicas can ask, a captured ask cannot be replayed, and an old one expires.
+An owner that cannot be reached, or answers anything but a well-formed answer, is left out for
+a while and the fetch is made here: forwarding can cost a round trip, never an answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+import aiohttp
+import msgspec
+from cachetools import TTLCache
+from prometheus_client import Counter
+
+from proxy.cluster.packing import pack_items, unpack_items
+from proxy.core.clock import WallClock
+from proxy.core.errors import BadRequest, Code, Unauthorized, UpstreamFailure
+from proxy.core.model import ErrorCode, ScheduleResult, Window
+from proxy.core.ports import ScheduleSource
+from proxy.observability.metrics import Metrics
+
+if TYPE_CHECKING:
+    # Only a type here: the web layer imports this module, Redis' client stays unloaded.
+    from proxy.cluster.members import Members
+
+log = logging.getLogger(__name__)
+
+PATH = "/cluster/fetch"
+SIGNATURE_HEADER = "X-Freebusy-Cluster-Signature"
+# msgpack, sent as plain bytes (the type OpenAPI tools know how to send).
+CONTENT_TYPE = "application/octet-stream"
+# An ask older (or newer) than this by the owner's clock is refused; nonces are kept as long.
+FRESH_S = 30.0
+# Asks larger than one getSchedule call, or longer than one of its windows, are not forwarded
+# (the owner could not fold them into anything anyway).
+MAX_SPAN = timedelta(days=62)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_MAX_ADDRESS = 320
+_NONCES = 100_000
+_SCHEDULE_CODES = frozenset(code.value for code in ErrorCode)
+# A whole failure's text, fixed per code: what the owner's Graph said never travels.
+_FAILURE_TEXT = {
+    Code.UPSTREAM_TIMEOUT: "Microsoft Graph did not answer in time",
+    Code.UPSTREAM_AUTH: "could not get an access token for Microsoft Graph",
+    Code.UPSTREAM_UNAVAILABLE: "Microsoft Graph keeps failing; not asking it for a while",
+}
+_FAILURE_CODES = frozenset(
+    {Code.UPSTREAM_ERROR, Code.THROTTLED, Code.NOT_FOUND, Code.NOT_CONNECTED}
+    | {Code.NEEDS_CONSENT, *_FAILURE_TEXT}
+)
+
+
+class Ask(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A forwarded fetch: addresses and a window (microseconds since the epoch)."""
+
+    addresses: list[str]
+    start_us: int
+    end_us: int
+
+
+class Failure(msgspec.Struct, array_like=True):
+    """The whole fetch failed: its code, status, and when to ask again (or -1)."""
+
+    code: str
+    status: int
+    retry_after: float
+    graph_failing: bool
+
+
+class Answer(msgspec.Struct, array_like=True):
+    """Per address asked, in order: an error code ("" for none) and packed items."""
+
+    codes: list[str] = []
+    items: list[list[int]] = []
+    failure: Failure | None = None
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_ask = msgspec.msgpack.Decoder(Ask).decode
+_decode_answer = msgspec.msgpack.Decoder(Answer).decode
+
+
+class Batcher(Protocol):
+    """What the owner needs of its batching: fetches that always join a batch."""
+
+    async def join(
+        self, addresses: Sequence[str], window: Window, *, wait_s: float
+    ) -> dict[str, ScheduleResult]:
+        """Results for ``addresses``, fetched in a batch shared with others (open ``wait_s``
+        if this opens it)."""
+        ...
+
+
+def signing_key(cluster_key: str) -> bytes:
+    """The key asks are signed with: derived, so it never equals the pseudonyms' key."""
+    return hmac.new(cluster_key.encode(), b"freebusy-proxy forwarded fetch", "sha256").digest()
+
+
+def sign(key: bytes, body: bytes, now: datetime) -> str:
+    """The signature header's value for ``body`` sent at ``now``: time, nonce, MAC."""
+    stamp = str(int(now.timestamp()))
+    nonce = secrets.token_hex(16)
+    mac = hmac.new(key, f"{stamp}.{nonce}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"{stamp}.{nonce}.{mac}"
+
+
+class Verifier:
+    """Checks asks' signatures: the MAC, the time, and that no nonce is used twice."""
+
+    def __init__(self, key: bytes, wall_clock: WallClock) -> None:
+        self._key = key
+        self._wall = wall_clock
+        self._seen: TTLCache[str, bool] = TTLCache(maxsize=_NONCES, ttl=2 * FRESH_S)
+
+    def check(self, header: str | None, body: bytes) -> None:
+        """Return when ``header`` signs ``body`` freshly and for the first time; raise
+        Unauthorized otherwise."""
+        parts = (header or "").split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or len(parts[1]) != 32:
+            raise Unauthorized("a replica's signature is required")
+        stamp, nonce, mac = parts
+        expected = hmac.new(self._key, f"{stamp}.{nonce}.".encode() + body, hashlib.sha256)
+        if not hmac.compare_digest(expected.hexdigest(), mac):
+            raise Unauthorized("the replica's signature does not match")
+        if abs(self._wall.now().timestamp() - int(stamp)) > FRESH_S:
+            raise Unauthorized("the replica's signature has expired")
+        if nonce in self._seen:
+            raise Unauthorized("the replica's signature was used before")
+        self._seen[nonce] = True
+
+
+async def answer(batcher: Batcher, body: bytes, *, wait_s: float) -> bytes:
+    """The owner's side: the answer to a (verified) ask, its fetch joined to a batch here
+    (open ``wait_s`` if it opens one)."""
+    try:
+        ask = _decode_ask(body)
+        start = _EPOCH + ask.start_us * _US
+        window = Window(start=start, end=_EPOCH + ask.end_us * _US)
+    except (msgspec.DecodeError, ValueError, OverflowError) as exc:
+        raise BadRequest("not a forwarded fetch") from exc
+    if not 1 <= len(ask.addresses) <= 20 or window.duration > MAX_SPAN:
+        raise BadRequest("a forwarded fetch is 1 to 20 addresses over at most 62 days")
+    if any(not 0 < len(address) <= _MAX_ADDRESS for address in ask.addresses):
+        raise BadRequest("not a forwarded fetch")
+    try:
+        results = await batcher.join(ask.addresses, window, wait_s=wait_s)
+    except UpstreamFailure as exc:
+        retry = -1.0 if exc.retry_after is None else exc.retry_after
+        failure = Failure(exc.code.value, exc.status, retry, exc.graph_failing)
+        return _encode(Answer(failure=failure))
+    codes: list[str] = []
+    items: list[list[int]] = []
+    for address in ask.addresses:
+        result = results[address.casefold()]
+        codes.append("" if result.error is None else result.error.value)
+        items.append(pack_items(result.items, start))
+    return _encode(Answer(codes=codes, items=items))
+
+
+class Unanswered(Exception):
+    """The owner did not give a well-formed answer (never an error of Graph's)."""
+
+
+class Forwarder:
+    """A ScheduleSource sending fetches for windows another replica owns to that replica."""
+
+    def __init__(
+        self,
+        source: ScheduleSource,
+        members: Members,
+        *,
+        key: bytes,
+        wall_clock: WallClock,
+        timeout_s: float,
+        max_schedules: int,
+        metrics: Metrics,
+    ) -> None:
+        self._source = source
+        self._members = members
+        self._key = key
+        self._wall = wall_clock
+        self._max = max_schedules
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=1.0)
+        self._session: aiohttp.ClientSession | None = None
+        self._forwards = Counter(
+            "freebusy_cluster_forwards",
+            "Fetches sent to the replica owning their window (sent), that failed to reach it "
+            "and were fetched here (unanswered), or answered for another replica (served).",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+
+    def served(self) -> None:
+        """Count one fetch answered for another replica."""
+        self._forwards.labels("served").inc()
+
+    async def close(self) -> None:
+        """Close the connections to other replicas."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        """Results for ``addresses``: fetched by the window's owner, or here."""
+        owner = self._members.owner(window)
+        if (
+            owner is None
+            or owner == self._members.me
+            or len(addresses) > self._max
+            or window.duration > MAX_SPAN
+        ):
+            return await self._source.get_schedules(addresses, window)
+        try:
+            results = await self._forward(owner, addresses, window)
+        except (Unanswered, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._forwards.labels("unanswered").inc()
+            self._members.down(owner)
+            # The exception's type only: its text may hold a host or an address.
+            log.warning(
+                "cluster: a replica did not answer a forwarded fetch (%s); fetching here, "
+                "and leaving it out for a while",
+                type(exc).__name__,
+            )
+            return await self._source.get_schedules(addresses, window)
+        self._forwards.labels("sent").inc()
+        return results
+
+    async def _forward(
+        self, owner: str, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        start_us = (window.start - _EPOCH) // _US
+        body = _encode(Ask(list(addresses), start_us, (window.end - _EPOCH) // _US))
+        headers = {
+            "Content-Type": CONTENT_TYPE,
+            SIGNATURE_HEADER: sign(self._key, body, self._wall.now()),
+        }
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        async with self._session.post(owner + PATH, data=body, headers=headers) as resp:
+            if resp.status != 200 or resp.content_type != CONTENT_TYPE:
+                raise Unanswered(f"status {resp.status}")
+            raw = await resp.read()
+        try:
+            reply = _decode_answer(raw)
+            return _results(reply, addresses, window)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise Unanswered("not an answer") from exc
+
+
+def _results(reply: Answer, addresses: Sequence[str], window: Window) -> dict[str, ScheduleResult]:
+    """The results an answer carries; raise its whole failure; ValueError when malformed."""
+    if reply.failure is not None:
+        raise _failure(reply.failure)
+    if len(reply.codes) != len(addresses) or len(reply.items) != len(addresses):
+        raise ValueError("not an answer to this ask")
+    results: dict[str, ScheduleResult] = {}
+    for address, code, packed in zip(addresses, reply.codes, reply.items, strict=True):
+        if code:
+            if code not in _SCHEDULE_CODES:
+                raise ValueError("not an answer to this ask")
+            results[address.casefold()] = ScheduleResult.failed(ErrorCode(code))
+        else:
+            items = unpack_items(packed, window.start, window.duration)
+            results[address.casefold()] = ScheduleResult(items=items)
+    return results
+
+
+def _failure(failure: Failure) -> UpstreamFailure:
+    """The owner's whole failure, rebuilt from its code alone (and fixed text)."""
+    code = Code(failure.code) if failure.code in _FAILURE_CODES else Code.UPSTREAM_ERROR
+    status = failure.status if failure.status in (429, 502, 503, 504) else 502
+    return UpstreamFailure(
+        _FAILURE_TEXT.get(code, "Microsoft Graph failed for the whole request"),
+        code=code,
+        status=status,
+        retry_after=None if failure.retry_after < 0 else min(failure.retry_after, 3600.0),
+        graph_failing=failure.graph_failing,
+    )
