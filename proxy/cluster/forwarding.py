@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,10 @@ import msgspec
 from cachetools import TTLCache
 from prometheus_client import Counter
 
+from proxy.cluster.derived_keys import derive_key
 from proxy.cluster.packing import pack_items, unpack_items
 from proxy.core.clock import WallClock
-from proxy.core.errors import BadRequest, Code, Unauthorized, UpstreamFailure
+from proxy.core.errors import BadRequest, Code, RateLimited, Unauthorized, UpstreamFailure
 from proxy.core.model import ErrorCode, ScheduleResult, Window
 from proxy.core.ports import ScheduleSource
 from proxy.observability.metrics import Metrics
@@ -54,7 +56,9 @@ MAX_SPAN = timedelta(days=62)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _MAX_ADDRESS = 320
-_NONCES = 100_000
+_NONCES = 200_000
+# Seconds, nonce, MAC: ASCII only, so nothing else reaches the comparison.
+_SIGNATURE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{32})\.([0-9a-f]{64})", re.ASCII)
 _SCHEDULE_CODES = frozenset(code.value for code in ErrorCode)
 # A whole failure's text, fixed per code: what the owner's Graph said never travels.
 _FAILURE_TEXT = {
@@ -110,8 +114,8 @@ class Batcher(Protocol):
 
 
 def signing_key(cluster_key: str) -> bytes:
-    """The key asks are signed with: derived, so it never equals the pseudonyms' key."""
-    return hmac.new(cluster_key.encode(), b"freebusy-proxy forwarded fetch", "sha256").digest()
+    """The key asks are signed with (derived: never the pseudonyms' key)."""
+    return derive_key(cluster_key, "freebusy-proxy forwarded fetch")
 
 
 def sign(key: bytes, body: bytes, now: datetime) -> str:
@@ -132,18 +136,23 @@ class Verifier:
 
     def check(self, header: str | None, body: bytes) -> None:
         """Return when ``header`` signs ``body`` freshly and for the first time; raise
-        Unauthorized otherwise."""
-        parts = (header or "").split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or len(parts[1]) != 32:
+        Unauthorized otherwise (RateLimited when too many nonces are held to tell)."""
+        found = _SIGNATURE.fullmatch(header or "")
+        if found is None:
             raise Unauthorized("a replica's signature is required")
-        stamp, nonce, mac = parts
+        stamp, nonce, mac = found.groups()
         expected = hmac.new(self._key, f"{stamp}.{nonce}.".encode() + body, hashlib.sha256)
-        if not hmac.compare_digest(expected.hexdigest(), mac):
+        if not hmac.compare_digest(expected.hexdigest().encode(), mac.encode()):
             raise Unauthorized("the replica's signature does not match")
         if abs(self._wall.now().timestamp() - int(stamp)) > FRESH_S:
             raise Unauthorized("the replica's signature has expired")
         if nonce in self._seen:
             raise Unauthorized("the replica's signature was used before")
+        if len(self._seen) >= _NONCES:
+            self._seen.expire()
+            if len(self._seen) >= _NONCES:
+                # Forgetting a nonce still fresh would let its ask be replayed: refuse.
+                raise RateLimited("too many forwarded fetches at once", retry_after=FRESH_S)
         self._seen[nonce] = True
 
 
@@ -198,7 +207,8 @@ class Forwarder:
         self._key = key
         self._wall = wall_clock
         self._max = max_schedules
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=1.0)
+        # Connecting is cut off at a second, waiting for the owner's answer at timeout_s.
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=1.0)
         self._session: aiohttp.ClientSession | None = None
         self._forwards = Counter(
             "freebusy_cluster_forwards",
@@ -254,20 +264,28 @@ class Forwarder:
             SIGNATURE_HEADER: sign(self._key, body, self._wall.now()),
         }
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # No pool limit: a forward waiting for a free connection here would time out
+            # and leave a healthy owner out (how many are in flight is the cache's bound).
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0)
+            )
         async with self._session.post(owner + PATH, data=body, headers=headers) as resp:
             if resp.status != 200 or resp.content_type != CONTENT_TYPE:
                 raise Unanswered(f"status {resp.status}")
             raw = await resp.read()
         try:
-            reply = _decode_answer(raw)
-            return _results(reply, addresses, window)
-        except (msgspec.DecodeError, ValueError) as exc:
+            return read_answer(raw, addresses, window)
+        except ValueError as exc:
             raise Unanswered("not an answer") from exc
 
 
-def _results(reply: Answer, addresses: Sequence[str], window: Window) -> dict[str, ScheduleResult]:
-    """The results an answer carries; raise its whole failure; ValueError when malformed."""
+def read_answer(raw: bytes, addresses: Sequence[str], window: Window) -> dict[str, ScheduleResult]:
+    """The results an owner's answer to an ask for ``addresses`` over ``window`` carries;
+    raise its whole failure; ValueError when it is not such an answer."""
+    try:
+        reply = _decode_answer(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError("not an answer") from exc
     if reply.failure is not None:
         raise _failure(reply.failure)
     if len(reply.codes) != len(addresses) or len(reply.items) != len(addresses):

@@ -37,6 +37,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from proxy.cluster.derived_keys import derive_key
 from proxy.config.schema import ClusterSettings
 from proxy.core.clock import Clock
 from proxy.observability.metrics import Metrics
@@ -258,6 +259,10 @@ class ClusterLink:
             digest = hmac.new(self._key, address.encode(), hashlib.sha256).digest()
             found = self._pseudonyms[address] = digest[:16].hex()
         return found
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` derived from the cluster key (never the pseudonyms' own)."""
+        return derive_key(self.settings.cluster_key or "", purpose)
 
     def limits_storage(self) -> RedisStorage:
         """The ``limits`` library's storage over this link's own connections."""

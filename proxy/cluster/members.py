@@ -3,7 +3,9 @@
 Each replica that takes forwarded fetches beats once a second: one script puts its URL in a
 sorted set with an expiry (by Redis' clock, so replicas' clocks never disagree), drops the
 expired and reads who is left. A replica that dies drops out within ``TTL_S``; one that stops
-cleanly leaves at once. The set holds URLs of replicas, nothing about anyone asked.
+cleanly leaves as it stops. The set holds URLs of replicas, nothing about anyone asked, each
+with a MAC by a key derived from the cluster key: an entry someone else wrote into Redis is
+never forwarded to (it would be sent addresses).
 
 A window's owner is picked by rendezvous hashing over the live URLs: every replica picks the
 same owner from the same list, and when a replica comes or goes only its own windows move.
@@ -12,7 +14,9 @@ same owner from the same list, and when a replica comes or goes only its own win
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import hmac
 import logging
 
 from prometheus_client import Gauge
@@ -56,10 +60,11 @@ class Members:
         self._clock = clock
         self._beat = link.redis.register_script(_BEAT)
         self._key = link.key("replicas")
+        self._mac_key = link.derived_key("freebusy-proxy replica")
         self.me: str | None = None
         self._live: tuple[str, ...] = ()
         self._down: dict[str, float] = {}
-        self._started = False
+        self._task: asyncio.Task[None] | None = None
         Gauge(
             "freebusy_cluster_replicas",
             "Replicas this one last heard taking forwarded fetches, itself included.",
@@ -70,9 +75,8 @@ class Members:
     def advertise(self, url: str) -> None:
         """Take part from now on as ``url``: beat, and own a share of the windows."""
         self.me = url
-        if not self._started:
-            self._started = True
-            self._link.spawn(self._beat_forever())
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._beat_forever())
 
     def owner(self, window: Window) -> str | None:
         """The replica that fetches ``window``'s misses (None: fetch them here)."""
@@ -98,21 +102,37 @@ class Members:
             return
         try:
             self._link.count("membership")
-            live = await self._beat(keys=[self._key], args=[self.me, int(TTL_S * 1000)])
+            live = await self._beat(keys=[self._key], args=[self._entry(), int(TTL_S * 1000)])
         except REDIS_ERRORS as exc:
             self._live = ()
             self._link.failed(exc)
             return
-        self._live = tuple(sorted(url.decode() for url in live))
+        self._live = tuple(sorted(url for url in map(self._verified, live) if url is not None))
         now = self._clock()
         self._down = {url: until for url, until in self._down.items() if until > now}
 
+    def _entry(self) -> str:
+        """This replica's entry in the set: its URL and the URL's MAC."""
+        assert self.me is not None
+        mac = hmac.new(self._mac_key, self.me.encode(), hashlib.sha256).hexdigest()
+        return f"{self.me} {mac}"
+
+    def _verified(self, entry: bytes) -> str | None:
+        """The URL of an entry a replica wrote (None for anything else)."""
+        url, _, mac = entry.decode("utf-8", "replace").partition(" ")
+        expected = hmac.new(self._mac_key, url.encode(), hashlib.sha256).hexdigest()
+        return url if hmac.compare_digest(expected.encode(), mac.encode()) else None
+
     async def _leave(self) -> None:
-        """Stopping cleanly: out of the set now, so nobody forwards to a closed port."""
+        """Stopping cleanly: no more beats, and out of the set, so nobody forwards here."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         if self.me is None or not self._link.sharing:
             return
         try:
             self._link.count("membership")
-            await self._link.redis.zrem(self._key, self.me)
+            await self._link.redis.zrem(self._key, self._entry())
         except REDIS_ERRORS:
             log.info("cluster: could not leave the replica set; it expires on its own")

@@ -168,8 +168,9 @@ def build_chain(
                 members,
                 key=signing_key(settings.cluster.cluster_key or ""),
                 wall_clock=wall_clock,
-                # The owner's fetch is cut off at Graph's timeout; then this one fetches.
-                timeout_s=graph.timeout_seconds + 1,
+                # The owner's batch waits forward_wait_ms, its fetch is cut off at Graph's
+                # timeout: past both (and a second), this replica fetches instead.
+                timeout_s=graph.timeout_seconds + settings.cluster.forward_wait_ms / 1000 + 1,
                 max_schedules=settings.batching.max_schedules,
                 metrics=metrics,
             )
