@@ -4,6 +4,7 @@ process's do, only replicas may forward, and an owner that dies costs no answer.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,12 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.cluster.derived_keys import derive_key
 from proxy.cluster.forwarding import (
     CONTENT_TYPE,
     PATH,
@@ -31,6 +34,7 @@ from proxy.cluster.forwarding import (
 from proxy.cluster.members import owner_of
 from proxy.core.errors import UpstreamFailure
 from proxy.core.model import BusyItem, ErrorCode, ScheduleResult, Status, Window
+from proxy.core.timefmt import format_utc
 from proxy.mock import Fault, RunningMock
 from tests.support.leaks import assert_no_leak
 from tests.support.proxies import TEST_NOW, ProxyFactory, graph_calls
@@ -53,12 +57,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEY = signing_key(CLUSTER_KEY)
 
 
-async def all_see_each_other(session: aiohttp.ClientSession, replicas: list[Replica]) -> None:
-    """Until every replica has heard every other beat."""
+async def all_see_each_other(
+    session: aiohttp.ClientSession, replicas: list[Replica], *, expected: int | None = None
+) -> None:
+    """Until every replica has heard every other beat (``expected`` members in all)."""
+    wanted = len(replicas) if expected is None else expected
 
     async def seen() -> bool:
         counts = [await metric(session, r, "freebusy_cluster_replicas") for r in replicas]
-        return counts == [len(replicas)] * len(replicas)
+        return counts == [wanted] * len(replicas)
 
     await eventually(seen)
 
@@ -141,6 +148,65 @@ async def test_a_killed_owner_costs_no_answer(
         living = owner_of(DAY_WINDOW, sorted(r.base for r in replicas if r is not dead))
         sent = await metric(session, asker, "freebusy_cluster_forwards_total", outcome="sent")
         assert sent == (0 if living == asker.base else 1)
+
+
+async def test_an_owner_answering_nonsense_costs_no_answer(
+    mock_graph: RunningMock, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A replica (validly in the set) that answers forwarded fetches with 401, 500 or bytes
+    that are no answer: each miss it owns is fetched by the asker instead, answered 200 with
+    the calendar, and counted unanswered."""
+    config = cluster_config(mock_graph, redis_server.url, tmp_path / "proxy.toml")
+    people = mock_graph.graph.organisation.addresses()
+    replies = [
+        web.Response(status=401, text="no"),
+        web.Response(status=500, text="broken"),
+        web.Response(body=b"\x93\x01\x02", content_type=CONTENT_TYPE),
+    ]
+
+    async def nonsense(request: web.Request) -> web.Response:
+        return replies.pop(0)
+
+    app = web.Application()
+    app.router.add_post(PATH, nonsense)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake = f"http://127.0.0.1:{port}"
+    client = redis_server.client()
+    mac = hmac.new(derive_key(CLUSTER_KEY, "freebusy-proxy replica"), fake.encode(), "sha256")
+    await client.zadd("fbp:replicas", {f"{fake} {mac.hexdigest()}": 2**50})
+    await client.aclose()
+    try:
+        async with running_replicas(config) as replicas, aiohttp.ClientSession() as session:
+            await all_see_each_other(session, replicas, expected=4)
+            members = sorted([fake, *(r.base for r in replicas)])
+            # The first three blocks of 8 days from DAY's on that the fake owns.
+            starts = [DAY_WINDOW.start + timedelta(days=8 * n) for n in range(100)]
+            owned = [
+                start
+                for start in starts
+                if owner_of(Window(start=start, end=start + timedelta(days=8)), members) == fake
+            ][:3]
+            assert len(owned) == 3
+            # One miss through each replica (each leaves the fake out once it fails it).
+            for replica, start, person in zip(replicas, owned, people[:3], strict=True):
+                mock_graph.graph.reset()
+                day = (format_utc(start), format_utc(start + timedelta(days=1)))
+                status, body = await ask_replica(session, replica, [person], *day)
+                assert status == 200
+                assert body["schedules"][0]["error"] is None
+                assert graph_calls(mock_graph) == 1
+                unanswered = {"outcome": "unanswered"}
+                assert (
+                    await metric(session, replica, "freebusy_cluster_forwards_total", **unanswered)
+                    == 1
+                )
+            assert replies == []
+    finally:
+        await runner.cleanup()
 
 
 def signed(body: bytes, at: datetime = TEST_NOW) -> dict[str, str]:
