@@ -102,14 +102,15 @@ _decode_ask = msgspec.msgpack.Decoder(Ask).decode
 _decode_answer = msgspec.msgpack.Decoder(Answer).decode
 
 
-class Batcher(Protocol):
-    """What the owner needs of its batching: fetches that always join a batch."""
+class Batcher(ScheduleSource, Protocol):
+    """What forwarding needs of batching: fetches, and fetches through a batch kept open as
+    long as asked."""
 
-    async def join(
-        self, addresses: Sequence[str], window: Window, *, wait_s: float
+    async def batched(
+        self, addresses: Sequence[str], window: Window, *, wait_s: float, idle_sends: bool
     ) -> dict[str, ScheduleResult]:
         """Results for ``addresses``, fetched in a batch shared with others (open ``wait_s``
-        if this opens it)."""
+        if this opens it; ``idle_sends``: at once when nothing is in flight)."""
         ...
 
 
@@ -170,7 +171,7 @@ async def answer(batcher: Batcher, body: bytes, *, wait_s: float) -> bytes:
     if any(not 0 < len(address) <= _MAX_ADDRESS for address in ask.addresses):
         raise BadRequest("not a forwarded fetch")
     try:
-        results = await batcher.join(ask.addresses, window, wait_s=wait_s)
+        results = await batcher.batched(ask.addresses, window, wait_s=wait_s, idle_sends=False)
     except UpstreamFailure as exc:
         retry = -1.0 if exc.retry_after is None else exc.retry_after
         failure = Failure(exc.code.value, exc.status, retry, exc.graph_failing)
@@ -193,12 +194,13 @@ class Forwarder:
 
     def __init__(
         self,
-        source: ScheduleSource,
+        source: Batcher,
         members: Members,
         *,
         key: bytes,
         wall_clock: WallClock,
         timeout_s: float,
+        wait_s: float,
         max_schedules: int,
         metrics: Metrics,
     ) -> None:
@@ -207,6 +209,7 @@ class Forwarder:
         self._key = key
         self._wall = wall_clock
         self._max = max_schedules
+        self._wait_s = wait_s
         # Connecting is cut off at a second, waiting for the owner's answer at timeout_s.
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=1.0)
         self._session: aiohttp.ClientSession | None = None
@@ -232,13 +235,14 @@ class Forwarder:
     ) -> dict[str, ScheduleResult]:
         """Results for ``addresses``: fetched by the window's owner, or here."""
         owner = self._members.owner(window)
-        if (
-            owner is None
-            or owner == self._members.me
-            or len(addresses) > self._max
-            or window.duration > MAX_SPAN
-        ):
+        if owner is None or len(addresses) > self._max or window.duration > MAX_SPAN:
             return await self._source.get_schedules(addresses, window)
+        if owner == self._members.me:
+            # This replica's own miss for a window it owns waits in the batch like the
+            # others' forwarded ones: the batch holds the cluster's misses, not one third.
+            return await self._source.batched(
+                addresses, window, wait_s=self._wait_s, idle_sends=True
+            )
         try:
             results = await self._forward(owner, addresses, window)
         except (Unanswered, aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -203,8 +203,9 @@ class ClusterSettings:
     # send it their misses, signed with the cluster key. Off with connections in SQLite,
     # which only the replica holding them can use.
     forward_misses: bool = True
-    # How long the owner's batch stays open for misses forwarded to it: they come from
-    # several replicas, spread by the hop, and [batching] wait_ms is one process's window.
+    # How long the owner's batch for a window stays open (for its own misses and those
+    # forwarded to it): they come from several replicas, spread by the hop, and
+    # [batching] wait_ms is one process's window.
     forward_wait_ms: Annotated[float, Meta(ge=0, le=1000)] = 20.0
     # Where the other replicas reach this one (http://10.0.0.5:8080). Default: the host it
     # listens on and the port it bound, or this machine's host name when it listens on all.

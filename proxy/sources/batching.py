@@ -60,26 +60,17 @@ class BatchingScheduleSource:
         self, addresses: Sequence[str], window: Window
     ) -> dict[str, ScheduleResult]:
         """Results for ``addresses``, fetched in a call shared with concurrent fetches."""
-        return await self._fetch(addresses, window, wait_s=self._wait_s)
+        return await self.batched(addresses, window, wait_s=self._wait_s, idle_sends=True)
 
-    async def join(
-        self, addresses: Sequence[str], window: Window, *, wait_s: float
+    async def batched(
+        self, addresses: Sequence[str], window: Window, *, wait_s: float, idle_sends: bool
     ) -> dict[str, ScheduleResult]:
-        """As get_schedules(), but always through a batch, idle or not, open ``wait_s`` if
-        this opens it: for fetches other replicas forward, which come while theirs are busy
-        and spread by the hop, whatever this one is doing."""
-        return await self._fetch(addresses, window, wait_s=wait_s, at_once_when_idle=False)
-
-    async def _fetch(
-        self,
-        addresses: Sequence[str],
-        window: Window,
-        *,
-        wait_s: float,
-        at_once_when_idle: bool = True,
-    ) -> dict[str, ScheduleResult]:
+        """As get_schedules(), with a batch open ``wait_s`` if this opens one; ``idle_sends``:
+        with nothing in flight, call at once instead. (Replicas' misses forwarded to the
+        window's owner wait longer, for others spread by the hop, and even when it is idle:
+        they come while their own replica is busy.)"""
         batch = self._open.get(window)
-        idle = not self._in_flight and at_once_when_idle
+        idle = not self._in_flight and idle_sends
         if batch is None and (idle or wait_s <= 0):
             # Idle: nobody to wait for and nobody can join, so call in this very task.
             self._metrics.batch_schedules.observe(len(addresses))

@@ -171,6 +171,7 @@ def build_chain(
                 # The owner's batch waits forward_wait_ms, its fetch is cut off at Graph's
                 # timeout: past both (and a second), this replica fetches instead.
                 timeout_s=graph.timeout_seconds + settings.cluster.forward_wait_ms / 1000 + 1,
+                wait_s=settings.cluster.forward_wait_ms / 1000,
                 max_schedules=settings.batching.max_schedules,
                 metrics=metrics,
             )

@@ -300,8 +300,13 @@ class Recorded:
         self.results = results
         self.failure = failure
 
-    async def join(
-        self, addresses: Sequence[str], window: Window, *, wait_s: float
+    async def get_schedules(
+        self, addresses: Sequence[str], window: Window
+    ) -> dict[str, ScheduleResult]:
+        return await self.batched(addresses, window, wait_s=0, idle_sends=True)
+
+    async def batched(
+        self, addresses: Sequence[str], window: Window, *, wait_s: float, idle_sends: bool
     ) -> dict[str, ScheduleResult]:
         if self.failure is not None:
             raise self.failure
