@@ -67,7 +67,7 @@ class GraphAnswer(msgspec.Struct):
 _DECODE = msgspec.json.Decoder(GraphAnswer).decode
 
 
-def decode_answer(raw: bytes) -> GraphAnswer | Any:
+def decode_answer(raw: bytes | bytearray) -> GraphAnswer | Any:
     """getSchedule's body: a GraphAnswer in the usual shape, else the JSON value as parsed;
     ValueError when it is not JSON at all."""
     try:

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 MAX_SCHEDULES_PER_CALL = 20
 # Graph wants the window "less than 62 days"; 61 keeps a margin for any rounding upstream.
 MAX_SPAN_PER_CALL = timedelta(days=61)
+# One request's getSchedule calls in flight at once: a request for 100 addresses over half a
+# year (15 calls) holds four answers in memory at a time, not fifteen, and leaves the rest of
+# throttle.max_concurrency to everyone else.
+CALLS_PER_REQUEST = 4
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _RETRYABLE = frozenset({429, 503, 504})
 # getSchedule calls one chunk may make while Graph keeps 404ing the mailbox in the URL.
@@ -149,9 +153,13 @@ class GraphScheduleSource:
                 # to start it and another to hear it finished).
                 outcomes = [await self._fetch_chunk(*jobs[0], window, deadline)]
             else:
-                outcomes = await asyncio.gather(
-                    *(self._fetch_chunk(chunk, part, window, deadline) for chunk, part in jobs)
-                )
+                lanes = asyncio.Semaphore(CALLS_PER_REQUEST)
+
+                async def fetch(chunk: list[str], part: Window) -> Any:
+                    async with lanes:
+                        return await self._fetch_chunk(chunk, part, window, deadline)
+
+                outcomes = await asyncio.gather(*(fetch(chunk, part) for chunk, part in jobs))
         except TokenError as exc:
             raise UpstreamFailure(
                 "could not get an access token for Microsoft Graph", code=Code.UPSTREAM_AUTH
@@ -316,7 +324,7 @@ class GraphScheduleSource:
                 raw += chunk
                 if len(raw) > MAX_RESPONSE_BYTES:
                     raise ValueError("response too large")
-            return resp.status, retry_after, decode_answer(bytes(raw))
+            return resp.status, retry_after, decode_answer(raw)
 
 
 def _whole_failure(failed: list[_CallFailed]) -> UpstreamFailure:

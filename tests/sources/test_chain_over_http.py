@@ -440,6 +440,29 @@ async def test_forget_drops_a_mailbox(aiohttp_client: Any, mock_graph: RunningMo
     assert graph_calls(mock_graph) == calls + 1
 
 
+async def test_one_request_has_at_most_four_calls_in_flight(
+    aiohttp_client: Any, make_mock: MockFactory
+) -> None:
+    """60 addresses over 90 days take six getSchedule calls (three chunks of 20, two slices
+    of the window): four at a time are in flight, never all six."""
+    mock_graph = await make_mock(org_size=60)
+    client = await chain_proxy(aiohttp_client, mock_graph)
+    everyone = people(mock_graph, 60)
+    window = {"start": "2026-03-16T00:00:00Z", "end": "2026-06-14T00:00:00Z"}
+    mock_graph.graph.add_fault(Fault(kind="latency", delay_ms=300, count=None))
+    gate = mock_graph.graph.gate
+    asked = asyncio.create_task(ask(client, everyone, window))
+    seen = 0
+    # Sampled while the calls hold: six at once would show for 300 ms.
+    while not asked.done():
+        seen = max(seen, sum(gate.in_flight(person) for person in everyone))
+        await asyncio.sleep(0.002)
+    mock_graph.graph.clear_faults()
+    assert (await asked)[0] == 200
+    assert graph_calls(mock_graph) == 6
+    assert seen == 4
+
+
 async def test_large_org_mixed_load_respects_graph_limits(
     aiohttp_client: Any, make_mock: MockFactory
 ) -> None:
