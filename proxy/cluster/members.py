@@ -34,13 +34,17 @@ TTL_S = 3.5
 # A replica that could not be reached is left out by this one for this long.
 DOWN_S = 5.0
 
-# KEYS: the set. ARGV: this replica's URL, its ms to live. Returns the live URLs.
+# Entries read per beat: bounded work, whatever else was written into the set.
+MOST_HEARD = 1000
+
+# KEYS: the set. ARGV: this replica's entry, its ms to live, how many to read. Returns the
+# live entries, soonest to expire first.
 _BEAT = """
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 """
 
 
@@ -102,7 +106,9 @@ class Members:
             return
         try:
             self._link.count("membership")
-            live = await self._beat(keys=[self._key], args=[self._entry(), int(TTL_S * 1000)])
+            live = await self._beat(
+                keys=[self._key], args=[self._entry(), int(TTL_S * 1000), MOST_HEARD]
+            )
         except REDIS_ERRORS as exc:
             self._live = ()
             self._link.failed(exc)

@@ -39,8 +39,13 @@ async def cluster_fetch(request: web.Request) -> web.Response:
     body = await request.read()
     request.app[VERIFIER].check(request.headers.get(SIGNATURE_HEADER), body)
     chain = request.app[CHAIN]
-    wait_s = request.app[SETTINGS].cluster.forward_wait_ms / 1000
-    reply = await answer(chain.batcher, body, wait_s=wait_s)
+    settings = request.app[SETTINGS]
+    reply = await answer(
+        chain.batcher,
+        body,
+        wait_s=settings.cluster.forward_wait_ms / 1000,
+        max_schedules=settings.batching.max_schedules,
+    )
     if chain.forwarder is not None:
         chain.forwarder.served()
     return web.Response(

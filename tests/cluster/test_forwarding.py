@@ -341,7 +341,7 @@ def test_what_the_owner_answers_is_what_its_batch_gave(results: list[ScheduleRes
     """Items and codes come through the answer exactly as the owner's batch returned them."""
     addresses = [f"p{n}@example.invalid" for n in range(len(results))]
     batcher = Recorded(dict(zip(addresses, results, strict=True)), None)
-    raw = asyncio.run(answer(batcher, ask_body(addresses), wait_s=0))
+    raw = asyncio.run(answer(batcher, ask_body(addresses), wait_s=0, max_schedules=20))
     decoded = read_answer(raw, addresses, DAY_WINDOW)
     assert decoded == dict(zip(addresses, results, strict=True))
 
@@ -352,7 +352,9 @@ def test_a_whole_failure_comes_through_as_its_code_alone() -> None:
     failure = UpstreamFailure(
         "secret upstream words", code=None, status=502, retry_after=7.0, graph_failing=True
     )
-    raw = asyncio.run(answer(Recorded({}, failure), ask_body(["p@example.invalid"]), wait_s=0))
+    raw = asyncio.run(
+        answer(Recorded({}, failure), ask_body(["p@example.invalid"]), wait_s=0, max_schedules=20)
+    )
     assert b"secret" not in raw
     with pytest.raises(UpstreamFailure) as raised:
         read_answer(raw, ["p@example.invalid"], DAY_WINDOW)
@@ -360,3 +362,15 @@ def test_a_whole_failure_comes_through_as_its_code_alone() -> None:
     assert (exc.code.value, exc.status, exc.retry_after) == ("upstream_error", 502, 7.0)
     assert exc.detail == "Microsoft Graph failed for the whole request"
     assert exc.graph_failing
+
+
+def test_an_answer_with_a_code_of_none_of_ours_is_no_answer() -> None:
+    """A code outside the proxy's own, or counts that do not match the ask, are refused as
+    a whole (ValueError: the asker fetches itself), never passed on."""
+    for reply in (
+        Answer(codes=["Graph said: meeting with HR"], items=[[]]),
+        Answer(codes=["", ""], items=[[], []]),
+    ):
+        raw = msgspec.msgpack.encode(reply)
+        with pytest.raises(ValueError, match="not"):
+            read_answer(raw, ["p@example.invalid"], DAY_WINDOW)
