@@ -11,6 +11,10 @@ window. It is served only while every cache
 day it was built from is within the cache's TTL of its fetch and no ``forget()`` happened
 since: the memo never outlives the data it was rendered from.
 
+An answer is kept the second time its request comes, not the first: a booking page's
+sliding window ("from now") never repeats, and keeping each such answer would cost the
+request a walk over its cache days and push out, within seconds, the answers that do repeat.
+
 Stale answers, answers with any per-schedule error and error responses are never kept.
 Every per-request duty stays with the availability service, which admits a hit exactly as
 it admits a new question.
@@ -34,6 +38,9 @@ MAX_BYTES = 16 * 1024 * 1024
 # Answers standing for more mailbox-days are not kept: checking that every day behind one is
 # fresh would itself be a long loop, and scheduling apps repeat small questions.
 MAX_DAYS = 2_000
+# Requests seen once, remembered by hash (never the request itself) in two generations of at
+# most this many each: an answer is kept only the second time its request comes.
+SIGHTINGS = 65_536
 
 MemoKey = tuple[str, str, bytes]
 """(consumer name, what was asked: the HTTP method of /v1/availability or SLOTS, the request
@@ -92,6 +99,9 @@ class ResponseMemo:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._purged_at = clock()
+        # Hashes of requests seen once: the current generation, and the one it replaced.
+        self._seen: set[int] = set()
+        self._seen_earlier: set[int] = set()
 
     def get(self, key: MemoKey, *, policy: Policy) -> Memoized | None:
         """The entry for ``key`` if it may be sent now; drops it when it may not."""
@@ -114,7 +124,10 @@ class ResponseMemo:
     def put(
         self, key: MemoKey, *, body: bytes, query: Query, policy: Policy, fetch_window: Window
     ) -> None:
-        """Keep an answer just rendered from the cache for ``fetch_window``, if it may be kept."""
+        """Keep an answer just rendered from the cache for ``fetch_window``, if it may be kept
+        and its request came before."""
+        if not self._repeated(key):
+            return
         now = self._clock()
         if now - self._purged_at >= self._cache.ttl_s:
             # Nothing is held longer than the days it was built from.
@@ -141,6 +154,17 @@ class ResponseMemo:
         self._bytes += entry.size
         while self._bytes > self._max_bytes:
             self._bytes -= self._entries.popitem(last=False)[1].size
+
+    def _repeated(self, key: MemoKey) -> bool:
+        """True when ``key`` was seen before (by hash: a collision only keeps one more answer);
+        else remembers it."""
+        mark = hash(key)
+        if mark in self._seen or mark in self._seen_earlier:
+            return True
+        self._seen.add(mark)
+        if len(self._seen) >= SIGHTINGS:
+            self._seen_earlier, self._seen = self._seen, set()
+        return False
 
     def clear(self) -> None:
         """Drop every entry (a connection was removed: its data must go now, not later)."""

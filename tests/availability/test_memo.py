@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from proxy.access.consumers import new_key
-from proxy.availability.memo import MemoKey, ResponseMemo
+from proxy.availability.memo import SIGHTINGS, MemoKey, ResponseMemo
 from proxy.config.schema import AuditSettings, CacheSettings, ConsumerSettings, Settings
 from proxy.core.clock import MONOTONIC, FixedWallClock, ManualClock
 from proxy.core.model import Query, Window
@@ -56,20 +56,24 @@ def with_consumers(mock: RunningMock, *extra: ConsumerSettings, **fields: Any) -
 async def test_memo_hit_is_byte_identical_and_calls_nobody(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
-    """The second identical request is answered from the memo: same bytes, no upstream call."""
+    """The first answer is not kept (its request may never come again), the second is, and
+    the third identical request is answered from the memo: same bytes, no upstream call."""
     client = await make_proxy(mock_graph)
+    memo = client.app[AVAILABILITY].memo
     body = {"schedules": people(mock_graph, 3), **DAY}
     status, first, headers = await post(client, body)
     assert status == 200
-    assert len(client.app[AVAILABILITY].memo) == 1
+    assert len(memo) == 0
     calls = graph_calls(mock_graph)
-    status, second, again = await post(client, body)
+    assert (await post(client, body))[1] == first
+    assert len(memo) == 1
+    status, third, again = await post(client, body)
     assert status == 200
-    assert second == first
+    assert third == first
     assert graph_calls(mock_graph) == calls
     assert again["Content-Type"] == headers["Content-Type"]
     assert again["Cache-Control"] == "no-store"
-    assert sample(client, "freebusy_cache_lookups_total", result="hit") == 3
+    assert sample(client, "freebusy_cache_lookups_total", result="hit") == 6
 
 
 async def test_get_and_post_have_separate_entries(
@@ -79,6 +83,7 @@ async def test_get_and_post_have_separate_entries(
     client = await make_proxy(mock_graph)
     address = people(mock_graph, 1)[0]
     _, posted, _ = await post(client, {"schedules": [address], **DAY})
+    assert (await post(client, {"schedules": [address], **DAY}))[1] == posted
     url = f"/v1/availability?schedules={address}&start={DAY['start']}&end={DAY['end']}"
     for _ in range(2):
         async with client.get(url, headers=auth()) as resp:
@@ -137,6 +142,8 @@ async def test_forget_invalidates(make_proxy: ProxyFactory, mock_graph: RunningM
     address = people(mock_graph, 1)[0]
     body = {"schedules": [address], **DAY}
     await post(client, body)
+    await post(client, body)
+    assert len(client.app[AVAILABILITY].memo) == 1
     calls = graph_calls(mock_graph)
     client.app[CHAIN].cache.forget([address])
     assert (await post(client, body))[0] == 200
@@ -150,6 +157,8 @@ async def test_ttl_expiry_invalidates(make_proxy: ProxyFactory, mock_graph: Runn
     client = await make_proxy(mock_graph, settings=settings, clock=clock)
     body = {"schedules": people(mock_graph, 1), **DAY}
     await post(client, body)
+    await post(client, body)
+    assert len(client.app[AVAILABILITY].memo) == 1
     calls = graph_calls(mock_graph)
     clock.advance(60)
     await post(client, body)
@@ -179,6 +188,7 @@ async def test_stale_answers_are_not_memoised(
     unknown = {"schedules": [f"nobody@{MOCK_DOMAIN}"], **DAY}
     mock_graph.graph.clear_faults()
     await post(client, unknown)
+    await post(client, unknown)
     assert len(client.app[AVAILABILITY].memo) == 0
 
 
@@ -199,9 +209,10 @@ async def test_policies_never_share_an_entry(
     statuses = {i["status"] for s in json.loads(busy_only)["schedules"] for i in s["items"]}
     assert statuses <= {"busy"}
     assert busy_only != full
-    assert (await post(client, body))[1] == full
-    assert (await post(client, body, BUSY_KEY))[1] == busy_only
-    assert len(client.app[AVAILABILITY].memo) == 2
+    for _ in range(2):  # kept the second time, answered from the memo the third
+        assert (await post(client, body))[1] == full
+        assert (await post(client, body, BUSY_KEY))[1] == busy_only
+        assert len(client.app[AVAILABILITY].memo) == 2
 
 
 async def test_lookback_is_checked_on_memo_hits(
@@ -226,6 +237,7 @@ async def test_errors_are_not_memoised(make_proxy: ProxyFactory, mock_graph: Run
     client = await make_proxy(mock_graph)
     body = {"schedules": people(mock_graph, 1), "start": DAY["end"], "end": DAY["start"]}
     assert (await post(client, body))[0] == 400
+    assert (await post(client, body))[0] == 400
     assert len(client.app[AVAILABILITY].memo) == 0
 
 
@@ -246,6 +258,8 @@ async def test_memo_is_bounded_in_bytes_oldest_first(
     def put(key: MemoKey, address: str) -> None:
         query = Query(schedules=(address,), window=window)
         memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window)
+        # Kept from the second time its request comes (the first only noted, see below).
+        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window)
 
     def held() -> list[bool]:
         return [memo.get(key, policy=policy) is not None for key in keys]
@@ -258,3 +272,40 @@ async def test_memo_is_bounded_in_bytes_oldest_first(
     put(keys[2], addresses[2])
     assert held() == [False, True, True]
     assert len(memo) == 2
+
+
+async def test_one_off_requests_do_not_push_out_an_answer_that_repeats(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """An answer is kept the second time its request comes; a flood of requests that never
+    repeat (sliding windows) leaves the memo as it was, however small it is."""
+    client = await make_proxy(mock_graph)
+    addresses = people(mock_graph, 3)
+    for address in addresses:  # the cache days every entry below stands on
+        assert (await post(client, {"schedules": [address], **DAY}))[0] == 200
+    window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
+    policy = client.app[CONSUMERS].named("all").policy
+    # Room for one entry of 1,000 body bytes.
+    memo = ResponseMemo(client.app[CHAIN].cache, clock=MONOTONIC, max_bytes=1300)
+    query = Query(schedules=(addresses[0],), window=window)
+    repeated: MemoKey = ("all", "POST", b"the request that repeats")
+
+    def put(key: MemoKey) -> None:
+        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window)
+
+    put(repeated)
+    assert memo.get(repeated, policy=policy) is None
+    assert len(memo) == 0
+    put(repeated)
+    assert memo.get(repeated, policy=policy) is not None
+    for n in range(1000):
+        put(("all", "POST", b"sliding %d" % n))
+    assert memo.get(repeated, policy=policy) is not None
+    assert len(memo) == 1
+    # Past both generations of sightings a request counts as new again, nothing more.
+    for n in range(2 * SIGHTINGS):
+        put(("all", "POST", b"flood %d" % n))
+    assert len(memo) == 1
+    put(("all", "POST", b"sliding 0"))
+    assert len(memo) == 1
+    assert memo.get(repeated, policy=policy) is not None

@@ -189,11 +189,12 @@ async def test_a_repeated_question_is_answered_from_the_memo(
     async with proxy.post("/v1/slots", json=body, headers=auth()) as resp:
         first = await resp.read()
     calls = graph_calls(mock_graph)
-    async with proxy.post("/v1/slots", json=body, headers=auth()) as resp:
-        assert resp.status == 200
-        assert await resp.read() == first
+    for _ in range(2):  # kept the second time it is asked, answered from it the third
+        async with proxy.post("/v1/slots", json=body, headers=auth()) as resp:
+            assert resp.status == 200
+            assert await resp.read() == first
+        assert len(proxy.app[AVAILABILITY].memo) == 1
     assert graph_calls(mock_graph) == calls
-    assert len(proxy.app[AVAILABILITY].memo) == 1
 
 
 @pytest.mark.parametrize(
