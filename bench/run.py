@@ -291,8 +291,8 @@ async def cached_path(
     # What warms each shape's days: its window to the end of the day END_MARK falls on.
     warm = {name: {**body, "end": "2026-03-23T00:00:00Z"} if body["end"] == END_MARK else body
             for name, body in shapes.items()}  # fmt: skip
-    proxy_port, bare_port = free_port(), free_port()
-    runs: dict[str, list[Throughput]] = {name: [] for name in (*shapes, "bare")}
+    proxy_port, bare_port, floor_port = free_port(), free_port(), free_port()
+    runs: dict[str, list[Throughput]] = {name: [] for name in (*shapes, "bare", "floor")}
     async with server(proxy_argv(config, proxy_port), proxy_port, env=PROXY_ENV) as base:
         async with aiohttp.ClientSession() as session:
             answer = await post(session, base, shapes["same"])
@@ -303,10 +303,20 @@ async def cached_path(
             str(bare_port),
             str(directory / "answer.json"),
         ]
-        async with server(bare_argv, bare_port) as bare:
+        (directory / "request.json").write_text(json.dumps(shapes["same"]))
+        floor_argv = [
+            sys.executable, str(ROOT / "bench" / "floor.py"), str(floor_port),
+            str(directory / "answer.json"), KEY, str(directory / "request.json"),
+            str(directory / "floor-audit.jsonl"),
+        ]  # fmt: skip
+        async with server(bare_argv, bare_port) as bare, server(floor_argv, floor_port) as floor:
             for _ in range(2):
                 runs["bare"].append(
                     await wrk_run(bare + "/v1/availability", json.dumps(shapes["same"]),
+                                  duration, directory)
+                )  # fmt: skip
+                runs["floor"].append(
+                    await wrk_run(floor + "/v1/availability", json.dumps(shapes["same"]),
                                   duration, directory)
                 )  # fmt: skip
                 for name, body in shapes.items():
@@ -319,7 +329,7 @@ async def cached_path(
                     )  # fmt: skip
     bare_mean = statistics.mean(run.rps for run in runs["bare"])
     result: dict[str, Any] = {"bare_rps": bare_mean, "bare_cpu_us": _mean_cpu(runs["bare"])}
-    for name in shapes:
+    for name in (*shapes, "floor"):
         mean = statistics.mean(run.rps for run in runs[name])
         result[f"{name}_rps"] = mean
         result[f"{name}_ratio"] = mean / bare_mean
@@ -999,6 +1009,9 @@ async def main() -> int:
          f"proxy {one['same_rps']:,.0f} req/s ({one['same_cpu_us']:.0f} us CPU) vs bare "
          f"aiohttp {one['bare_rps']:,.0f} req/s ({one['bare_cpu_us']:.0f} us)",
          f"{one['same_ratio']:.2f}x", ">= 0.8x"),
+        ("   the floor: bare + the duties every request owes, nothing else (bench/floor.py)",
+         f"{one['floor_rps']:,.0f} req/s ({one['floor_cpu_us']:.0f} us CPU)",
+         f"{one['floor_ratio']:.2f}x", "(reference)"),
         ("   sliding windows, 3 addresses x 1 day, every body new",
          f"proxy {one['slide_1_rps']:,.0f} req/s ({one['slide_1_cpu_us']:.0f} us CPU)",
          f"{one['slide_1_ratio']:.2f}x", ">= 0.7x"),
