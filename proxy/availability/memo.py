@@ -16,8 +16,10 @@ sliding window ("from now") never repeats, and keeping each such answer would co
 request a walk over its cache days and push out, within seconds, the answers that do repeat.
 
 Stale answers, answers with any per-schedule error and error responses are never kept.
-Every per-request duty stays with the availability service, which admits a hit exactly as
-it admits a new question.
+Every per-request duty stays with the availability service, which admits a hit again: what
+its first admission settled for the policy the entry is tied to stands (the consumer may ask
+these addresses, over this long a window, at this cost); the rate and what the time allows
+are judged anew.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class Memoized(msgspec.Struct, frozen=True, gc=False):
     # Mailbox-days the answer stands for, counted as cache hits when it is sent again.
     days: int
     size: int
+    # What asking it is charged against the consumer's rate, in Graph calls.
+    cost: int
 
 
 class ResponseMemo:
@@ -122,7 +126,14 @@ class ResponseMemo:
         self._cache.count_hits(entry.days, now=self._clock())
 
     def put(
-        self, key: MemoKey, *, body: bytes, query: Query, policy: Policy, fetch_window: Window
+        self,
+        key: MemoKey,
+        *,
+        body: bytes,
+        query: Query,
+        policy: Policy,
+        fetch_window: Window,
+        cost: int,
     ) -> None:
         """Keep an answer just rendered from the cache for ``fetch_window``, if it may be kept
         and its request came before."""
@@ -146,6 +157,7 @@ class ResponseMemo:
             generation=self._cache.generation,
             days=days,
             size=len(body) + len(key[2]) + 256,
+            cost=cost,
         )
         if entry.size > self._max_bytes:
             return

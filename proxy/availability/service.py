@@ -4,8 +4,9 @@ Every consumer route (the JSON API, each dialect, the feed, the slot search) ask
 service object, built once with its collaborators. A question is admitted before anything is
 fetched or sent (audit record, rate, what kind of question the key may ask, allowlist,
 limits, in that order), then answered from the policy-neutral chain with the consumer's
-policy applied. An answer the memo holds is admitted exactly the same way before it is sent
-again, so a duty added here holds for both.
+policy applied. An answer the memo holds is admitted again before it is sent: its rate
+charged and its window judged against the time as a new question's are; what its first
+admission settled under the same policy (allowlist, size, cost) stands.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from proxy.core.policy import (
     Policy,
     apply_policy,
     blocking_spans,
+    check_reach,
     check_request,
     fetch_window,
     graph_calls,
@@ -145,17 +147,29 @@ class Availability:
             self._searches, _search, question, consumer.policy, results
         )
 
-    async def recall(
-        self, consumer: Consumer, key: MemoKey, question: Question = "items"
-    ) -> bytes | None:
-        """The answer already rendered for exactly this request, admitted as a new one would be.
+    async def recall(self, consumer: Consumer, key: MemoKey) -> bytes | None:
+        """The answer already rendered for exactly this request, admitted again: its rate
+        charged, its window judged against the time.
 
         None when there is none to send: answer through lookup() (or slots()).
         """
         entry = self.memo.get(key, policy=consumer.policy)
         if entry is None:
             return None
-        await self._admit(consumer, entry.query, question)
+        query = entry.query
+        # What its first admission settled stands: the entry is this consumer's, tied to the
+        # very policy object it was admitted under, and the global limits do not change.
+        note_request(query.schedules, query.window)
+        try:
+            await self._charge(consumer, entry.cost, None)
+            check_reach(self._bounds_of(consumer), query.window, now=self._wall_clock.now())
+        except RateLimited:
+            self._counts.inc((consumer.name, "rate_limited"))
+            raise
+        except ProblemError:
+            self._counts.inc((consumer.name, "refused"))
+            raise
+        self._counts.inc((consumer.name, "admitted"))
         self.memo.served(entry)
         return entry.body
 
@@ -170,12 +184,14 @@ class Availability:
         """Keep a rendered answer for recall(), unless any part of it is stale or an error."""
         if all(result.error is None and not result.stale for result in results.values()):
             policy = consumer.policy
+            window = fetch_window(policy, query.window)
             self.memo.put(
                 key,
                 body=body,
                 query=query,
                 policy=policy,
-                fetch_window=fetch_window(policy, query.window),
+                fetch_window=window,
+                cost=graph_calls(query, window),
             )
 
     def remember_slots(
@@ -189,12 +205,14 @@ class Availability:
         """Keep a rendered slot answer for recall(), unless a participant was stale or failed."""
         if not answer.errors and not answer.stale:
             policy = consumer.policy
+            window = fetch_window(policy, question.search.reach)
             self.memo.put(
                 key,
                 body=body,
                 query=question.query,
                 policy=policy,
-                fetch_window=fetch_window(policy, question.search.reach),
+                fetch_window=window,
+                cost=graph_calls(question.query, window),
             )
 
     def forget(self, addresses: Iterable[str]) -> None:
@@ -225,7 +243,7 @@ class Availability:
         note_request(query.schedules, query.window)
         window = fetch_window(consumer.policy, span or query.window)
         try:
-            await self._charge(consumer, query, window, bucket)
+            await self._charge(consumer, graph_calls(query, window), bucket)
             self._check(consumer, query, question, window, view_minutes)
         except RateLimited:
             self._counts.inc((consumer.name, "rate_limited"))
@@ -236,15 +254,12 @@ class Availability:
         self._counts.inc((consumer.name, "admitted"))
         return window
 
-    async def _charge(
-        self, consumer: Consumer, query: Query, window: Window, bucket: str | None
-    ) -> None:
-        """Charge the rate what the question could cost Graph, or raise RateLimited."""
+    async def _charge(self, consumer: Consumer, cost: int, bucket: str | None) -> None:
+        """Charge the rate ``cost`` (what the question could cost Graph, in calls), or raise
+        RateLimited."""
         policy = consumer.policy
         try:
-            await self._rate.charge(
-                bucket or consumer.name, policy.rate_per_minute, cost=graph_calls(query, window)
-            )
+            await self._rate.charge(bucket or consumer.name, policy.rate_per_minute, cost=cost)
         except RateLimited as limited:
             whose = "feed" if bucket else "API key"
             raise RateLimited(
@@ -269,6 +284,16 @@ class Availability:
                 code=Code.SLOTS_ONLY,
             )
         ConsumerRegistry.authorize(consumer, query.unique)
+        check_request(
+            self._bounds_of(consumer),
+            query,
+            now=self._wall_clock.now(),
+            cost=request_cost(query, window, view_minutes=view_minutes),
+        )
+
+    def _bounds_of(self, consumer: Consumer) -> Bounds:
+        """The consumer's limits under the global ones (computed once per policy)."""
+        policy = consumer.policy
         bounds = self._bounds.get(consumer.name)
         if bounds is None or bounds.policy is not policy:
             bounds = self._bounds[consumer.name] = _Bounds(
@@ -280,12 +305,7 @@ class Availability:
                     max_cost=self._limits.max_request_cost,
                 ),
             )
-        check_request(
-            bounds.bounds,
-            query,
-            now=self._wall_clock.now(),
-            cost=request_cost(query, window, view_minutes=view_minutes),
-        )
+        return bounds.bounds
 
 
 class _Bounds(NamedTuple):

@@ -131,6 +131,18 @@ def check_request(bounds: Bounds, query: Query, *, now: datetime, cost: int = 0)
         raise BadRequest(
             f"the window may span at most {bounds.window_days} days", code=Code.WINDOW_TOO_LONG
         )
+    check_reach(bounds, window, now=now)
+    if cost > bounds.max_cost:
+        raise BadRequest(
+            f"this request would cost {cost} mailbox-days; at most {bounds.max_cost} may be "
+            "asked at once (fewer addresses, a shorter window or a coarser view)",
+            code=Code.REQUEST_TOO_COSTLY,
+        )
+
+
+def check_reach(bounds: Bounds, window: Window, *, now: datetime) -> None:
+    """Raise BadRequest unless ``window`` lies within how far back and ahead of ``now`` the
+    consumer may look: the part of check_request() that changes with the time."""
     if window.start < now - bounds.lookback:
         what = (
             "the past"
@@ -142,12 +154,6 @@ def check_request(bounds: Bounds, query: Query, *, now: datetime, cost: int = 0)
         raise BadRequest(
             f"this API key may look at most {bounds.lookahead_days} days ahead",
             code=Code.WINDOW_TOO_LATE,
-        )
-    if cost > bounds.max_cost:
-        raise BadRequest(
-            f"this request would cost {cost} mailbox-days; at most {bounds.max_cost} may be "
-            "asked at once (fewer addresses, a shorter window or a coarser view)",
-            code=Code.REQUEST_TOO_COSTLY,
         )
 
 

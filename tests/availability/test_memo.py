@@ -112,6 +112,37 @@ async def test_rate_limit_applies_to_memo_hits(
     assert "Retry-After" in headers
 
 
+async def test_memo_hits_are_charged_what_the_request_costs(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """A 62-day window could take two Graph calls: a memo hit is charged two tokens as the
+    question was, so a key allowed 5 a minute gets its third such request refused."""
+    limited = ConsumerSettings(
+        name="limited",
+        key_sha256=BUSY_KEY_SHA,
+        allow=(f"*@{MOCK_DOMAIN}",),
+        policy=Policy(rate_per_minute=5),
+    )
+    client = await make_proxy(mock_graph, settings=with_consumers(mock_graph, limited))
+    body = {
+        "schedules": people(mock_graph, 1),
+        "start": "2026-01-05T00:00:00Z",
+        "end": "2026-03-08T00:00:00Z",
+    }
+    assert (await post(client, body, BUSY_KEY))[0] == 200
+    assert (await post(client, body, BUSY_KEY))[0] == 200
+    assert len(client.app[AVAILABILITY].memo) == 1
+    status, problem, _ = await post(client, body, BUSY_KEY)
+    assert status == 429
+    assert json.loads(problem)["code"] == "rate_limited"
+    assert (
+        sample(
+            client, "freebusy_consumer_requests_total", consumer="limited", outcome="rate_limited"
+        )
+        == 1
+    )
+
+
 async def test_audit_line_for_every_memo_hit(
     make_proxy: ProxyFactory, mock_graph: RunningMock, tmp_path: Path
 ) -> None:
@@ -257,9 +288,9 @@ async def test_memo_is_bounded_in_bytes_oldest_first(
 
     def put(key: MemoKey, address: str) -> None:
         query = Query(schedules=(address,), window=window)
-        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window)
+        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window, cost=1)
         # Kept from the second time its request comes (the first only noted, see below).
-        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window)
+        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window, cost=1)
 
     def held() -> list[bool]:
         return [memo.get(key, policy=policy) is not None for key in keys]
@@ -291,7 +322,7 @@ async def test_one_off_requests_do_not_push_out_an_answer_that_repeats(
     repeated: MemoKey = ("all", "POST", b"the request that repeats")
 
     def put(key: MemoKey) -> None:
-        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window)
+        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window, cost=1)
 
     put(repeated)
     assert memo.get(repeated, policy=policy) is None

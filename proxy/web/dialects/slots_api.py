@@ -245,7 +245,7 @@ async def slots(request: web.Request) -> web.Response:
     service = app[AVAILABILITY]
     key = await _memo_key(request, consumer.name)
     if key is not None:
-        body = await service.recall(consumer, key, "slots")
+        body = await service.recall(consumer, key)
         if body is not None:
             return json_response(body)
     question = parse_slots(await read_json_object(request))
