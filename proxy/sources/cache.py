@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from itertools import islice
-from operator import attrgetter, lt
+from operator import attrgetter, is_, lt
 from typing import TypeVar
 
 import msgspec
@@ -60,6 +60,10 @@ PROBATION_SHARE = 2
 _TICK = timedelta(microseconds=1)
 MAX_DAYS_PER_CALL = MAX_SPAN_PER_CALL.days
 _MIDNIGHT_UTC = time(tzinfo=UTC)
+# Spans of whole days assembled (per mailbox, first and last day), with the days they were
+# assembled from: a sliding window asks the same days again and again, with new edges.
+SPANS_KEPT = 4096
+SPAN_MAX_DAYS = 31
 # Label values of freebusy_cache_lookups.
 _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
 # CachedDay.edges: a piece starts at the day's first instant, one ends at its end (the next
@@ -88,6 +92,13 @@ class CachedDay(msgspec.Struct, frozen=True, gc=False):
     error: ErrorCode | None = None
     fetched_at: float = 0.0
     edges: int = 0
+
+
+class _Span(msgspec.Struct, frozen=True, gc=False):
+    """Consecutive days of one mailbox, and their items assembled over the whole days."""
+
+    days: tuple[CachedDay, ...]
+    items: tuple[BusyItem, ...]
 
 
 class _Fetched(msgspec.Struct, frozen=True):
@@ -143,6 +154,7 @@ class CachedScheduleSource:
             lambda: self._entries.currsize + self._probation.currsize + len(self._unknown)
         )
         self._lookups = self._metrics.cache_lookups
+        self._spans: LRUCache[tuple[str, int, int], _Span] = LRUCache(maxsize=SPANS_KEPT)
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -249,6 +261,7 @@ class CachedScheduleSource:
         """Drop everything cached for these addresses; fetches in flight will not store."""
         folded = frozenset(address.casefold() for address in addresses)
         self._generation += 1
+        self._spans.clear()
         for hook in self.forget_hooks:
             hook(folded)
         doomed = 0
@@ -430,6 +443,8 @@ class CachedScheduleSource:
             # Nothing is kept longer than it may be served, even when nothing new arrives.
             # In a task of its own, paced: a full cache is a long loop.
             self._purged_at = now
+            # Nothing assembled outlives a purge of the days it was assembled from.
+            self._spans.clear()
             self._purging = asyncio.get_running_loop().create_task(self._purge(now))
             self._purging.add_done_callback(self._purged)
 
@@ -545,7 +560,21 @@ class CachedScheduleSource:
                 entries.append(entry)
         else:
             entries = days  # type: ignore[assignment]  # no None among them
-        return ScheduleResult(items=_assemble(entries, first, window), stale=stale)
+        return ScheduleResult(items=self._assembled(mailbox, entries, first, window), stale=stale)
+
+    def _assembled(
+        self, mailbox: str, days: list[CachedDay], first: int, window: Window
+    ) -> tuple[BusyItem, ...]:
+        """_assemble(), from the same days' whole span assembled before when there is one:
+        the span's items clipped to the window are the window's items."""
+        if not 1 < len(days) <= SPAN_MAX_DAYS:
+            return _assemble(days, first, window)
+        key = (mailbox, first, len(days))
+        span = self._spans.get(key)
+        if span is None or not all(map(is_, span.days, days)):
+            whole = Window(_day_start(first), _day_start(first + len(days)))
+            span = self._spans[key] = _Span(tuple(days), _assemble(days, first, whole))
+        return _clipped(span.items, window.start, window.end)
 
     def _stale(self, key: CacheKey, now: float) -> CachedDay | None:
         """A data entry past its freshness but within stale_max_age, if serve-stale is on."""

@@ -278,6 +278,39 @@ async def test_cached_answers_equal_the_source_for_any_calendar_and_window(
     assert list(cached.items) == sorted(cached.items)
 
 
+# Two windows over the same whole days (the first starts in day ``first``, both end in day
+# ``first + days - 1``), edges anywhere inside those days: a sliding window asked again.
+_SAME_DAYS = st.tuples(
+    st.integers(0, 4), st.integers(2, 4), st.lists(st.integers(0, 95), min_size=4, max_size=4)
+).map(
+    lambda t: [
+        Window(
+            start=MONDAY + timedelta(days=t[0], minutes=15 * t[2][2 * n]),
+            end=MONDAY + timedelta(days=t[0] + t[1] - 1, minutes=15 * (t[2][2 * n + 1] + 1)),
+        )
+        for n in range(2)
+    ]
+)
+
+
+@given(items=_ITEMS, windows=_SAME_DAYS)
+async def test_a_window_over_days_assembled_before_equals_the_source(
+    items: list[BusyItem], windows: list[Window]
+) -> None:
+    """Asked again over the same days with other edges (the days' whole span assembled once,
+    clipped each time), an answer still shows per status what the source shows, as the
+    first did."""
+    fake = FakeSource({ADELE: items})
+    cache, _ = chain(fake, min_fetch_days=7)
+    for window in (*windows, *reversed(windows)):
+        cached = (await cache.get_schedules([ADELE], window))[ADELE]
+        direct = (await fake.get_schedules([ADELE], window))[ADELE]
+        assert union(cached.items) == union(direct.items)
+        assert len(cached.items) <= len(direct.items)
+        assert all(window.start <= i.start < i.end <= window.end for i in cached.items)
+        assert all(map(operator.lt, cached.items, cached.items[1:]))
+
+
 _POLICIES = st.builds(
     Policy,
     detail=st.sampled_from(["status", "busy"]),
