@@ -163,11 +163,8 @@ class Availability:
         try:
             await self._charge(consumer, entry.cost, None)
             check_reach(self._bounds_of(consumer), query.window, now=self._wall_clock.now())
-        except RateLimited:
-            self._counts.inc((consumer.name, "rate_limited"))
-            raise
-        except ProblemError:
-            self._counts.inc((consumer.name, "refused"))
+        except ProblemError as refusal:
+            self._counts.inc((consumer.name, _outcome(refusal)))
             raise
         self._counts.inc((consumer.name, "admitted"))
         self.memo.served(entry)
@@ -245,11 +242,8 @@ class Availability:
         try:
             await self._charge(consumer, graph_calls(query, window), bucket)
             self._check(consumer, query, question, window, view_minutes)
-        except RateLimited:
-            self._counts.inc((consumer.name, "rate_limited"))
-            raise
-        except ProblemError:
-            self._counts.inc((consumer.name, "refused"))
+        except ProblemError as refusal:
+            self._counts.inc((consumer.name, _outcome(refusal)))
             raise
         self._counts.inc((consumer.name, "admitted"))
         return window
@@ -306,6 +300,11 @@ class Availability:
                 ),
             )
         return bounds.bounds
+
+
+def _outcome(refusal: ProblemError) -> str:
+    """How a refused question is counted: rate_limited, or refused (allowlist or limits)."""
+    return "rate_limited" if isinstance(refusal, RateLimited) else "refused"
 
 
 class _Bounds(NamedTuple):

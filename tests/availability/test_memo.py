@@ -53,6 +53,17 @@ def with_consumers(mock: RunningMock, *extra: ConsumerSettings, **fields: Any) -
     return replace(settings, consumers=settings.consumers + extra, **fields)
 
 
+def limited_to(mock: RunningMock, rate_per_minute: int) -> Settings:
+    """Test settings with a consumer "limited" (BUSY_KEY) allowed so many a minute."""
+    limited = ConsumerSettings(
+        name="limited",
+        key_sha256=BUSY_KEY_SHA,
+        allow=(f"*@{MOCK_DOMAIN}",),
+        policy=Policy(rate_per_minute=rate_per_minute),
+    )
+    return with_consumers(mock, limited)
+
+
 async def test_memo_hit_is_byte_identical_and_calls_nobody(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
@@ -96,13 +107,7 @@ async def test_rate_limit_applies_to_memo_hits(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
     """A key allowed 2 a minute gets its third identical request refused with 429."""
-    limited = ConsumerSettings(
-        name="limited",
-        key_sha256=BUSY_KEY_SHA,
-        allow=(f"*@{MOCK_DOMAIN}",),
-        policy=Policy(rate_per_minute=2),
-    )
-    client = await make_proxy(mock_graph, settings=with_consumers(mock_graph, limited))
+    client = await make_proxy(mock_graph, settings=limited_to(mock_graph, 2))
     body = {"schedules": people(mock_graph, 1), **DAY}
     assert (await post(client, body, BUSY_KEY))[0] == 200
     assert (await post(client, body, BUSY_KEY))[0] == 200
@@ -117,13 +122,7 @@ async def test_memo_hits_are_charged_what_the_request_costs(
 ) -> None:
     """A 62-day window could take two Graph calls: a memo hit is charged two tokens as the
     question was, so a key allowed 5 a minute gets its third such request refused."""
-    limited = ConsumerSettings(
-        name="limited",
-        key_sha256=BUSY_KEY_SHA,
-        allow=(f"*@{MOCK_DOMAIN}",),
-        policy=Policy(rate_per_minute=5),
-    )
-    client = await make_proxy(mock_graph, settings=with_consumers(mock_graph, limited))
+    client = await make_proxy(mock_graph, settings=limited_to(mock_graph, 5))
     body = {
         "schedules": people(mock_graph, 1),
         "start": "2026-01-05T00:00:00Z",
@@ -272,19 +271,28 @@ async def test_errors_are_not_memoised(make_proxy: ProxyFactory, mock_graph: Run
     assert len(client.app[AVAILABILITY].memo) == 0
 
 
+async def memo_on_cached_days(
+    make_proxy: ProxyFactory, mock: RunningMock, max_bytes: int
+) -> tuple[ResponseMemo, list[str], Window, Policy]:
+    """A memo of ``max_bytes`` on a proxy's cache holding DAY for three people; the people,
+    DAY and the "all" key's policy."""
+    client = await make_proxy(mock)
+    addresses = people(mock, 3)
+    for address in addresses:  # the cache days every entry stands on
+        assert (await post(client, {"schedules": [address], **DAY}))[0] == 200
+    window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
+    policy = client.app[CONSUMERS].named("all").policy
+    memo = ResponseMemo(client.app[CHAIN].cache, clock=MONOTONIC, max_bytes=max_bytes)
+    return memo, addresses, window, policy
+
+
 async def test_memo_is_bounded_in_bytes_oldest_first(
     make_proxy: ProxyFactory, mock_graph: RunningMock
 ) -> None:
     """Past max_bytes the oldest entries go; replacing an entry does not count it twice."""
-    client = await make_proxy(mock_graph)
-    addresses = people(mock_graph, 3)
-    for address in addresses:  # the cache days every entry below stands on
-        assert (await post(client, {"schedules": [address], **DAY}))[0] == 200
-    window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
-    policy = client.app[CONSUMERS].named("all").policy
-    keys: list[MemoKey] = [("all", "POST", address.encode()) for address in addresses]
     # Room for two entries of 1,000 body bytes (each counts its body, key and 256 bytes).
-    memo = ResponseMemo(client.app[CHAIN].cache, clock=MONOTONIC, max_bytes=2 * 1300)
+    memo, addresses, window, policy = await memo_on_cached_days(make_proxy, mock_graph, 2 * 1300)
+    keys: list[MemoKey] = [("all", "POST", address.encode()) for address in addresses]
 
     def put(key: MemoKey, address: str) -> None:
         query = Query(schedules=(address,), window=window)
@@ -310,14 +318,8 @@ async def test_one_off_requests_do_not_push_out_an_answer_that_repeats(
 ) -> None:
     """An answer is kept the second time its request comes; a flood of requests that never
     repeat (sliding windows) leaves the memo as it was, however small it is."""
-    client = await make_proxy(mock_graph)
-    addresses = people(mock_graph, 3)
-    for address in addresses:  # the cache days every entry below stands on
-        assert (await post(client, {"schedules": [address], **DAY}))[0] == 200
-    window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
-    policy = client.app[CONSUMERS].named("all").policy
     # Room for one entry of 1,000 body bytes.
-    memo = ResponseMemo(client.app[CHAIN].cache, clock=MONOTONIC, max_bytes=1300)
+    memo, addresses, window, policy = await memo_on_cached_days(make_proxy, mock_graph, 1300)
     query = Query(schedules=(addresses[0],), window=window)
     repeated: MemoKey = ("all", "POST", b"the request that repeats")
 
