@@ -60,9 +60,10 @@ PROBATION_SHARE = 2
 _TICK = timedelta(microseconds=1)
 MAX_DAYS_PER_CALL = MAX_SPAN_PER_CALL.days
 _MIDNIGHT_UTC = time(tzinfo=UTC)
-# Spans of whole days assembled (per mailbox, first and last day), with the days they were
-# assembled from: a sliding window asks the same days again and again, with new edges.
-SPANS_KEPT = 4096
+# Spans of whole days assembled (per mailbox, first day and length), with the days they were
+# assembled from: a sliding window asks the same days again and again, with new edges. They
+# hold at most a quarter of max_entries in days (the days they keep past their eviction).
+SPAN_SHARE = 4
 SPAN_MAX_DAYS = 31
 # Label values of freebusy_cache_lookups.
 _HIT, _MISS, _COALESCED, _STALE = ("hit",), ("miss",), ("coalesced",), ("stale",)
@@ -154,7 +155,9 @@ class CachedScheduleSource:
             lambda: self._entries.currsize + self._probation.currsize + len(self._unknown)
         )
         self._lookups = self._metrics.cache_lookups
-        self._spans: LRUCache[tuple[str, int, int], _Span] = LRUCache(maxsize=SPANS_KEPT)
+        self._spans: LRUCache[tuple[str, int, int], _Span] = LRUCache(
+            maxsize=max(SPAN_MAX_DAYS, max_entries // SPAN_SHARE), getsizeof=_span_days
+        )
 
     async def get_schedules(
         self, addresses: Sequence[str], window: Window
@@ -286,6 +289,11 @@ class CachedScheduleSource:
     def unknown(self) -> list[str]:
         """A snapshot of the mailboxes remembered as unknown to Graph."""
         return list(self._unknown.keys())
+
+    def mailboxes(self) -> set[str]:
+        """Every mailbox anything is held for: days, assembled spans, or "unknown" (audits)."""
+        held = {mailbox for segment in (self._entries, self._probation) for mailbox in segment}
+        return held | {mailbox for mailbox, _, _ in self._spans} | set(self._unknown)
 
     def _fresh_days(
         self, mailbox: str, first: int, last: int, now: float
@@ -571,10 +579,17 @@ class CachedScheduleSource:
             return _assemble(days, first, window)
         key = (mailbox, first, len(days))
         span = self._spans.get(key)
-        if span is None or not all(map(is_, span.days, days)):
-            whole = Window(_day_start(first), _day_start(first + len(days)))
-            span = self._spans[key] = _Span(tuple(days), _assemble(days, first, whole))
-        return _clipped(span.items, window.start, window.end)
+        if span is not None and all(map(is_, span.days, days)):
+            return _clipped(span.items, window.start, window.end)
+        whole = Window(_day_start(first), _day_start(first + len(days)))
+        items = _assemble(days, first, whole)
+        held = _peek(self._entries, mailbox)
+        if held is not None and all(
+            held.get(day) is entry for day, entry in enumerate(days, first)
+        ):
+            # Only days the cache itself holds: a fetch a forget() voided keeps nothing here.
+            self._spans[key] = _Span(tuple(days), items)
+        return _clipped(items, window.start, window.end)
 
     def _stale(self, key: CacheKey, now: float) -> CachedDay | None:
         """A data entry past its freshness but within stale_max_age, if serve-stale is on."""
@@ -662,6 +677,11 @@ def _split_by_day(items: Sequence[BusyItem], first: int, last: int, fetched_at: 
             edges |= TWINS
         days[day] = CachedDay(items=tuple(pieces), fetched_at=fetched_at, edges=edges)
     return days
+
+
+def _span_days(span: _Span) -> int:
+    """A span's size in the spans' LRU: its days."""
+    return len(span.days)
 
 
 def _assemble(days: list[CachedDay], first: int, window: Window) -> tuple[BusyItem, ...]:

@@ -178,6 +178,23 @@ async def test_forget_during_a_fetch_keeps_nothing() -> None:
     assert cache.entries() == []
 
 
+async def test_forget_during_a_fetch_of_several_days_keeps_nothing_about_anyone() -> None:
+    """A fetch of days that would be joined into a span, landing after forget(): answered,
+    and nothing held about the mailbox in any form, then or after another question."""
+    fake = FakeSource({ADELE: [item(9, 1), item(23, 2)], ALEX: [item(10, 1)]})
+    cache, _ = chain(fake, min_fetch_days=3)
+    fake.held()
+    asked = asyncio.create_task(cache.get_schedules([ADELE], day(0, 3)))
+    await fake.until_called(1)
+    cache.forget([ADELE])
+    fake.release()
+    assert (await asked)[ADELE].items == (item(9, 1), item(23, 2))
+    assert cache.mailboxes() == set()
+    await cache.get_schedules([ALEX], day(0, 3))
+    await cache.get_schedules([ALEX], day(0, 3))
+    assert cache.mailboxes() == {ALEX}
+
+
 async def test_the_breaker_opens_and_a_probe_closes_it() -> None:
     """After N whole failures Graph is not asked; after the cool-down one probe goes."""
     clock = ManualClock()
