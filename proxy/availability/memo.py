@@ -17,7 +17,7 @@ request a walk over its cache days and push out, within seconds, the answers tha
 
 Stale answers, answers with any per-schedule error and error responses are never kept.
 Every per-request duty stays with the availability service, which admits a hit again: what
-its first admission settled for the policy the entry is tied to stands (the consumer may ask
+its first admission settled for the consumer the entry is tied to stands (the consumer may ask
 these addresses, over this long a window, at this cost); the rate and what the time allows
 are judged anew.
 """
@@ -31,9 +31,9 @@ from typing import Protocol
 
 import msgspec
 
+from proxy.access.consumers import Consumer
 from proxy.core.clock import Clock
 from proxy.core.model import Query, Window
-from proxy.core.policy import Policy
 
 # Bytes of keys and bodies kept at most; the oldest entries go first.
 MAX_BYTES = 16 * 1024 * 1024
@@ -79,7 +79,8 @@ class Memoized(msgspec.Struct, frozen=True, gc=False):
 
     body: bytes
     query: Query
-    policy: Policy
+    # The very consumer (its allowlist and policy) the answer was admitted and shaped for.
+    consumer: Consumer
     fresh_until: float
     generation: int
     # Mailbox-days the answer stands for, counted as cache hits when it is sent again.
@@ -107,7 +108,7 @@ class ResponseMemo:
         self._seen: set[int] = set()
         self._seen_earlier: set[int] = set()
 
-    def get(self, key: MemoKey, *, policy: Policy) -> Memoized | None:
+    def get(self, key: MemoKey, *, consumer: Consumer) -> Memoized | None:
         """The entry for ``key`` if it may be sent now; drops it when it may not."""
         entry = self._entries.get(key)
         if entry is None:
@@ -115,7 +116,7 @@ class ResponseMemo:
         if (
             entry.generation != self._cache.generation
             or self._clock() > entry.fresh_until
-            or entry.policy is not policy
+            or entry.consumer is not consumer
         ):
             self._drop(key)
             return None
@@ -131,7 +132,7 @@ class ResponseMemo:
         *,
         body: bytes,
         query: Query,
-        policy: Policy,
+        consumer: Consumer,
         fetch_window: Window,
         cost: int,
     ) -> None:
@@ -152,7 +153,7 @@ class ResponseMemo:
         entry = Memoized(
             body=body,
             query=query,
-            policy=policy,
+            consumer=consumer,
             fresh_until=fresh_until,
             generation=self._cache.generation,
             days=days,

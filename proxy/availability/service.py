@@ -153,12 +153,12 @@ class Availability:
 
         None when there is none to send: answer through lookup() (or slots()).
         """
-        entry = self.memo.get(key, policy=consumer.policy)
+        entry = self.memo.get(key, consumer=consumer)
         if entry is None:
             return None
         query = entry.query
-        # What its first admission settled stands: the entry is this consumer's, tied to the
-        # very policy object it was admitted under, and the global limits do not change.
+        # What its first admission settled stands: the entry is tied to this very consumer
+        # (its allowlist and policy), and the global limits do not change.
         note_request(query.schedules, query.window)
         try:
             await self._charge(consumer, entry.cost, None)
@@ -186,7 +186,7 @@ class Availability:
                 key,
                 body=body,
                 query=query,
-                policy=policy,
+                consumer=consumer,
                 fetch_window=window,
                 cost=graph_calls(query, window),
             )
@@ -207,7 +207,7 @@ class Availability:
                 key,
                 body=body,
                 query=question.query,
-                policy=policy,
+                consumer=consumer,
                 fetch_window=window,
                 cost=graph_calls(question.query, window),
             )

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from proxy.access.consumers import new_key
+from proxy.access.consumers import Consumer, new_key
 from proxy.availability.memo import SIGHTINGS, MemoKey, ResponseMemo
 from proxy.config.schema import AuditSettings, CacheSettings, ConsumerSettings, Settings
 from proxy.core.clock import MONOTONIC, FixedWallClock, ManualClock
@@ -273,17 +273,17 @@ async def test_errors_are_not_memoised(make_proxy: ProxyFactory, mock_graph: Run
 
 async def memo_on_cached_days(
     make_proxy: ProxyFactory, mock: RunningMock, max_bytes: int
-) -> tuple[ResponseMemo, list[str], Window, Policy]:
+) -> tuple[ResponseMemo, list[str], Window, Consumer]:
     """A memo of ``max_bytes`` on a proxy's cache holding DAY for three people; the people,
-    DAY and the "all" key's policy."""
+    DAY and the "all" key's consumer."""
     client = await make_proxy(mock)
     addresses = people(mock, 3)
     for address in addresses:  # the cache days every entry stands on
         assert (await post(client, {"schedules": [address], **DAY}))[0] == 200
     window = Window(start=parse_rfc3339(DAY["start"]), end=parse_rfc3339(DAY["end"]))
-    policy = client.app[CONSUMERS].named("all").policy
+    consumer = client.app[CONSUMERS].named("all")
     memo = ResponseMemo(client.app[CHAIN].cache, clock=MONOTONIC, max_bytes=max_bytes)
-    return memo, addresses, window, policy
+    return memo, addresses, window, consumer
 
 
 async def test_memo_is_bounded_in_bytes_oldest_first(
@@ -291,17 +291,17 @@ async def test_memo_is_bounded_in_bytes_oldest_first(
 ) -> None:
     """Past max_bytes the oldest entries go; replacing an entry does not count it twice."""
     # Room for two entries of 1,000 body bytes (each counts its body, key and 256 bytes).
-    memo, addresses, window, policy = await memo_on_cached_days(make_proxy, mock_graph, 2 * 1300)
+    memo, addresses, window, consumer = await memo_on_cached_days(make_proxy, mock_graph, 2 * 1300)
     keys: list[MemoKey] = [("all", "POST", address.encode()) for address in addresses]
 
     def put(key: MemoKey, address: str) -> None:
         query = Query(schedules=(address,), window=window)
-        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window, cost=1)
+        memo.put(key, body=b"x" * 1000, query=query, consumer=consumer, fetch_window=window, cost=1)
         # Kept from the second time its request comes (the first only noted, see below).
-        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window, cost=1)
+        memo.put(key, body=b"x" * 1000, query=query, consumer=consumer, fetch_window=window, cost=1)
 
     def held() -> list[bool]:
-        return [memo.get(key, policy=policy) is not None for key in keys]
+        return [memo.get(key, consumer=consumer) is not None for key in keys]
 
     put(keys[0], addresses[0])
     put(keys[1], addresses[1])
@@ -319,21 +319,21 @@ async def test_one_off_requests_do_not_push_out_an_answer_that_repeats(
     """An answer is kept the second time its request comes; a flood of requests that never
     repeat (sliding windows) leaves the memo as it was, however small it is."""
     # Room for one entry of 1,000 body bytes.
-    memo, addresses, window, policy = await memo_on_cached_days(make_proxy, mock_graph, 1300)
+    memo, addresses, window, consumer = await memo_on_cached_days(make_proxy, mock_graph, 1300)
     query = Query(schedules=(addresses[0],), window=window)
     repeated: MemoKey = ("all", "POST", b"the request that repeats")
 
     def put(key: MemoKey) -> None:
-        memo.put(key, body=b"x" * 1000, query=query, policy=policy, fetch_window=window, cost=1)
+        memo.put(key, body=b"x" * 1000, query=query, consumer=consumer, fetch_window=window, cost=1)
 
     put(repeated)
-    assert memo.get(repeated, policy=policy) is None
+    assert memo.get(repeated, consumer=consumer) is None
     assert len(memo) == 0
     put(repeated)
-    assert memo.get(repeated, policy=policy) is not None
+    assert memo.get(repeated, consumer=consumer) is not None
     for n in range(1000):
         put(("all", "POST", b"sliding %d" % n))
-    assert memo.get(repeated, policy=policy) is not None
+    assert memo.get(repeated, consumer=consumer) is not None
     assert len(memo) == 1
     # Past both generations of sightings a request counts as new again, nothing more.
     for n in range(2 * SIGHTINGS):
@@ -341,4 +341,20 @@ async def test_one_off_requests_do_not_push_out_an_answer_that_repeats(
     assert len(memo) == 1
     put(("all", "POST", b"sliding 0"))
     assert len(memo) == 1
-    assert memo.get(repeated, policy=policy) is not None
+    assert memo.get(repeated, consumer=consumer) is not None
+
+
+async def test_an_entry_is_only_for_the_very_consumer_it_was_admitted_for(
+    make_proxy: ProxyFactory, mock_graph: RunningMock
+) -> None:
+    """A memo hit skips the allowlist its first admission checked, so another consumer of the
+    same name and policy but another allowlist finds nothing, and the entry goes."""
+    memo, addresses, window, consumer = await memo_on_cached_days(make_proxy, mock_graph, 4096)
+    key: MemoKey = ("all", "POST", b"asked twice")
+    query = Query(schedules=(addresses[0],), window=window)
+    for _ in range(2):
+        memo.put(key, body=b"x", query=query, consumer=consumer, fetch_window=window, cost=1)
+    other = replace(consumer, exact=frozenset(), domains=frozenset())
+    assert other.policy is consumer.policy
+    assert memo.get(key, consumer=other) is None
+    assert memo.get(key, consumer=consumer) is None
