@@ -6,7 +6,7 @@ fetched or sent (audit record, rate, what kind of question the key may ask, allo
 limits, in that order), then answered from the policy-neutral chain with the consumer's
 policy applied. An answer the memo holds is admitted again before it is sent: its rate
 charged and its window judged against the time as a new question's are; what its first
-admission settled under the same policy (allowlist, size, cost) stands.
+admission settled for the very same consumer (allowlist, size, cost) stands.
 """
 
 from __future__ import annotations
