@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Import (and run in subprocesses) the proxy of this checkout, whatever else is installed.
 sys.path.insert(0, str(ROOT))
 
+from bench.passthrough import TOKEN_ENV as PASSTHROUGH_TOKEN_ENV
 from proxy.access.consumers import new_key
 from proxy.config.schema import AUDIT_KEY_ENV, CLIENT_SECRET_ENV, CacheSettings
 from proxy.core.clock import MONOTONIC
@@ -426,20 +427,26 @@ async def cold_path(
 
     Two direct baselines: the consumer's own question (one day), and the call the proxy
     really makes on a miss (``cache.min_fetch_days`` days), to tell the proxy's own overhead
-    from the cost of fetching the whole block of days.
+    from the cost of fetching the whole block of days. And the floor: the same question
+    through a bare pass-through making that call (bench/passthrough.py), what the hop costs.
     """
     addresses = mock.graph.organisation.addresses()
     if samples + 20 > len(addresses):
         raise ValueError(f"at most {len(addresses) - 20} cold-path samples (one per mailbox)")
     reach = timedelta(days=min_fetch_days)
     tokens = MsalAppTokens(**mock.client_credentials(), timeout_seconds=10, clock=MONOTONIC)
-    port = free_port()
-    timings: dict[str, list[float]] = {"day": [], "reach": [], "proxy": []}
+    port, floor_port = free_port(), free_port()
+    timings: dict[str, list[float]] = {"day": [], "reach": [], "proxy": [], "floor": []}
     try:
         token = await tokens.token()
         connector = aiohttp.TCPConnector(ssl=client_ssl_context(mock.ca_file))
+        floor_argv = [
+            sys.executable, str(ROOT / "bench" / "passthrough.py"), str(floor_port),
+            mock.graph_base_url, str(mock.ca_file), str(reach.days),
+        ]  # fmt: skip
         async with (
             server(proxy_argv(config, port), port, env=PROXY_ENV) as base,
+            server(floor_argv, floor_port, env={PASSTHROUGH_TOKEN_ENV: token}) as floor,
             aiohttp.ClientSession(connector=connector) as graph,
             aiohttp.ClientSession() as session,
         ):
@@ -483,15 +490,19 @@ async def cold_path(
                 t = time.perf_counter()
                 await post(session, base, body)
                 proxied = time.perf_counter() - t
+                t = time.perf_counter()
+                await post(session, floor, body)
+                floored = time.perf_counter() - t
                 if i >= 20:
                     timings["day"].append(one_day)
                     timings["reach"].append(reaching)
                     timings["proxy"].append(proxied)
+                    timings["floor"].append(floored)
             proxy_cpu = cpu_seconds(PIDS[base]) - proxy_cpu
             calls = mock.graph.stats()["calls"]["getSchedule"]
     finally:
         await tokens.close()
-    assert calls == 4 * (samples + 20), "every proxy request must have been a cache miss"
+    assert calls == 5 * (samples + 20), "every proxy request must have been a cache miss"
     result: dict[str, Any] = {
         "samples": samples,
         "reach_days": reach.days,
@@ -503,6 +514,7 @@ async def cold_path(
     for p in (50, 99):
         result[f"added_p{p}_ms"] = result[f"proxy_p{p}_ms"] - result[f"day_p{p}_ms"]
         result[f"overhead_p{p}_ms"] = result[f"proxy_p{p}_ms"] - result[f"reach_p{p}_ms"]
+        result[f"floor_overhead_p{p}_ms"] = result[f"floor_p{p}_ms"] - result[f"reach_p{p}_ms"]
     return result
 
 
@@ -1035,6 +1047,10 @@ async def main() -> int:
          f"{three['reach_p50_ms']:.2f} / {three['reach_p99_ms']:.2f} ms",
          f"+{three['overhead_p50_ms']:.2f} ms p50, +{three['overhead_p99_ms']:.2f} ms p99",
          "-"),
+        ("   the floor: a bare pass-through making that call (bench/passthrough.py)",
+         f"p50 {three['floor_p50_ms']:.2f} / p99 {three['floor_p99_ms']:.2f} ms",
+         f"+{three['floor_overhead_p50_ms']:.2f} ms p50, "
+         f"+{three['floor_overhead_p99_ms']:.2f} ms p99", "(reference)"),
         (f"4. memory per cached mailbox-day ({four['entries']:,} entries)",
          f"{four['items_per_entry']:.1f} items per mailbox-day on average",
          f"{four['bytes_per_entry']:,.0f} bytes", "<= 400 B"),
