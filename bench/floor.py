@@ -1,6 +1,7 @@
 """The floor for the cached path: bare.py plus the duties every proxied request owes.
 
-Usage: python bench/floor.py PORT BODY_FILE KEY REQUEST_FILE AUDIT_FILE
+Usage: python bench/floor.py PORT BODY_FILE KEY REQUEST_FILE AUDIT_FILE [--reuse-port]
+(--reuse-port: several of them share the port, as `serve --workers N` does.)
 
 Per request, each as plainly as Python and aiohttp allow: the key checked by a keyed BLAKE2b
 tag, the body read and looked up among answers already rendered, a token taken from the
@@ -51,6 +52,7 @@ def main() -> None:
             port=port,
             access_log=None,
             print=lambda _: None,
+            reuse_port="--reuse-port" in sys.argv[6:] or None,
         )
 
 
