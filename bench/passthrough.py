@@ -23,6 +23,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from proxy.core.timefmt import format_graph_local
 from proxy.sources.tls import client_ssl_context
 
 TOKEN_ENV = "FREEBUSY_BENCH_TOKEN"  # noqa: S105 (a variable name)
@@ -47,8 +48,11 @@ def main() -> None:
         address = question["schedules"][0]
         call = {
             "schedules": [address],
-            "startTime": {"dateTime": _local(start), "timeZone": "UTC"},
-            "endTime": {"dateTime": _local(start + timedelta(days=days)), "timeZone": "UTC"},
+            "startTime": {"dateTime": format_graph_local(start), "timeZone": "UTC"},
+            "endTime": {
+                "dateTime": format_graph_local(start + timedelta(days=days)),
+                "timeZone": "UTC",
+            },
             "availabilityViewInterval": 1440,
         }
         async with request.app[_SESSION].post(
@@ -76,11 +80,6 @@ def main() -> None:
 async def _ok() -> web.Response:
     """The readiness answer server() waits for."""
     return web.Response(text="ok")
-
-
-def _local(instant: datetime) -> str:
-    """Graph's local date-time spelling of a UTC instant."""
-    return instant.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _kept(entry: dict[str, Any]) -> dict[str, Any]:
